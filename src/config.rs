@@ -1,0 +1,569 @@
+//! The TOML configuration file (DESIGN.md §4): its sections, their defaults, and the checks that
+//! run before anything starts. Unknown keys are an error, so a typo never silently falls back to
+//! a default.
+//!
+//! Secrets: the API token may come from the file, from `api_token_file`, from a systemd
+//! credential named `api_token` (`LoadCredential=`), or from `SMSGATE_API_TOKEN`, which wins.
+//! [`Config::summary`] and `Debug` never print it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where `smsgate run` looks for its configuration when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/smsgate/smsgate.toml";
+
+/// The environment variable that overrides every other source of the API token.
+pub const TOKEN_ENV: &str = "SMSGATE_API_TOKEN";
+
+/// Errors found while loading or checking a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub respond: RespondConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub modem: ModemConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub sms: SmsConfig,
+}
+
+/// `[respond]`: the respond.io Custom Channel.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondConfig {
+    /// The Channel ID respond.io shows when the channel is created.
+    pub channel_id: String,
+    /// The API token (prefer `api_token_file`, a systemd credential or `SMSGATE_API_TOKEN`).
+    #[serde(default)]
+    pub api_token: Option<String>,
+    /// A file holding the API token (first line, surrounding whitespace ignored).
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+    /// Where events are posted.
+    #[serde(default = "default_webhook_url")]
+    pub webhook_url: String,
+    /// Outgoing webhook requests per second, at most (respond.io publishes 20).
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: u32,
+    /// Timeout of one webhook request.
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long an event is retried before it is parked as dead.
+    #[serde(default = "default_max_event_age", with = "humantime_serde")]
+    pub max_event_age: Duration,
+    /// What to do with SMS from alphanumeric senders (operator notices, banks):
+    /// `forward` them with the name as contact ID, or `keep` them locally only.
+    #[serde(default)]
+    pub alphanumeric_senders: AlphanumericPolicy,
+}
+
+/// The alphanumeric-sender rule (DESIGN.md §1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlphanumericPolicy {
+    /// Forward with the sender name as the contact ID.
+    Forward,
+    /// Store locally (visible in `smsgate status`) and do not forward.
+    #[default]
+    Keep,
+}
+
+/// `[http]`: the API respond.io calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP server listens on; the tunnel points here.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+    /// Longest time a request may take before it is answered 408.
+    #[serde(default = "default_http_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Outbox depth past which `POST /message` answers 429.
+    #[serde(default = "default_max_queue_depth")]
+    pub max_queue_depth: u64,
+    /// Age of the oldest queued message past which `POST /message` answers 429.
+    #[serde(default = "default_max_queue_age", with = "humantime_serde")]
+    pub max_queue_age: Duration,
+}
+
+/// `[modem]`: the serial modem.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    /// The serial device; prefer a stable `/dev/serial/by-id/…` link.
+    #[serde(default = "default_port")]
+    pub port: PathBuf,
+    /// Line speed in bits per second.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// SIM PIN, entered when the SIM asks for one (never a PUK).
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Ask the network for delivery reports.
+    #[serde(default = "default_true")]
+    pub delivery_reports: bool,
+    /// How often the SIM storage is swept for messages whose notification was lost.
+    #[serde(default = "default_sweep_interval", with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Timeout of an ordinary AT command.
+    #[serde(default = "default_command_timeout", with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Timeout of `AT+CMGS` (sending one part), which waits on the network.
+    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Allow `AT+CFUN=1,1` (a modem reset) as the last step of recovery.
+    #[serde(default)]
+    pub reset_on_failure: bool,
+}
+
+/// `[store]`: the SQLite database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Database file (WAL mode: `-wal` and `-shm` files sit beside it).
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Finished rows older than this many days are pruned.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+/// `[sms]`: how messages are turned into SMS and back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// ISO 3166 alpha-2 country used to turn national sender numbers into E.164.
+    #[serde(default = "default_country")]
+    pub default_country: String,
+    /// Most parts one message may take; longer messages are refused with a 4xx.
+    #[serde(default = "default_max_parts")]
+    pub max_parts: usize,
+    /// Replace curly quotes, dashes, odd spaces … by GSM look-alikes to stay in 7-bit.
+    #[serde(default = "default_true")]
+    pub smart_encoding: bool,
+    /// How long the parts of a multipart SMS are awaited before what arrived is forwarded.
+    #[serde(default = "default_reassembly_timeout", with = "humantime_serde")]
+    pub reassembly_timeout: Duration,
+    /// How long a bare-number answer maps to the quick-reply menu last sent to that contact.
+    #[serde(default = "default_quick_reply_window", with = "humantime_serde")]
+    pub quick_reply_window: Duration,
+    /// Attempts at sending one message before it fails.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// An outbound message not sent within this time fails as expired.
+    #[serde(default = "default_message_expiry", with = "humantime_serde")]
+    pub expiry: Duration,
+    /// What to do with a part whose send outcome is unknown (a crash or timeout during
+    /// `AT+CMGS`) once `unknown_window` has passed without a status report.
+    #[serde(default)]
+    pub unknown_policy: UnknownPolicy,
+    /// How long an unknown send waits for a status report before `unknown_policy` applies.
+    #[serde(default = "default_unknown_window", with = "humantime_serde")]
+    pub unknown_window: Duration,
+    /// Window in which a status report is paired with a part by (TP-MR, recipient).
+    #[serde(default = "default_report_window", with = "humantime_serde")]
+    pub report_window: Duration,
+}
+
+/// The policy for a send whose outcome is unknown (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    /// Send again (the contact may get it twice; never lost).
+    #[default]
+    Resend,
+    /// Report it failed (never twice; may be lost).
+    Fail,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_webhook_url() -> String {
+    "https://app.respond.io/custom/channel/webhook/".to_owned()
+}
+fn default_rate_limit() -> u32 {
+    20
+}
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_max_event_age() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_http_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_queue_depth() -> u64 {
+    10_000
+}
+fn default_max_queue_age() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_port() -> PathBuf {
+    PathBuf::from("/dev/ttyUSB2")
+}
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_sweep_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(180)
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("/var/lib/smsgate/smsgate.db")
+}
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_country() -> String {
+    "US".to_owned()
+}
+fn default_max_parts() -> usize {
+    10
+}
+fn default_reassembly_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_quick_reply_window() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_max_attempts() -> u32 {
+    10
+}
+fn default_message_expiry() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_unknown_window() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_report_window() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            body_limit: default_body_limit(),
+            request_timeout: default_http_timeout(),
+            max_queue_depth: default_max_queue_depth(),
+            max_queue_age: default_max_queue_age(),
+        }
+    }
+}
+
+impl Default for ModemConfig {
+    fn default() -> Self {
+        Self {
+            port: default_port(),
+            baud: default_baud(),
+            pin: None,
+            delivery_reports: true,
+            sweep_interval: default_sweep_interval(),
+            command_timeout: default_command_timeout(),
+            send_timeout: default_send_timeout(),
+            reset_on_failure: false,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: default_store_path(),
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            default_country: default_country(),
+            max_parts: default_max_parts(),
+            smart_encoding: true,
+            reassembly_timeout: default_reassembly_timeout(),
+            quick_reply_window: default_quick_reply_window(),
+            max_attempts: default_max_attempts(),
+            expiry: default_message_expiry(),
+            unknown_policy: UnknownPolicy::default(),
+            unknown_window: default_unknown_window(),
+            report_window: default_report_window(),
+        }
+    }
+}
+
+impl fmt::Debug for RespondConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RespondConfig")
+            .field("channel_id", &self.channel_id)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("api_token_file", &self.api_token_file)
+            .field("webhook_url", &self.webhook_url)
+            .field("rate_limit", &self.rate_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_event_age", &self.max_event_age)
+            .field("alphanumeric_senders", &self.alphanumeric_senders)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads, parses and checks a configuration file, resolving the API token.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|error| match error {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        config.resolve_token()?;
+        Ok(config)
+    }
+
+    /// Parses and checks configuration text. The token is not resolved from files or the
+    /// environment here (see [`Config::load`]).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: error.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if self.respond.channel_id.trim().is_empty() {
+            return invalid(
+                "respond.channel_id is empty: copy the Channel ID respond.io shows".into(),
+            );
+        }
+        if !(self.respond.webhook_url.starts_with("https://")
+            || self.respond.webhook_url.starts_with("http://"))
+        {
+            return invalid(format!(
+                "respond.webhook_url {:?} is not an http(s) URL",
+                self.respond.webhook_url
+            ));
+        }
+        if self.respond.rate_limit == 0 {
+            return invalid("respond.rate_limit must be at least 1 request per second".into());
+        }
+        let country = &self.sms.default_country;
+        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+            return invalid(format!(
+                "sms.default_country {country:?} is not an ISO 3166 alpha-2 code such as \"MY\""
+            ));
+        }
+        if crate::phone::calling_code(country).is_none() {
+            return invalid(format!(
+                "sms.default_country {country:?} is not a known country"
+            ));
+        }
+        if self.sms.max_parts == 0 || self.sms.max_parts > 255 {
+            return invalid("sms.max_parts must be between 1 and 255".into());
+        }
+        if self.sms.max_attempts == 0 {
+            return invalid("sms.max_attempts must be at least 1".into());
+        }
+        if self.modem.baud == 0 {
+            return invalid("modem.baud must be a line speed such as 115200".into());
+        }
+        if let Some(pin) = &self.modem.pin {
+            if !pin.is_empty() && !(4..=8).contains(&pin.len())
+                || !pin.chars().all(|c| c.is_ascii_digit())
+            {
+                return invalid("modem.pin must be 4 to 8 digits (or empty)".into());
+            }
+        }
+        if self.http.body_limit < 1024 {
+            return invalid("http.body_limit must be at least 1024 bytes".into());
+        }
+        Ok(())
+    }
+
+    /// Resolves the API token: `SMSGATE_API_TOKEN`, then the systemd credential `api_token`,
+    /// then `api_token_file`, then `api_token`. A missing token is an error.
+    pub fn resolve_token(&mut self) -> Result<(), ConfigError> {
+        let from_env = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        let from_credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(|dir| PathBuf::from(dir).join("api_token"))
+            .filter(|path| path.exists());
+        let token = if let Some(token) = from_env {
+            token
+        } else if let Some(path) = from_credential.or_else(|| self.respond.api_token_file.clone()) {
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?
+        } else if let Some(token) = &self.respond.api_token {
+            token.clone()
+        } else {
+            return Err(ConfigError::Invalid(format!(
+                "no API token: set respond.api_token_file, respond.api_token or {TOKEN_ENV}"
+            )));
+        };
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid("the API token is empty".into()));
+        }
+        self.respond.api_token = Some(token);
+        Ok(())
+    }
+
+    /// The resolved API token (empty before [`Config::resolve_token`]).
+    pub fn api_token(&self) -> &str {
+        self.respond.api_token.as_deref().unwrap_or("")
+    }
+
+    /// A human summary without secrets, for `check-config` and the start-up log.
+    pub fn summary(&self) -> String {
+        format!(
+            "channel {} → {} (≤ {} req/s); listening on {}; modem {} at {} baud; database {}; \
+             country {}, at most {} parts per message",
+            self.respond.channel_id,
+            self.respond.webhook_url,
+            self.respond.rate_limit,
+            self.http.listen,
+            self.modem.port.display(),
+            self.modem.baud,
+            self.store.path.display(),
+            self.sms.default_country,
+            self.sms.max_parts,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [respond]
+        channel_id = "gfd8g7fd89dgfd"
+        api_token = "secret-token"
+    "#;
+
+    #[test]
+    fn minimal_file_takes_defaults() {
+        let config = Config::parse(MINIMAL).expect("minimal config parses");
+        assert_eq!(config.http.listen, default_listen());
+        assert_eq!(config.sms.max_parts, 10);
+        assert_eq!(config.respond.rate_limit, 20);
+        assert_eq!(config.respond.max_event_age, Duration::from_secs(259_200));
+        assert_eq!(
+            config.respond.alphanumeric_senders,
+            AlphanumericPolicy::Keep
+        );
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let text = format!("{MINIMAL}\n[sms]\nreassembly_timeout = \"90s\"\nexpiry = \"2d\"\n");
+        let config = Config::parse(&text).expect("parses");
+        assert_eq!(config.sms.reassembly_timeout, Duration::from_secs(90));
+        assert_eq!(config.sms.expiry, Duration::from_secs(172_800));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = format!("{MINIMAL}\n[sms]\nmax_part = 3\n");
+        let error = Config::parse(&text)
+            .expect_err("typo must be refused")
+            .to_string();
+        assert!(error.contains("max_part"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (extra, key) in [
+            (
+                "[sms]\ndefault_country = \"Malaysia\"",
+                "sms.default_country",
+            ),
+            ("[sms]\nmax_parts = 0", "sms.max_parts"),
+            ("[modem]\npin = \"12ab\"", "modem.pin"),
+            (
+                "[respond]\nchannel_id = \"x\"\nrate_limit = 0",
+                "rate_limit",
+            ),
+        ] {
+            let text = if extra.starts_with("[respond]") {
+                format!("{extra}\napi_token = \"t\"\n")
+            } else {
+                format!("{MINIMAL}\n{extra}\n")
+            };
+            let error = Config::parse(&text).expect_err(extra).to_string();
+            assert!(error.contains(key), "{extra}: {error}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let config = Config::parse(MINIMAL).expect("parses");
+        let shown = format!("{config:?} {}", config.summary());
+        assert!(!shown.contains("secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_path = dir.path().join("token");
+        std::fs::write(&token_path, "from-file\n").expect("write token");
+        let text = format!(
+            "[respond]\nchannel_id = \"c\"\napi_token_file = {:?}\n",
+            token_path.display().to_string()
+        );
+        let mut config = Config::parse(&text).expect("parses");
+        if std::env::var_os(TOKEN_ENV).is_none()
+            && std::env::var_os("CREDENTIALS_DIRECTORY").is_none()
+        {
+            config.resolve_token().expect("token resolves");
+            assert_eq!(config.api_token(), "from-file");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The `smsgate` binary: parses the command line, starts logging, and hands each subcommand to
+//! [`smsgate::cmd`]. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use smsgate::cmd;
+
+/// An SMS gateway that makes a GSM/LTE modem a respond.io Custom Channel.
+#[derive(Parser)]
+#[command(name = "smsgate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway daemon.
+    Run(cmd::run::Args),
+    /// Run the whole gateway on this machine with a simulated modem and a local respond.io stand-in.
+    Demo(cmd::demo::Args),
+    /// Probe the modem and print a report with the fix for anything wrong.
+    Doctor(cmd::doctor::Args),
+    /// Queue an SMS outside respond.io (reported to respond.io as a message echo).
+    Send(cmd::send::Args),
+    /// Show queue depths, the oldest items, last errors and dead webhook events.
+    Status(cmd::status::Args),
+    /// Validate a configuration file and exit.
+    CheckConfig(cmd::check_config::Args),
+    /// Decode and encode SMS PDUs.
+    #[command(subcommand)]
+    Pdu(cmd::pdu::Command),
+    /// Run the simulated modem alone on a pseudo-terminal.
+    Sim(cmd::sim::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::init_logging();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Status(args) => cmd::status::run(args),
+        Command::CheckConfig(args) => cmd::check_config::run(args),
+        Command::Pdu(command) => cmd::pdu::run(command),
+        Command::Sim(args) => cmd::sim::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("smsgate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
