@@ -99,7 +99,9 @@ impl WebhookClient {
             .tcp_keepalive(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|error| RespondError::Config(format!("cannot build the HTTP client: {error}")))?;
+            .map_err(|error| {
+                RespondError::Config(format!("cannot build the HTTP client: {error}"))
+            })?;
         Ok(Self {
             http,
             url,

@@ -57,7 +57,9 @@ impl RateLimiter {
             }
             bucket.held_until = None;
         }
-        let elapsed = now.saturating_duration_since(bucket.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(bucket.refilled_at)
+            .as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.capacity);
         bucket.refilled_at = now;
         if bucket.tokens >= 1.0 {
@@ -186,6 +188,9 @@ mod tests {
             wait >= Duration::from_millis(249) && wait <= Duration::from_millis(251),
             "{wait:?}"
         );
-        assert_eq!(limiter.try_acquire(now + Duration::from_millis(250)), Ok(()));
+        assert_eq!(
+            limiter.try_acquire(now + Duration::from_millis(250)),
+            Ok(())
+        );
     }
 }

@@ -378,7 +378,10 @@ mod tests {
                 Decision::Dead {
                     error, hold, kind, ..
                 } => {
-                    assert!(error.contains(&format!("HTTP {code}: bad payload")), "{error}");
+                    assert!(
+                        error.contains(&format!("HTTP {code}: bad payload")),
+                        "{error}"
+                    );
                     assert_eq!(hold, None);
                     assert_eq!(kind, FailureKind::Rejected);
                 }

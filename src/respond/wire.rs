@@ -259,7 +259,11 @@ mod tests {
         let body = WebhookBody {
             channel_id: "gfd8g7fd89dgfd".into(),
             contact_id: "+60177872890".into(),
-            events: vec![Event::message("xcvzzxcxczxczxc", 2132131321000, "Hello World")],
+            events: vec![Event::message(
+                "xcvzzxcxczxczxc",
+                2132131321000,
+                "Hello World",
+            )],
             contact: Some(Contact {
                 phone: Some("+60177872890".into()),
                 ..Contact::default()
@@ -322,10 +326,9 @@ mod tests {
 
     #[test]
     fn the_field_tables_spelling_of_longitude_is_read() {
-        let message: Message = serde_json::from_value(
-            json!({"type": "location", "latitude": 1.5, "longtitude": 2.5}),
-        )
-        .expect("reads");
+        let message: Message =
+            serde_json::from_value(json!({"type": "location", "latitude": 1.5, "longtitude": 2.5}))
+                .expect("reads");
         assert_eq!(
             message,
             Message::Location {

@@ -280,7 +280,11 @@ impl<Q: EventQueue> Worker<Q> {
     /// `idle_poll`. Cancelling mid-request is safe: delivery is at least once, so an event
     /// whose answer was not recorded is simply posted again later.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        info!(url = self.client.url(), rate = self.limiter.rate(), "webhook worker started");
+        info!(
+            url = self.client.url(),
+            rate = self.limiter.rate(),
+            "webhook worker started"
+        );
         loop {
             let step = tokio::select! {
                 () = shutdown.cancelled() => break,
