@@ -4,4 +4,5 @@
 //! file, and a local HTTP stand-in for respond.io. They wait on conditions with deadlines, never
 //! on fixed sleeps.
 
+mod at_engine;
 mod webhook;
