@@ -1,0 +1,8 @@
+//! smsgate's integration tests, compiled as one binary (one `mod` per area).
+//!
+//! They drive the real code end to end: the simulated modem on a real pty, a temporary SQLite
+//! file, and a local HTTP stand-in for respond.io. They wait on conditions with deadlines, never
+//! on fixed sleeps.
+
+mod at_engine;
+mod webhook;
