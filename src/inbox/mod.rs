@@ -157,11 +157,15 @@ impl Inbox {
             })
             .await?;
         match &outcome {
-            InboundOutcome::Duplicate => tracing::info!("an SMS part already stored was read again"),
+            InboundOutcome::Duplicate => {
+                tracing::info!("an SMS part already stored was read again")
+            }
             InboundOutcome::Waiting { received, total } => {
                 tracing::debug!(received, total, "part stored; waiting for the others")
             }
-            InboundOutcome::Complete { m_id, forwarded, .. } => {
+            InboundOutcome::Complete {
+                m_id, forwarded, ..
+            } => {
                 tracing::info!(%m_id, forwarded, "SMS received")
             }
         }

@@ -195,7 +195,9 @@ impl<S: PartSender> Outbox<S> {
             Ok(address) => address,
             Err(error) => {
                 let message = format!("the recipient is not a valid number: {error}");
-                return self.fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message).await;
+                return self
+                    .fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message)
+                    .await;
             }
         };
         let options = SubmitOptions {
@@ -211,11 +213,15 @@ impl<S: PartSender> Outbox<S> {
             Ok(parts) if !parts.is_empty() => parts,
             Ok(_) => {
                 let message = "the message encoded to no parts".to_owned();
-                return self.fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message).await;
+                return self
+                    .fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message)
+                    .await;
             }
             Err(error) => {
                 let message = format!("cannot encode the message: {error}");
-                return self.fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message).await;
+                return self
+                    .fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message)
+                    .await;
             }
         };
         let total = parts.len();
@@ -254,7 +260,9 @@ impl<S: PartSender> Outbox<S> {
                     };
                     tracing::warn!(part = seq, of = total, error = %failure.message(),
                         "the modem refused a part");
-                    return self.fail_attempt(&job.m_id, job.id, end, failure.message()).await;
+                    return self
+                        .fail_attempt(&job.m_id, job.id, end, failure.message())
+                        .await;
                 }
             }
         }

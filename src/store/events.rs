@@ -233,6 +233,50 @@ impl Store {
     }
 }
 
+impl From<EventBatch> for crate::respond::EventBatch {
+    fn from(batch: EventBatch) -> Self {
+        Self {
+            contact_id: batch.contact_id,
+            event_ids: batch.event_ids,
+            events: batch.events,
+            attempts: batch.attempts,
+            first_enqueued_ms: batch.first_enqueued_ms,
+        }
+    }
+}
+
+/// The webhook worker drains this queue.
+impl crate::respond::EventQueue for Store {
+    type Error = StoreError;
+
+    async fn next_event_batch(
+        &self,
+        now_ms: i64,
+        max_events: usize,
+    ) -> Result<Option<crate::respond::EventBatch>, StoreError> {
+        Ok(Store::next_event_batch(self, now_ms, max_events)
+            .await?
+            .map(Into::into))
+    }
+
+    async fn events_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        Store::events_delivered(self, ids, now_ms).await
+    }
+
+    async fn events_retry(
+        &self,
+        ids: &[i64],
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        Store::events_retry(self, ids, next_attempt_ms, error).await
+    }
+
+    async fn events_dead(&self, ids: &[i64], error: &str) -> Result<(), StoreError> {
+        Store::events_dead(self, ids, error).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,23 +289,47 @@ mod tests {
     #[tokio::test]
     async fn batches_keep_per_contact_order() {
         let store = store().await;
-        let a1 = store.enqueue_event("+1a", json!({"n": "a1"}), 10).await.expect("a1");
-        let b1 = store.enqueue_event("+1b", json!({"n": "b1"}), 11).await.expect("b1");
-        let a2 = store.enqueue_event("+1a", json!({"n": "a2"}), 12).await.expect("a2");
+        let a1 = store
+            .enqueue_event("+1a", json!({"n": "a1"}), 10)
+            .await
+            .expect("a1");
+        let b1 = store
+            .enqueue_event("+1b", json!({"n": "b1"}), 11)
+            .await
+            .expect("b1");
+        let a2 = store
+            .enqueue_event("+1a", json!({"n": "a2"}), 12)
+            .await
+            .expect("a2");
 
-        let batch = store.next_event_batch(100, 10).await.expect("q").expect("batch");
+        let batch = store
+            .next_event_batch(100, 10)
+            .await
+            .expect("q")
+            .expect("batch");
         assert_eq!(batch.contact_id, "+1a");
         assert_eq!(batch.event_ids, vec![a1, a2]);
         assert_eq!(batch.first_enqueued_ms, 10);
 
         // a1 fails and waits: a2 must not leave before it, but b1 may.
-        store.events_retry(&[a1], 500, "HTTP 500").await.expect("retry");
-        let batch = store.next_event_batch(100, 10).await.expect("q").expect("batch");
+        store
+            .events_retry(&[a1], 500, "HTTP 500")
+            .await
+            .expect("retry");
+        let batch = store
+            .next_event_batch(100, 10)
+            .await
+            .expect("q")
+            .expect("batch");
         assert_eq!(batch.event_ids, vec![b1]);
         store.events_delivered(&[b1], 101).await.expect("delivered");
         assert_eq!(store.next_event_batch(100, 10).await.expect("q"), None);
 
-        let batch = store.next_event_batch(500, 1).await.expect("q").expect("batch");
+        let batch = store
+            .next_event_batch(500, 1)
+            .await
+            .expect("q")
+            .expect("batch");
         assert_eq!(batch.event_ids, vec![a1], "max_events honoured");
         assert_eq!(batch.attempts, 1);
         let stats = store.webhook_stats(500).await.expect("stats");
@@ -273,10 +341,23 @@ mod tests {
     #[tokio::test]
     async fn dead_events_unblock_and_can_be_redriven() {
         let store = store().await;
-        let a1 = store.enqueue_event("+1a", json!({"n": 1}), 10).await.expect("a1");
-        let a2 = store.enqueue_event("+1a", json!({"n": 2}), 11).await.expect("a2");
-        store.events_dead(&[a1], "HTTP 400: bad payload").await.expect("dead");
-        let batch = store.next_event_batch(20, 10).await.expect("q").expect("batch");
+        let a1 = store
+            .enqueue_event("+1a", json!({"n": 1}), 10)
+            .await
+            .expect("a1");
+        let a2 = store
+            .enqueue_event("+1a", json!({"n": 2}), 11)
+            .await
+            .expect("a2");
+        store
+            .events_dead(&[a1], "HTTP 400: bad payload")
+            .await
+            .expect("dead");
+        let batch = store
+            .next_event_batch(20, 10)
+            .await
+            .expect("q")
+            .expect("batch");
         assert_eq!(batch.event_ids, vec![a2]);
         store.events_delivered(&[a2], 21).await.expect("delivered");
         let stats = store.webhook_stats(30).await.expect("stats");
@@ -284,7 +365,11 @@ mod tests {
         assert_eq!(stats.last_error.as_deref(), Some("HTTP 400: bad payload"));
 
         assert_eq!(store.retry_dead_events(1000).await.expect("redrive"), 1);
-        let batch = store.next_event_batch(1000, 10).await.expect("q").expect("batch");
+        let batch = store
+            .next_event_batch(1000, 10)
+            .await
+            .expect("q")
+            .expect("batch");
         assert_eq!(batch.event_ids, vec![a1]);
         assert_eq!((batch.attempts, batch.first_enqueued_ms), (0, 1000));
     }

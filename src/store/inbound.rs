@@ -119,8 +119,8 @@ fn finish(
     now_ms: i64,
     quick_reply_window_ms: i64,
 ) -> Result<String, StoreError> {
-    let mut text = map_quick_reply(tx, contact_id, &text, now_ms, quick_reply_window_ms)?
-        .unwrap_or(text);
+    let mut text =
+        map_quick_reply(tx, contact_id, &text, now_ms, quick_reply_window_ms)?.unwrap_or(text);
     if text.chars().count() > MAX_TEXT_CHARS {
         const CUT: &str = " [truncated]";
         text = text
@@ -200,7 +200,13 @@ impl Store {
     /// message, the message and its respond.io event in the same transaction.
     pub async fn receive_part(&self, part: NewInboundPart) -> Result<InboundOutcome, StoreError> {
         let outcome = self.write(move |tx| receive(tx, part)).await?;
-        if matches!(outcome, InboundOutcome::Complete { forwarded: true, .. }) {
+        if matches!(
+            outcome,
+            InboundOutcome::Complete {
+                forwarded: true,
+                ..
+            }
+        ) {
             self.signals.events.notify_one();
         }
         Ok(outcome)
@@ -346,13 +352,8 @@ fn receive(tx: &Transaction<'_>, part: NewInboundPart) -> Result<InboundOutcome,
             total: group.total,
         });
     }
-    let (m_id, forwarded, text) = assemble(
-        tx,
-        id,
-        "complete",
-        part.now_ms,
-        part.quick_reply_window_ms,
-    )?;
+    let (m_id, forwarded, text) =
+        assemble(tx, id, "complete", part.now_ms, part.quick_reply_window_ms)?;
     Ok(InboundOutcome::Complete {
         m_id,
         forwarded,

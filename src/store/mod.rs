@@ -237,8 +237,8 @@ impl Store {
     pub async fn summary(&self) -> Result<Summary, StoreError> {
         self.call(|conn| {
             let mut outbound = Vec::new();
-            let mut stmt = conn
-                .prepare("SELECT state, count(*) FROM outbound GROUP BY state ORDER BY state")?;
+            let mut stmt =
+                conn.prepare("SELECT state, count(*) FROM outbound GROUP BY state ORDER BY state")?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (state, count) = row?;
                 outbound.push((state, count as u64));
@@ -371,7 +371,10 @@ mod tests {
             .expect("set version");
         drop(conn);
         match Store::open(&path).await {
-            Err(StoreError::TooNew { found: 99, supported }) => {
+            Err(StoreError::TooNew {
+                found: 99,
+                supported,
+            }) => {
                 assert_eq!(supported, MIGRATIONS.len() as i64)
             }
             other => panic!("expected TooNew, got {other:?}"),

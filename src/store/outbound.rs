@@ -197,7 +197,12 @@ fn settle(tx: &Transaction<'_>, id: i64, now_ms: i64) -> Result<Vec<&'static str
              finished_ms = ?2 WHERE id = ?1",
             params![id, now_ms],
         )?;
-        enqueue_event(tx, &contact_id, &status_event(&m_id, "sent", None, now_ms), now_ms)?;
+        enqueue_event(
+            tx,
+            &contact_id,
+            &status_event(&m_id, "sent", None, now_ms),
+            now_ms,
+        )?;
         events.push("sent");
         state = "sent".into();
     }
@@ -357,16 +362,15 @@ impl Store {
     /// Outbox figures.
     pub async fn outbox_stats(&self, _now_ms: i64) -> Result<OutboxStats, StoreError> {
         self.call(|conn| {
-            let (queued, oldest, sending, unknown): (i64, Option<i64>, i64, i64) = conn
-                .query_row(
-                    "SELECT coalesce(sum(state = 'queued'), 0),
+            let (queued, oldest, sending, unknown): (i64, Option<i64>, i64, i64) = conn.query_row(
+                "SELECT coalesce(sum(state = 'queued'), 0),
                             min(CASE WHEN state = 'queued' THEN created_ms END),
                             coalesce(sum(state = 'sending'), 0),
                             coalesce(sum(state = 'unknown'), 0)
                      FROM outbound WHERE state IN ('queued', 'sending', 'unknown')",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?;
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
             Ok(OutboxStats {
                 queued: queued as u64,
                 oldest_queued_ms: oldest,
