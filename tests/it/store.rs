@@ -1027,3 +1027,68 @@ async fn events_of_one_contact_leave_in_order() {
     assert_eq!(batch.events[1]["mId"], m_id.as_str());
     assert_eq!(batch.attempts, 1);
 }
+
+// ---------------------------------------------------------------- with real PDUs
+
+fn decode_deliver(pdu: &[u8]) -> smsgate::pdu::Deliver {
+    match smsgate::pdu::decode(pdu, true).expect("decodes") {
+        smsgate::pdu::Pdu::Deliver(deliver) => deliver,
+        other => panic!("expected a deliver, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn inbox_takes_real_pdus_and_outbox_real_status_reports() {
+    let store = Store::open_in_memory().await.expect("open");
+    let (clock, modem) = (Clock::new(), FakeModem::default());
+    let inbox =
+        Inbox::new(store.clone(), inbox_options(AlphanumericPolicy::Keep)).with_clock(clock.func());
+    let smsc = Address::parse("+60120000015").expect("smsc");
+    let sender = Address::parse(CONTACT).expect("sender");
+    let text = "Ünïcödé is not needed here, but a long text is: ".repeat(8);
+    let pdus =
+        smsgate::pdu::encode_deliver(&smsc, &sender, &text, scts(0), 0x1234).expect("encode");
+    assert!(pdus.len() > 2, "a multipart message");
+    let (last, rest) = pdus.split_last().expect("parts");
+    for pdu in std::iter::once(last).chain(rest.iter().rev()) {
+        inbox
+            .receive(&decode_deliver(pdu), pdu)
+            .await
+            .expect("receive");
+    }
+    // The first part again (a sweep after a lost notification): nothing new.
+    let again = inbox
+        .receive(&decode_deliver(&pdus[0]), &pdus[0])
+        .await
+        .expect("again");
+    assert_eq!(again, InboundOutcome::Duplicate);
+    let events = drain_events(&store).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["message"]["text"], text.as_str());
+
+    let m_id = store
+        .enqueue_outbound(new_message(CONTACT, "thanks", T0))
+        .await
+        .expect("out");
+    modem.script([Ok(0x2A)]);
+    let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
+    outbox.try_one().await.expect("send");
+    let report = smsgate::pdu::encode_status_report(&smsc, 0x2A, &sender, scts(1), scts(2), 0x00);
+    let smsgate::pdu::Pdu::StatusReport(report) =
+        smsgate::pdu::decode(&report, true).expect("decodes")
+    else {
+        panic!("expected a status report");
+    };
+    let outcome = outbox.status_report(&report).await.expect("report");
+    assert_eq!(
+        outcome,
+        ReportOutcome::Matched {
+            m_id: m_id.clone(),
+            events: vec!["delivered"]
+        }
+    );
+    assert_eq!(
+        statuses(&drain_events(&store).await, &m_id),
+        vec!["sent", "delivered"]
+    );
+}
