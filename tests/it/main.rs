@@ -6,4 +6,5 @@
 
 mod at_engine;
 mod store;
+mod pdu_cli;
 mod webhook;
