@@ -5,6 +5,6 @@
 //! on fixed sleeps.
 
 mod at_engine;
-mod store;
 mod pdu_cli;
+mod store;
 mod webhook;
