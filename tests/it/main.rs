@@ -5,4 +5,5 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod http;
 mod webhook;
