@@ -76,10 +76,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(ErrorBody::new(message))).into_response();
         match &self {
             Self::Unauthorized(_) => {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer"),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::QueueFull { retry_after_s, .. } => {
                 if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {

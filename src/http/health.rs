@@ -229,7 +229,10 @@ pub async fn get_metrics(
     }
     inner.webhook.write_prometheus(&mut out);
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
         .into_response())
@@ -290,8 +293,16 @@ fn write_metrics(
     );
     if let Some(totals) = totals {
         for (name, help, value) in [
-            ("sent", "Messages every part of which the modem accepted.", totals.sent),
-            ("delivered", "Messages the network reported delivered.", totals.delivered),
+            (
+                "sent",
+                "Messages every part of which the modem accepted.",
+                totals.sent,
+            ),
+            (
+                "delivered",
+                "Messages the network reported delivered.",
+                totals.delivered,
+            ),
             ("failed", "Messages that failed for good.", totals.failed),
             ("received", "Incoming messages committed.", totals.received),
         ] {

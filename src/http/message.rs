@@ -621,8 +621,8 @@ mod tests {
 
     #[test]
     fn malformed_json_says_where() {
-        let error = parse(b"{\"channelId\": \"x\",\n  \"contactId\": }", CHANNEL)
-            .expect_err("malformed");
+        let error =
+            parse(b"{\"channelId\": \"x\",\n  \"contactId\": }", CHANNEL).expect_err("malformed");
         assert_eq!(
             error.to_string(),
             "malformed JSON at line 2, column 16: expected value"

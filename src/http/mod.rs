@@ -24,8 +24,8 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use routes::check_token;
 pub use state::{
-    AppState, BacklogStats, BoxFuture, ModemProbe, ModemSnapshot, NewMessage, Outbox,
-    OutboxError, QueueStats, Settings, Totals,
+    AppState, BacklogStats, BoxFuture, ModemProbe, ModemSnapshot, NewMessage, Outbox, OutboxError,
+    QueueStats, Settings, Totals,
 };
 
 /// The router with every route, its limits and a tracing span per request.
@@ -35,17 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/message", post(routes::post_message))
         .route(
             "/health",
-            get(health::get_health).layer(middleware::from_fn_with_state(
-                state.clone(),
-                bounded,
-            )),
+            get(health::get_health).layer(middleware::from_fn_with_state(state.clone(), bounded)),
         )
         .route(
             "/metrics",
-            get(health::get_metrics).layer(middleware::from_fn_with_state(
-                state.clone(),
-                bounded,
-            )),
+            get(health::get_metrics).layer(middleware::from_fn_with_state(state.clone(), bounded)),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -117,18 +117,20 @@ pub async fn post_message(
 async fn prepare(state: &AppState, request: Request) -> Result<Prepared, ApiError> {
     let inner = &state.inner;
     let settings = &inner.settings;
-    let body = Bytes::from_request(request, &()).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: settings.body_limit,
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: settings.body_limit,
+                }
+            } else {
+                ApiError::Invalid(message::Invalid::Field {
+                    field: "body".into(),
+                    rule: format!("could not be read: {}", rejection.body_text()),
+                })
             }
-        } else {
-            ApiError::Invalid(message::Invalid::Field {
-                field: "body".into(),
-                rule: format!("could not be read: {}", rejection.body_text()),
-            })
-        }
-    })?;
+        })?;
     let checked = message::parse(&body, &settings.channel_id)?;
     let text = message::render(&checked.message);
     let plan = crate::pdu::plan(&text, settings.smart_encoding, false);
@@ -223,7 +225,11 @@ mod tests {
             assert!(error.to_string().starts_with(want), "{value}: {error}");
         }
         let error = check_token(&HeaderMap::new(), "secret").expect_err("missing");
-        assert!(error.to_string().starts_with("missing Authorization header"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("missing Authorization header")
+        );
         // An unset token never matches an empty one.
         assert!(check_token(&with_auth("Bearer "), "").is_err());
     }

@@ -222,7 +222,9 @@ async fn http_over_the_part_cap_is_refused_with_the_part_count() {
     let outbox = Arc::new(MemoryOutbox::default());
     let api = Api::start(settings(), outbox.clone()).await;
     let (status, body) = api
-        .send(&envelope(json!({"type": "text", "text": "x".repeat(7_000)})))
+        .send(&envelope(
+            json!({"type": "text", "text": "x".repeat(7_000)}),
+        ))
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(
@@ -232,11 +234,15 @@ async fn http_over_the_part_cap_is_refused_with_the_part_count() {
     );
     // 10 parts of 153 septets is the most that fits.
     let (status, _) = api
-        .send(&envelope(json!({"type": "text", "text": "y".repeat(1_530)})))
+        .send(&envelope(
+            json!({"type": "text", "text": "y".repeat(1_530)}),
+        ))
         .await;
     assert_eq!(status, 200);
     let (status, body) = api
-        .send(&envelope(json!({"type": "text", "text": "y".repeat(1_531)})))
+        .send(&envelope(
+            json!({"type": "text", "text": "y".repeat(1_531)}),
+        ))
         .await;
     assert_eq!(status, 422);
     assert!(error_message(&body).contains("takes 11 parts"), "{body}");
@@ -279,7 +285,10 @@ async fn http_every_validation_rule_is_a_400_naming_field_and_rule() {
             "message.type: unknown message type \"sticker\"; this channel takes text, \
              attachment, location and quick_reply",
         ),
-        (envelope(json!({"type": "text"})), "message.text: is required"),
+        (
+            envelope(json!({"type": "text"})),
+            "message.text: is required",
+        ),
         (
             envelope(json!({"type": "text", "text": "x".repeat(7_001)})),
             "message.text: must be at most 7000 characters, not 7001",
@@ -344,10 +353,7 @@ async fn http_every_validation_rule_is_a_400_naming_field_and_rule() {
     for (body, want) in cases {
         let (status, answer) = api.send(&body).await;
         assert_eq!(status, 400, "{body}: {answer}");
-        assert!(
-            error_message(&answer).starts_with(want),
-            "{body}: {answer}"
-        );
+        assert!(error_message(&answer).starts_with(want), "{body}: {answer}");
     }
     assert!(outbox.messages().is_empty(), "nothing refused was queued");
 }
@@ -362,7 +368,10 @@ async fn http_wrong_or_missing_token_is_401() {
         (None, "missing Authorization header"),
         (Some("Bearer wrong-token"), "invalid API token"),
         (Some(&*format!("Bearer {TOKEN}x")), "invalid API token"),
-        (Some(&*format!("Basic {TOKEN}")), "the Authorization header must be"),
+        (
+            Some(&*format!("Basic {TOKEN}")),
+            "the Authorization header must be",
+        ),
     ];
     for (authorization, want) in cases {
         let mut request = api.client.post(&url).json(&body);
@@ -570,6 +579,37 @@ async fn http_health_is_terse_without_the_token_and_detailed_with_it() {
         .map(|c| c["name"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(failing, ["registration"]);
+
+    // A failing webhook shows up too, until a request succeeds again.
+    api.modem.send_modify(|modem| modem.registered = true);
+    api.webhook.record_failure(
+        smsgate::respond::retry::FailureKind::Transient,
+        "HTTP 503",
+        chrono::Utc::now().timestamp_millis(),
+    );
+    let report: Value = api
+        .client
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let failing: Vec<(&str, &str)> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default(),
+                c["detail"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(failing, [("webhook_last_error", "HTTP 503")]);
 
     let response = api
         .client
