@@ -6,4 +6,5 @@
 
 mod at_engine;
 mod http;
+mod pdu_cli;
 mod webhook;
