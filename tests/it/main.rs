@@ -5,4 +5,7 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod http;
+mod pdu_cli;
+mod store;
 mod webhook;
