@@ -55,7 +55,7 @@ pub enum Behaviour {
     Status(u16),
     /// `429 Too Many Requests` with `Retry-After: <seconds>`.
     TooManyRequests { retry_after_secs: u64 },
-    /// Never answer (the client's timeout must fire).
+    /// Never answer (the client's timeout must fire); recorded with `answered: 0`.
     Hang,
 }
 
@@ -174,10 +174,18 @@ async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let behaviour = *lock(&shared.behaviour);
-    if behaviour == Behaviour::Hang {
-        std::future::pending::<()>().await;
-    }
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
+    if behaviour == Behaviour::Hang {
+        // Recorded with status 0: it arrived and was never answered.
+        lock(&shared.requests).push(Recorded {
+            at: Instant::now(),
+            authorization,
+            body: parsed.unwrap_or(Value::Null),
+            answered: 0,
+        });
+        std::future::pending::<()>().await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
     let (status, answer) = match (&parsed, behaviour) {
         (_, Behaviour::Status(code)) => (
             StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -5,6 +5,8 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod e2e;
+mod harness;
 mod http;
 mod pdu_cli;
 mod store;
