@@ -709,6 +709,8 @@ async fn outbox_failed_report_fails_the_message_with_a_reason() {
         message.contains("incompatible destination") && message.contains("0x41"),
         "{message}"
     );
+    let totals = store.totals().await.expect("totals");
+    assert_eq!((totals.sent, totals.delivered, totals.failed), (1, 0, 1));
 }
 
 #[tokio::test]
@@ -1025,6 +1027,8 @@ async fn events_of_one_contact_leave_in_order() {
         .collect();
     assert_eq!(kinds, vec!["message", "message_echo", "message_status"]);
     assert_eq!(batch.events[1]["mId"], m_id.as_str());
+    let totals = store.totals().await.expect("totals");
+    assert_eq!((totals.received, totals.sent), (1, 1));
     assert_eq!(batch.attempts, 1);
 }
 
