@@ -7,4 +7,5 @@
 mod at_engine;
 mod http;
 mod pdu_cli;
+mod store;
 mod webhook;
