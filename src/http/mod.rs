@@ -9,6 +9,7 @@ pub mod health;
 pub mod message;
 mod routes;
 pub mod state;
+mod store;
 
 use std::time::Duration;
 
