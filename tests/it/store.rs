@@ -1092,3 +1092,42 @@ async fn inbox_takes_real_pdus_and_outbox_real_status_reports() {
         vec!["sent", "delivered"]
     );
 }
+
+/// Durable accepts per second with 64 concurrent writers (run with `--ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn store_enqueue_throughput() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let store = open(&dir.path().join("smsgate.db")).await;
+    let total = 4000usize;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (worker..total).step_by(64) {
+                let t = std::time::Instant::now();
+                store
+                    .enqueue_outbound(new_message(CONTACT, &format!("m{i}"), T0))
+                    .await
+                    .expect("enqueue");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("join"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "{total} durable enqueues, 64 writers: {:.0}/s, p50 {:?}, p99 {:?}",
+        total as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99)
+    );
+}
