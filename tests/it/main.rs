@@ -6,6 +6,7 @@
 
 mod at_engine;
 mod http;
+mod http_store;
 mod pdu_cli;
 mod store;
 mod webhook;
