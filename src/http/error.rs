@@ -38,8 +38,8 @@ pub enum ApiError {
     #[error("{reason}")]
     QueueFull { reason: String, retry_after_s: u64 },
     /// Reading or checking the request took longer than `http.request_timeout`.
-    #[error("the request was not received within {0} seconds")]
-    Timeout(u64),
+    #[error("the request was not received within {} s (http.request_timeout)", .0.as_secs_f64())]
+    Timeout(std::time::Duration),
     /// smsgate's fault; the text is logged, the caller sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,6 +67,12 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 "internal error; the cause is in smsgate's log".to_owned()
+            }
+            Self::Invalid(Invalid::Field { field, .. }) => {
+                // The rule may quote the contact's number: in full only at debug.
+                tracing::info!(status = status.as_u16(), field, "request refused");
+                tracing::debug!(reason = %self, "request refused");
+                self.to_string()
             }
             other => {
                 tracing::info!(status = status.as_u16(), reason = %other, "request refused");

@@ -9,6 +9,7 @@ pub mod health;
 pub mod message;
 mod routes;
 pub mod state;
+mod store;
 
 use std::time::Duration;
 
@@ -43,7 +44,15 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
         .with_state(state)
 }
 
@@ -68,7 +77,7 @@ async fn bounded(State(state): State<AppState>, request: Request, next: Next) ->
     let timeout: Duration = state.settings().request_timeout;
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::Timeout(timeout.as_secs().max(1)).into_response(),
+        Err(_) => ApiError::Timeout(timeout).into_response(),
     }
 }
 

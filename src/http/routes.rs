@@ -90,7 +90,7 @@ pub async fn post_message(
         let timeout = inner.settings.request_timeout;
         let prepared = tokio::time::timeout(timeout, prepare(&state, request))
             .await
-            .map_err(|_| ApiError::Timeout(timeout.as_secs().max(1)))??;
+            .map_err(|_| ApiError::Timeout(timeout))??;
         let contact = mask(&prepared.message.contact_id);
         let parts = prepared.message.parts;
         let m_id = inner

@@ -7,7 +7,7 @@
 //!
 //! This file does not send anything; the worker in [`crate::respond`] does.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Store, StoreError, next_counter};
@@ -36,7 +36,7 @@ pub struct WebhookStats {
 
 /// Appends one event to the queue inside the caller's transaction, due at once.
 pub(crate) fn enqueue_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     contact_id: &str,
     event: &Value,
     now_ms: i64,

@@ -9,12 +9,12 @@
 //! The keys, the sender normalisation and the forwarding rule are decided by
 //! [`crate::inbox`]; this file only applies them.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::events::enqueue_event;
 use super::identity::stable_id;
-use super::{Store, StoreError};
+use super::{Store, StoreError, next_counter};
 
 /// respond.io's limit on `message.text` (the seed: "Max length 7,000 characters").
 const MAX_TEXT_CHARS: usize = 7_000;
@@ -72,7 +72,7 @@ pub fn gap_marker(sequence: u8, total: u8) -> String {
 
 /// The quick-reply answer a bare number stands for, if the contact was sent a menu recently.
 fn map_quick_reply(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     contact_id: &str,
     text: &str,
     now_ms: i64,
@@ -108,7 +108,7 @@ fn map_quick_reply(
 /// Writes the message row's final text and enqueues its event.
 #[allow(clippy::too_many_arguments)]
 fn finish(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     m_id: &str,
     contact_id: &str,
@@ -134,6 +134,7 @@ fn finish(
          WHERE id = ?1",
         params![id, m_id, state, text, timestamp_ms, now_ms],
     )?;
+    next_counter(tx, "total_received")?;
     if forward {
         let event = json!({
             "type": "message",
@@ -148,7 +149,7 @@ fn finish(
 
 /// Assembles a multipart message from the parts it has, marking gaps, and finishes it.
 fn assemble(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     state: &str,
     now_ms: i64,
@@ -276,7 +277,7 @@ impl Store {
     }
 }
 
-fn receive(tx: &Transaction<'_>, part: NewInboundPart) -> Result<InboundOutcome, StoreError> {
+fn receive(tx: &Connection, part: NewInboundPart) -> Result<InboundOutcome, StoreError> {
     let known: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM inbound_part WHERE part_key = ?1)",
         [&part.part_key],
@@ -362,7 +363,7 @@ fn receive(tx: &Transaction<'_>, part: NewInboundPart) -> Result<InboundOutcome,
 }
 
 fn insert_part(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     message_id: i64,
     sequence: u8,
     part: &NewInboundPart,

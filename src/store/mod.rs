@@ -77,9 +77,68 @@ pub enum StoreError {
     NoSuchMessage(i64),
     #[error("the database thread has stopped")]
     Closed,
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Work for the database thread.
+enum Job {
+    Read(Box<dyn FnOnce(&mut Connection) + Send>),
+    Write(WriteJob),
+}
+
+/// Runs inside the open transaction and returns what to answer once the commit is known.
+type WriteJob = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// Most writes that share one commit: bounds the latency the first of them sees.
+const MAX_GROUP: usize = 256;
+
+/// The database thread: runs jobs in order until every handle is gone. Consecutive writes are
+/// grouped into one transaction (group commit); a read ends the group, so it sees them all.
+fn serve(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let first = match job {
+            Job::Read(read) => {
+                read(&mut conn);
+                continue;
+            }
+            Job::Write(write) => write,
+        };
+        if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Still run it, in autocommit mode, so the caller gets the real error (or success).
+            first(&conn)(Ok(()));
+            tracing::warn!(%error, "could not begin a transaction");
+            continue;
+        }
+        let mut replies = vec![first(&conn)];
+        while replies.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(Job::Write(write)) => replies.push(write(&conn)),
+                Ok(read) => {
+                    next = Some(read);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|error| {
+            let _ = conn.execute_batch("ROLLBACK");
+            error.to_string()
+        });
+        for reply in replies {
+            reply(commit.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
 
 /// A handle to the database thread. Cloning is cheap; the thread stops when the last handle is
 /// dropped, after finishing the requests already sent.
@@ -128,19 +187,13 @@ impl Store {
         let (ready_tx, ready_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("smsgate-store".into())
-            .spawn(move || {
-                let mut conn = match open() {
-                    Ok(conn) => {
-                        let _ = ready_tx.send(Ok(()));
-                        conn
-                    }
-                    Err(error) => {
-                        let _ = ready_tx.send(Err(error));
-                        return;
-                    }
-                };
-                while let Ok(job) = queue.recv() {
-                    job(&mut conn);
+            .spawn(move || match open() {
+                Ok(conn) => {
+                    let _ = ready_tx.send(Ok(()));
+                    serve(conn, &queue);
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
                 }
             })
             .map_err(|_| StoreError::Closed)?;
@@ -151,32 +204,53 @@ impl Store {
         })
     }
 
-    /// Runs `f` on the database thread and returns its result.
+    /// Runs `f` on the database thread and returns its result (reads; no transaction).
     pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Box::new(move |conn| {
+            .send(Job::Read(Box::new(move |conn| {
                 let _ = tx.send(f(conn));
-            }))
+            })))
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if it returns `Ok`.
+    /// Runs `f` atomically (all of it or nothing) and returns once it is durable. Writes queued
+    /// together share one commit (and one fsync), each in its own savepoint, so one failing
+    /// write never takes another with it.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        let (tx, rx) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = conn
+                .execute_batch("SAVEPOINT job")
+                .map_err(StoreError::from)
+                .and_then(|()| f(conn));
+            let undo = if result.is_ok() {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            let result = match (result, conn.execute_batch(undo)) {
+                (Ok(_), Err(error)) => Err(StoreError::from(error)),
+                (result, _) => result,
+            };
+            Box::new(move |commit: Result<(), &str>| {
+                let _ = tx.send(match commit {
+                    Ok(()) => result,
+                    Err(error) => result.and(Err(StoreError::Commit(error.to_owned()))),
+                });
+            })
+        });
+        self.jobs
+            .send(Job::Write(job))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Notified whenever an outbound message becomes ready to send (enqueued or requeued).
@@ -233,6 +307,49 @@ impl Store {
         .await
     }
 
+    /// Lifetime counters (they survive pruning): messages sent, delivered, failed, received.
+    pub async fn totals(&self) -> Result<Totals, StoreError> {
+        self.call(|conn| {
+            let mut totals = Totals::default();
+            let mut stmt = conn.prepare("SELECT key, value FROM meta WHERE key LIKE 'total_%'")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (key, value) = row?;
+                let slot = match key.as_str() {
+                    "total_sent" => &mut totals.sent,
+                    "total_delivered" => &mut totals.delivered,
+                    "total_failed" => &mut totals.failed,
+                    "total_received" => &mut totals.received,
+                    _ => continue,
+                };
+                *slot = value as u64;
+            }
+            Ok(totals)
+        })
+        .await
+    }
+
+    /// Prunes rows finished more than `retention` ago, now and then every hour, until
+    /// `shutdown` (`store.retention_days`).
+    pub async fn run_pruning(
+        self,
+        retention: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), StoreError> {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        while !shutdown.is_cancelled() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let pruned = self.prune(now.saturating_sub(retention_ms)).await?;
+            if pruned != PruneCounts::default() {
+                tracing::info!(?pruned, "pruned finished rows");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Counts for `smsgate status`.
     pub async fn summary(&self) -> Result<Summary, StoreError> {
         self.call(|conn| {
@@ -268,6 +385,15 @@ impl Store {
         })
         .await
     }
+}
+
+/// Lifetime message counters for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub received: u64,
 }
 
 /// What [`Store::prune`] removed.
@@ -330,7 +456,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Increments and returns the named counter in `meta`.
-fn next_counter(tx: &rusqlite::Transaction<'_>, key: &str) -> Result<i64, StoreError> {
+fn next_counter(tx: &Connection, key: &str) -> Result<i64, StoreError> {
     Ok(tx.query_row(
         "INSERT INTO meta (key, value) VALUES (?1, 1)
          ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",

@@ -10,7 +10,7 @@
 //! reference) replaces them, so a late report for an abandoned attempt pairs with nothing.
 //! This file decides nothing about timing or the modem; [`crate::outbox`] does.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::events::enqueue_event;
@@ -145,13 +145,14 @@ fn status_event(m_id: &str, value: &str, message: Option<&str>, now_ms: i64) -> 
 }
 
 /// Marks a message failed with `message` and enqueues the `failed` event.
-fn fail(tx: &Transaction<'_>, id: i64, message: &str, now_ms: i64) -> Result<(), StoreError> {
+fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), StoreError> {
     let (m_id, contact_id): (String, String) = tx.query_row(
         "UPDATE outbound SET state = 'failed', status_message = ?2, updated_ms = ?3,
          finished_ms = ?3 WHERE id = ?1 RETURNING m_id, contact_id",
         params![id, message, now_ms],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    next_counter(tx, "total_failed")?;
     enqueue_event(
         tx,
         &contact_id,
@@ -162,7 +163,7 @@ fn fail(tx: &Transaction<'_>, id: i64, message: &str, now_ms: i64) -> Result<(),
 }
 
 /// Puts a message back in the queue for a whole new attempt at `at_ms`.
-fn requeue(tx: &Transaction<'_>, id: i64, at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+fn requeue(tx: &Connection, id: i64, at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
     tx.execute("DELETE FROM outbound_part WHERE message_id = ?1", [id])?;
     tx.execute(
         "UPDATE outbound SET state = 'queued', next_attempt_ms = ?2, unknown_since_ms = NULL,
@@ -175,7 +176,7 @@ fn requeue(tx: &Transaction<'_>, id: i64, at_ms: i64, now_ms: i64) -> Result<(),
 /// Moves a message forward as far as its parts allow, enqueuing one event per step:
 /// `sending`/`unknown` → `sent` once every part was accepted; `sent` → `failed` when a part's
 /// report failed; `sent` → `delivered` once every part's report says delivered.
-fn settle(tx: &Transaction<'_>, id: i64, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
+fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
     let (state, parts, m_id, contact_id): (String, i64, String, String) = tx.query_row(
         "SELECT state, parts, m_id, contact_id FROM outbound WHERE id = ?1",
         [id],
@@ -197,6 +198,7 @@ fn settle(tx: &Transaction<'_>, id: i64, now_ms: i64) -> Result<Vec<&'static str
              finished_ms = ?2 WHERE id = ?1",
             params![id, now_ms],
         )?;
+        next_counter(tx, "total_sent")?;
         enqueue_event(
             tx,
             &contact_id,
@@ -217,6 +219,7 @@ fn settle(tx: &Transaction<'_>, id: i64, now_ms: i64) -> Result<Vec<&'static str
                  WHERE id = ?1",
                 params![id, now_ms],
             )?;
+            next_counter(tx, "total_delivered")?;
             enqueue_event(
                 tx,
                 &contact_id,
@@ -253,11 +256,7 @@ pub fn report_failure_text(status: u8) -> String {
 }
 
 /// Expires queued messages and applies the unknown policy; part of every claim.
-fn housekeeping(
-    tx: &Transaction<'_>,
-    now_ms: i64,
-    policy: &OutboxPolicy,
-) -> Result<bool, StoreError> {
+fn housekeeping(tx: &Connection, now_ms: i64, policy: &OutboxPolicy) -> Result<bool, StoreError> {
     let mut requeued = false;
     let expired: Vec<(i64, Option<String>)> = tx
         .prepare(

@@ -456,6 +456,39 @@ async fn post_chunked(base: &str, body: &[u8]) -> u16 {
 }
 
 #[tokio::test]
+async fn http_a_body_that_stalls_is_408_after_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let outbox = Arc::new(MemoryOutbox::default());
+    let api = Api::start(
+        Settings {
+            request_timeout: Duration::from_millis(300),
+            ..settings()
+        },
+        outbox.clone(),
+    )
+    .await;
+    let address = api.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /message HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"channelId\""
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered before the test's deadline")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(290));
+    assert!(outbox.messages().is_empty());
+}
+
+#[tokio::test]
 async fn http_content_type_and_malformed_json() {
     let outbox = Arc::new(MemoryOutbox::default());
     let api = Api::start(settings(), outbox).await;

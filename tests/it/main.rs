@@ -8,6 +8,7 @@ mod at_engine;
 mod e2e;
 mod harness;
 mod http;
+mod http_store;
 mod pdu_cli;
 mod store;
 mod webhook;
