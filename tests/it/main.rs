@@ -3,3 +3,7 @@
 //! They drive the real code end to end: the simulated modem on a real pty, a temporary SQLite
 //! file, and a local HTTP stand-in for respond.io. They wait on conditions with deadlines, never
 //! on fixed sleeps.
+
+mod at_engine;
+mod pdu_cli;
+mod webhook;
