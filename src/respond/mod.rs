@@ -1,1 +1,35 @@
-//! (module under construction)
+//! respond.io: the Custom Channel wire types, the webhook client, and the worker that drains
+//! the durable webhook queue to respond.io in per-contact order, at a bounded rate, retrying
+//! failures with backoff and parking what cannot be delivered.
+//!
+//! This module does not store events (`store` does) nor serve `POST /message` (`http` does).
+
+pub mod client;
+pub mod metrics;
+pub mod ratelimit;
+pub mod retry;
+pub mod wire;
+pub mod worker;
+
+pub use client::{ClientOptions, WebhookClient};
+pub use metrics::WebhookMetrics;
+pub use ratelimit::RateLimiter;
+pub use retry::RetryPolicy;
+pub use worker::{EventBatch, EventQueue, Outcome, Waker, Worker, WorkerOptions};
+
+/// What can go wrong in this module.
+#[derive(Debug, thiserror::Error)]
+pub enum RespondError {
+    /// A setting cannot be used (bad URL, unusable token).
+    #[error("{0}")]
+    Config(String),
+    /// The webhook queue (the store) failed.
+    #[error("webhook queue: {0}")]
+    Queue(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RespondError {
+    fn queue(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Queue(Box::new(error))
+    }
+}

@@ -5,3 +5,4 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod webhook;

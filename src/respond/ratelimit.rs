@@ -1,0 +1,196 @@
+//! A token bucket that paces outgoing webhook requests (respond.io publishes a limit of 20
+//! requests per second per channel) and can be held shut for a while (a `429` with
+//! `Retry-After`, or respond.io being down).
+//!
+//! It uses `tokio::time::Instant`, so tests run it under paused time. It paces the caller; it
+//! does not queue fairly between several callers (smsgate has one webhook worker).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A token bucket: `capacity` tokens, refilled at `rate` tokens per second; each request takes
+/// one. With `capacity = 1` requests are evenly spaced `1/rate` apart, so no window of one
+/// second ever holds more than `rate` of them.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    capacity: f64,
+    state: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled_at: Instant,
+    held_until: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// `rate` requests per second (at least 1), bursts of at most `capacity` (at least 1).
+    /// The bucket starts full.
+    pub fn new(rate: u32, capacity: u32) -> Self {
+        let capacity = f64::from(capacity.max(1));
+        Self {
+            rate: f64::from(rate.max(1)),
+            capacity,
+            state: Mutex::new(Bucket {
+                tokens: capacity,
+                refilled_at: Instant::now(),
+                held_until: None,
+            }),
+        }
+    }
+
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Takes one token, or says how long to wait before asking again.
+    pub fn try_acquire(&self, now: Instant) -> Result<(), Duration> {
+        let mut bucket = self.lock();
+        if let Some(until) = bucket.held_until {
+            if now < until {
+                return Err(until - now);
+            }
+            bucket.held_until = None;
+        }
+        let elapsed = now
+            .saturating_duration_since(bucket.refilled_at)
+            .as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.capacity);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let missing = 1.0 - bucket.tokens;
+            // Round up to whole microseconds so the retry never lands a hair too early.
+            let micros = (missing / self.rate * 1e6).ceil();
+            Err(Duration::from_micros(micros as u64).max(Duration::from_micros(1)))
+        }
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self) {
+        loop {
+            match self.try_acquire(Instant::now()) {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Lets no request through before `until` (later holds extend earlier ones, never shorten
+    /// them). The bucket is emptied so requests resume at the paced rate, not in a burst.
+    pub fn hold_until(&self, until: Instant) {
+        let mut bucket = self.lock();
+        if bucket.held_until.is_none_or(|held| held < until) {
+            bucket.held_until = Some(until);
+        }
+        bucket.tokens = 0.0;
+        bucket.refilled_at = bucket.refilled_at.max(until);
+    }
+
+    /// When the current hold ends, if one is in force at `now`.
+    pub fn held_until(&self, now: Instant) -> Option<Instant> {
+        self.lock().held_until.filter(|until| *until > now)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        // The critical sections above cannot panic, so a poisoned lock still holds a
+        // consistent bucket.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts, for every request, how many requests fall in the one-second window that starts
+    /// with it; returns the largest count.
+    fn busiest_second(times: &[Instant]) -> usize {
+        (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_rate_in_any_second() {
+        for rate in [1, 5, 20, 100] {
+            let limiter = RateLimiter::new(rate, 1);
+            let start = Instant::now();
+            let mut times = Vec::new();
+            for _ in 0..(rate * 3) {
+                limiter.acquire().await;
+                times.push(Instant::now());
+            }
+            assert_eq!(busiest_second(&times), rate as usize, "rate {rate}");
+            let spent = times[times.len() - 1] - start;
+            let expected = Duration::from_secs_f64(f64::from(rate * 3 - 1) / f64::from(rate));
+            assert!(spent >= expected, "rate {rate}: {spent:?} < {expected:?}");
+            assert!(
+                spent < expected + Duration::from_millis(50),
+                "rate {rate}: {spent:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_capacity_lets_that_many_through_at_once() {
+        let limiter = RateLimiter::new(10, 5);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        assert_eq!(Instant::now(), start);
+        limiter.acquire().await;
+        assert!(Instant::now() - start >= Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_stops_everything_until_it_ends() {
+        let limiter = RateLimiter::new(20, 1);
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.hold_until(start + Duration::from_secs(3));
+        limiter.hold_until(start + Duration::from_secs(1)); // shorter: ignored
+        assert_eq!(
+            limiter.held_until(start),
+            Some(start + Duration::from_secs(3))
+        );
+        limiter.acquire().await;
+        let first = Instant::now() - start;
+        limiter.acquire().await;
+        let second = Instant::now() - start;
+        assert!(first >= Duration::from_secs(3), "{first:?}");
+        assert!(second - first >= Duration::from_millis(50), "{second:?}");
+    }
+
+    #[test]
+    fn try_acquire_says_how_long_to_wait() {
+        let limiter = RateLimiter::new(4, 1);
+        let now = Instant::now();
+        assert_eq!(limiter.try_acquire(now), Ok(()));
+        let wait = limiter.try_acquire(now).expect_err("bucket is empty");
+        assert!(
+            wait >= Duration::from_millis(249) && wait <= Duration::from_millis(251),
+            "{wait:?}"
+        );
+        assert_eq!(
+            limiter.try_acquire(now + Duration::from_millis(250)),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,544 @@
+//! The webhook worker against a local stand-in for respond.io that records every request and
+//! fails on command (500s, hangs past the client timeout, 429 with `Retry-After`, 401, 400).
+//!
+//! The queue here is an in-memory implementation of `EventQueue` with the store's ordering
+//! rule (a contact's events leave oldest first; a batch is that contact's due head-of-line
+//! events), so these tests check the worker, not SQLite.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use smsgate::respond::retry::RetryPolicy;
+use smsgate::respond::{
+    ClientOptions, EventBatch, EventQueue, Outcome, RateLimiter, WebhookClient, Worker,
+    WorkerOptions,
+};
+use tokio_util::sync::CancellationToken;
+
+const CHANNEL: &str = "chan-1";
+const TOKEN: &str = "webhook-token";
+
+/// What the stand-in does with the next request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Ok,
+    Status(u16),
+    TooMany {
+        retry_after_s: u64,
+    },
+    /// Answers only after this long (longer than the client's timeout).
+    Hang(Duration),
+}
+
+/// One request as the stand-in saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub authorization: Option<String>,
+    pub body: Value,
+    pub reply: Reply,
+}
+
+/// A local respond.io webhook that records requests and fails on command.
+#[derive(Clone, Default)]
+pub struct StandIn {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl StandIn {
+    /// Serves on a free loopback port; returns the webhook URL.
+    pub async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind the stand-in");
+        let address = listener.local_addr().expect("local address");
+        let app = Router::new()
+            .route("/webhook/", post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("stand-in serves");
+        });
+        format!("http://{address}/webhook/")
+    }
+
+    /// Queues replies for the next requests (then `Ok` for ever).
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.script.lock().expect("script lock").extend(replies);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen lock").clone()
+    }
+}
+
+async fn receive(State(stand_in): State<StandIn>, headers: HeaderMap, body: String) -> Response {
+    let reply = stand_in
+        .script
+        .lock()
+        .expect("script lock")
+        .pop_front()
+        .unwrap_or(Reply::Ok);
+    stand_in.seen.lock().expect("seen lock").push(Seen {
+        at: Instant::now(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        reply: reply.clone(),
+    });
+    match reply {
+        Reply::Ok => (StatusCode::OK, "OK").into_response(),
+        Reply::Status(code) => (
+            StatusCode::from_u16(code).expect("status code"),
+            format!("failing on command with {code}"),
+        )
+            .into_response(),
+        Reply::TooMany { retry_after_s } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", retry_after_s.to_string())],
+            "slow down",
+        )
+            .into_response(),
+        Reply::Hang(for_) => {
+            tokio::time::sleep(for_).await;
+            (StatusCode::OK, "OK").into_response()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum RowState {
+    Pending,
+    Delivered,
+    Dead(String),
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    id: i64,
+    contact: String,
+    event: Value,
+    enqueued_ms: i64,
+    next_attempt_ms: i64,
+    attempts: u32,
+    state: RowState,
+}
+
+/// An in-memory webhook queue with the store's ordering rule.
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    rows: Arc<Mutex<Vec<Row>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("memory queue: {0}")]
+pub struct MemoryError(String);
+
+impl MemoryQueue {
+    pub fn push(&self, contact: &str, event: Value) -> i64 {
+        let mut rows = self.rows.lock().expect("rows lock");
+        let id = rows.len() as i64 + 1;
+        let now = smsgate::respond::worker::system_now_ms();
+        rows.push(Row {
+            id,
+            contact: contact.to_owned(),
+            event,
+            enqueued_ms: now,
+            next_attempt_ms: now,
+            attempts: 0,
+            state: RowState::Pending,
+        });
+        id
+    }
+
+    fn states(&self) -> Vec<RowState> {
+        let rows = self.rows.lock().expect("rows lock");
+        rows.iter().map(|r| r.state.clone()).collect()
+    }
+
+    fn update(&self, ids: &[i64], change: impl Fn(&mut Row)) -> Result<(), MemoryError> {
+        let mut rows = self.rows.lock().expect("rows lock");
+        for id in ids {
+            let row = rows
+                .iter_mut()
+                .find(|r| r.id == *id)
+                .ok_or_else(|| MemoryError(format!("no event {id}")))?;
+            if row.state != RowState::Pending {
+                return Err(MemoryError(format!("event {id} is not pending")));
+            }
+            change(row);
+        }
+        Ok(())
+    }
+}
+
+impl EventQueue for MemoryQueue {
+    type Error = MemoryError;
+
+    async fn next_event_batch(
+        &self,
+        now_ms: i64,
+        max_events: usize,
+    ) -> Result<Option<EventBatch>, MemoryError> {
+        let rows = self.rows.lock().expect("rows lock");
+        // Heads of line: each contact's oldest pending event; the oldest due head wins.
+        let mut heads: Vec<&Row> = Vec::new();
+        for row in rows.iter().filter(|r| r.state == RowState::Pending) {
+            if !heads.iter().any(|h| h.contact == row.contact) {
+                heads.push(row);
+            }
+        }
+        let Some(head) = heads.into_iter().find(|h| h.next_attempt_ms <= now_ms) else {
+            return Ok(None);
+        };
+        let batch: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.state == RowState::Pending && r.contact == head.contact)
+            .take_while(|r| r.next_attempt_ms <= now_ms)
+            .take(max_events)
+            .collect();
+        Ok(Some(EventBatch {
+            contact_id: head.contact.clone(),
+            event_ids: batch.iter().map(|r| r.id).collect(),
+            events: batch.iter().map(|r| r.event.clone()).collect(),
+            attempts: head.attempts,
+            first_enqueued_ms: head.enqueued_ms,
+        }))
+    }
+
+    async fn events_delivered(&self, ids: &[i64], _now_ms: i64) -> Result<(), MemoryError> {
+        self.update(ids, |row| row.state = RowState::Delivered)
+    }
+
+    async fn events_retry(
+        &self,
+        ids: &[i64],
+        next_attempt_ms: i64,
+        _error: &str,
+    ) -> Result<(), MemoryError> {
+        self.update(ids, |row| {
+            row.attempts += 1;
+            row.next_attempt_ms = next_attempt_ms;
+        })
+    }
+
+    async fn events_dead(&self, ids: &[i64], error: &str) -> Result<(), MemoryError> {
+        self.update(ids, |row| row.state = RowState::Dead(error.to_owned()))
+    }
+}
+
+fn message_event(contact: &str, n: usize) -> Value {
+    json!({"type": "message", "mId": format!("{contact}-{n}"), "timestamp": 1_700_000_000_000_i64 + n as i64,
+           "message": {"type": "text", "text": format!("text {n}")}})
+}
+
+fn fast_retries() -> WorkerOptions {
+    WorkerOptions {
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(400),
+            auth_pause: Duration::from_millis(400),
+            ..RetryPolicy::default()
+        },
+        max_events_per_request: 20,
+        idle_poll: Duration::from_millis(20),
+    }
+}
+
+fn worker(
+    queue: &MemoryQueue,
+    url: String,
+    rate: u32,
+    timeout: Duration,
+    options: WorkerOptions,
+) -> Worker<MemoryQueue> {
+    let client = WebhookClient::new(&ClientOptions {
+        webhook_url: url,
+        channel_id: CHANNEL.into(),
+        api_token: TOKEN.into(),
+        request_timeout: timeout,
+    })
+    .expect("client");
+    Worker::new(
+        queue.clone(),
+        client,
+        Arc::new(RateLimiter::new(rate, 1)),
+        options,
+    )
+}
+
+async fn wait_until(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Checks that no window of one second holds more than `rate` request arrivals, allowing
+/// `slack` for loopback scheduling between the worker's pacing and the stand-in's clock.
+fn assert_rate(seen: &[Seen], rate: usize, slack: Duration) {
+    let times: Vec<Instant> = seen.iter().map(|s| s.at).collect();
+    for (i, start) in times.iter().enumerate() {
+        if let Some(later) = times.get(i + rate) {
+            let span = later.duration_since(*start);
+            assert!(
+                span + slack >= Duration::from_secs(1),
+                "{} requests within {span:?} (requests {i}..={})",
+                rate + 1,
+                i + rate
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_every_event_arrives_in_order_after_an_outage_and_never_above_the_rate() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    let contacts = [
+        "+60100000001",
+        "+60100000002",
+        "+60100000003",
+        "+60100000004",
+    ];
+    let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+    for contact in contacts {
+        let mut ids = Vec::new();
+        for n in 0..8 {
+            let event = message_event(contact, n);
+            ids.push(event["mId"].as_str().expect("mId").to_owned());
+            queue.push(contact, event);
+        }
+        expected.push((contact.to_owned(), ids));
+    }
+    // respond.io down for a while: server errors, hangs past the timeout, then rate limiting.
+    stand_in.script([
+        Reply::Status(500),
+        Reply::Status(502),
+        Reply::Hang(Duration::from_millis(800)),
+        Reply::Status(503),
+        Reply::Hang(Duration::from_millis(800)),
+        Reply::TooMany { retry_after_s: 1 },
+        Reply::Status(500),
+    ]);
+    let rate = 20;
+    let mut options = fast_retries();
+    options.max_events_per_request = 3; // several requests per contact
+    let worker = worker(&queue, url, rate, Duration::from_millis(300), options);
+    let metrics = worker.metrics();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+
+    wait_until(Duration::from_secs(30), "every event delivered", || {
+        queue.states().iter().all(|s| *s == RowState::Delivered)
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("worker stops on shutdown")
+        .expect("worker task");
+
+    let seen = stand_in.seen();
+    for request in &seen {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer webhook-token")
+        );
+        assert_eq!(request.body["channelId"], CHANNEL);
+    }
+    // Per-contact order among the accepted requests, each event exactly once.
+    for (contact, ids) in &expected {
+        let delivered: Vec<String> = seen
+            .iter()
+            .filter(|s| matches!(s.reply, Reply::Ok) && s.body["contactId"] == contact.as_str())
+            .flat_map(|s| s.body["events"].as_array().cloned().unwrap_or_default())
+            .map(|e| e["mId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(&delivered, ids, "events of {contact}");
+    }
+    // The 429 held every request for its Retry-After.
+    let too_many = seen
+        .iter()
+        .position(|s| matches!(s.reply, Reply::TooMany { .. }))
+        .expect("the 429 was served");
+    let after = seen[too_many + 1].at.duration_since(seen[too_many].at);
+    assert!(
+        after >= Duration::from_millis(990),
+        "next request {after:?} after the 429"
+    );
+    assert_rate(&seen, rate as usize, Duration::from_millis(10));
+    assert_eq!(metrics.events_delivered(), 32);
+    assert_eq!(metrics.requests() as usize, seen.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_a_burst_is_paced_to_the_rate() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    for n in 0..45 {
+        queue.push(&format!("+6010000{n:04}"), message_event("c", n));
+    }
+    let rate = 20;
+    let mut worker = worker(&queue, url, rate, Duration::from_secs(5), fast_retries());
+    let start = Instant::now();
+    for _ in 0..45 {
+        assert!(matches!(
+            worker.try_one().await.expect("step"),
+            Outcome::Delivered { events: 1, .. }
+        ));
+    }
+    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    let spent = start.elapsed();
+    // 45 requests at 20/s: the first is free, the other 44 wait 50 ms each.
+    assert!(spent >= Duration::from_millis(2_190), "{spent:?}");
+    assert_rate(&stand_in.seen(), rate as usize, Duration::from_millis(10));
+}
+
+#[tokio::test]
+async fn webhook_events_of_one_contact_are_coalesced_in_one_request() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    for n in 0..3 {
+        queue.push("+60177872890", message_event("a", n));
+    }
+    queue.push(
+        "+60177872890",
+        json!({"type": "message_status", "mId": "a-0", "timestamp": 5,
+               "status": {"value": "failed", "message": "invalid destination number"}}),
+    );
+    let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
+    assert_eq!(
+        worker.try_one().await.expect("step"),
+        Outcome::Delivered {
+            contact_id: "+60177872890".into(),
+            events: 4
+        }
+    );
+    let seen = stand_in.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body["channelId"], CHANNEL);
+    assert_eq!(seen[0].body["contactId"], "+60177872890");
+    assert_eq!(seen[0].body["contact"]["phone"], "+60177872890");
+    let types: Vec<&str> = seen[0].body["events"]
+        .as_array()
+        .expect("events list")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, ["message", "message", "message", "message_status"]);
+}
+
+#[tokio::test]
+async fn webhook_a_refused_token_parks_the_events_dead_and_pauses() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    queue.push("+60100000001", message_event("a", 0));
+    queue.push("+60100000002", message_event("b", 0));
+    stand_in.script([Reply::Status(401)]);
+    let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
+    match worker.try_one().await.expect("step") {
+        Outcome::Dead { error, events, .. } => {
+            assert_eq!(events, 1);
+            assert!(
+                error.starts_with("respond.io rejected the API token"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(queue.states()[0], RowState::Dead(_)));
+    // The next contact's events wait out the pause instead of hammering with a bad token.
+    assert!(matches!(
+        worker.try_one().await.expect("step"),
+        Outcome::Delivered { .. }
+    ));
+    let seen = stand_in.seen();
+    assert_eq!(seen.len(), 2);
+    let gap = seen[1].at.duration_since(seen[0].at);
+    assert!(gap >= Duration::from_millis(390), "{gap:?}");
+}
+
+#[tokio::test]
+async fn webhook_a_rejected_payload_is_dead_at_once_with_the_reason() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    queue.push("+60100000001", message_event("a", 0));
+    stand_in.script([Reply::Status(400)]);
+    let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
+    match worker.try_one().await.expect("step") {
+        Outcome::Dead { error, .. } => assert_eq!(
+            error,
+            "respond.io rejected the events (HTTP 400: failing on command with 400)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(stand_in.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn webhook_events_past_the_maximum_age_are_dead_not_retried() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    queue.push("+60100000001", message_event("a", 0));
+    stand_in.script([Reply::Status(503), Reply::Status(503)]);
+    let mut options = fast_retries();
+    options.retry.max_age = Duration::from_millis(100);
+    let mut worker = worker(&queue, url, 20, Duration::from_secs(5), options);
+    assert!(matches!(
+        worker.try_one().await.expect("step"),
+        Outcome::Retrying { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    match worker.try_one().await.expect("step") {
+        Outcome::Dead { error, .. } => {
+            assert!(error.starts_with("gave up after 2 attempts"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn webhook_connection_refused_is_retried() {
+    // A port nobody listens on: bind, note the address, close.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let queue = MemoryQueue::default();
+    queue.push("+60100000001", message_event("a", 0));
+    let mut worker = worker(
+        &queue,
+        format!("http://{address}/webhook/"),
+        20,
+        Duration::from_secs(5),
+        fast_retries(),
+    );
+    assert!(matches!(
+        worker.try_one().await.expect("step"),
+        Outcome::Retrying { .. }
+    ));
+    let error = worker
+        .metrics()
+        .current_error()
+        .expect("the failure is remembered")
+        .message;
+    assert!(error.starts_with("cannot reach respond.io"), "{error}");
+}
