@@ -66,7 +66,10 @@ impl Gateway {
         // respond.io: the webhook worker, woken whenever the store queues an event.
         let client = WebhookClient::new(&ClientOptions::from_config(&config.respond))
             .context("cannot build the webhook client")?;
-        let limiter = Arc::new(RateLimiter::new(config.respond.rate_limit, config.respond.rate_limit));
+        let limiter = Arc::new(RateLimiter::new(
+            config.respond.rate_limit,
+            config.respond.rate_limit,
+        ));
         let worker = Worker::new(
             store.clone(),
             client,
@@ -102,7 +105,12 @@ impl Gateway {
         let inbox = Inbox::new(store.clone(), InboxOptions::from_config(&config));
         let token = shutdown.clone();
         let reassembly = inbox.clone();
-        tasks.spawn(async move { ("reassembly", reassembly.run(token).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "reassembly",
+                reassembly.run(token).await.map_err(Into::into),
+            )
+        });
         let token = shutdown.clone();
         let receiving = modem.clone();
         tasks.spawn(async move {
@@ -252,7 +260,11 @@ async fn receive(
 }
 
 /// Prunes finished rows older than `retention`, at start-up and then every few hours.
-async fn prune(store: Store, retention: Duration, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn prune(
+    store: Store,
+    retention: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     loop {
         let before = chrono::Utc::now().timestamp_millis()
             - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
@@ -272,7 +284,12 @@ async fn prune(store: Store, retention: Duration, shutdown: CancellationToken) -
 
 /// Pets the systemd watchdog while the modem loop reports healthy and the store answers. When
 /// either stops, systemd restarts the daemon after `WatchdogSec=`.
-async fn watchdog(store: Store, modem: ModemHandle, interval: Duration, shutdown: CancellationToken) {
+async fn watchdog(
+    store: Store,
+    modem: ModemHandle,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut was_healthy = true;
     loop {
         let store_ok = tokio::time::timeout(interval, store.schema_version())

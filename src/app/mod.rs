@@ -4,6 +4,7 @@
 
 mod gateway;
 pub mod probe;
+mod sender;
 pub mod signals;
 pub mod standin;
 pub mod systemd;

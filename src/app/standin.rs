@@ -37,7 +37,10 @@ pub struct Recorded {
 impl Recorded {
     /// The events of this request.
     pub fn events(&self) -> &[Value] {
-        self.body["events"].as_array().map(Vec::as_slice).unwrap_or(&[])
+        self.body["events"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The request's `contactId`.
@@ -140,7 +143,11 @@ impl StandIn {
 
     /// Waits until `done` holds for the accepted events, or `deadline` passes. Returns the
     /// events either way so a failing test can show what arrived.
-    pub async fn wait_for<F>(&self, deadline: Duration, done: F) -> Result<Vec<(String, Value)>, Vec<(String, Value)>>
+    pub async fn wait_for<F>(
+        &self,
+        deadline: Duration,
+        done: F,
+    ) -> Result<Vec<(String, Value)>, Vec<(String, Value)>>
     where
         F: Fn(&[(String, Value)]) -> bool,
     {
@@ -165,7 +172,9 @@ impl StandIn {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock can only come from a failing test; keep serving.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -217,7 +226,11 @@ async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     let mut response = if status.is_success() {
         axum::Json(answer).into_response()
     } else {
-        (status, axum::Json(serde_json::json!({"error": {"message": answer}}))).into_response()
+        (
+            status,
+            axum::Json(serde_json::json!({"error": {"message": answer}})),
+        )
+            .into_response()
     };
     *response.status_mut() = status;
     if let Behaviour::TooManyRequests { retry_after_secs } = behaviour {
@@ -231,7 +244,9 @@ async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
 fn is_webhook_body(body: &Value) -> bool {
     body["channelId"].is_string()
         && body["contactId"].is_string()
-        && body["events"].as_array().is_some_and(|events| !events.is_empty())
+        && body["events"]
+            .as_array()
+            .is_some_and(|events| !events.is_empty())
 }
 
 /// Prints each event as one readable line, e.g.

@@ -67,9 +67,13 @@ async fn demo(args: Args) -> CmdResult {
     })
     .await
     .context("cannot start the simulated modem")?;
-    let standin = StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), TOKEN, !args.self_test)
-        .await
-        .context("cannot start the respond.io stand-in")?;
+    let standin = StandIn::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        TOKEN,
+        !args.self_test,
+    )
+    .await
+    .context("cannot start the respond.io stand-in")?;
     let listen = free_or_any(args.listen).await?;
     let config = demo_config(workdir.path(), &sim, &standin, listen)?;
 
@@ -94,7 +98,11 @@ async fn demo(args: Args) -> CmdResult {
     } else {
         print_banner(&args, api, &sim, &standin);
         tokio::spawn(show_sent_sms(sim.clone(), shutdown.clone()));
-        tokio::spawn(stdin_to_sms(sim.clone(), args.from.clone(), shutdown.clone()));
+        tokio::spawn(stdin_to_sms(
+            sim.clone(),
+            args.from.clone(),
+            shutdown.clone(),
+        ));
         ExitCode::SUCCESS
     };
     gateway.wait().await?;
@@ -280,7 +288,9 @@ async fn self_test(
             })
         })
         .await
-        .map_err(|events| anyhow::anyhow!("the SMS never reached respond.io; events: {events:?}"))?;
+        .map_err(|events| {
+            anyhow::anyhow!("the SMS never reached respond.io; events: {events:?}")
+        })?;
     println!("phone → respond.io: message event received");
     Ok(())
 }

@@ -25,7 +25,11 @@ pub fn run(args: Args) -> CmdResult {
     super::runtime()?.block_on(async move {
         let shutdown = CancellationToken::new();
         signals::cancel_on_signals(shutdown.clone()).context("cannot install signal handlers")?;
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), "smsgate starting: {}", config.summary());
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "smsgate starting: {}",
+            config.summary()
+        );
         let gateway = Gateway::start(config, shutdown).await?;
         gateway.wait().await?;
         Ok(ExitCode::SUCCESS)

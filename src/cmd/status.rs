@@ -105,7 +105,10 @@ fn age(now_ms: i64, at_ms: Option<i64>) -> String {
     match at_ms {
         Some(at) => {
             let secs = u64::try_from((now_ms - at).max(0) / 1000).unwrap_or(0);
-            format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(secs)))
+            format!(
+                "{} ago",
+                humantime::format_duration(std::time::Duration::from_secs(secs))
+            )
         }
         None => "—".to_owned(),
     }

@@ -47,13 +47,31 @@ impl Counters {
 /// What the reader, the writer and the timers post to the device task.
 #[derive(Debug)]
 enum Event {
-    Input { generation: u64, bytes: Vec<u8> },
-    SubmitDone { generation: u64 },
-    Report { mr: u8, recipient: pdu::Address, status: u8 },
-    AckTimeout { generation: u64, number: u64 },
-    Replug { plug: u64 },
-    Restart { generation: u64 },
-    Noise { generation: u64 },
+    Input {
+        generation: u64,
+        bytes: Vec<u8>,
+    },
+    SubmitDone {
+        generation: u64,
+    },
+    Report {
+        mr: u8,
+        recipient: pdu::Address,
+        status: u8,
+    },
+    AckTimeout {
+        generation: u64,
+        number: u64,
+    },
+    Replug {
+        plug: u64,
+    },
+    Restart {
+        generation: u64,
+    },
+    Noise {
+        generation: u64,
+    },
 }
 
 /// What the writer task is given.
@@ -301,12 +319,7 @@ impl Device {
 
     fn inject_sms(&mut self, from: &str, text: &str) -> Result<(), SimError> {
         self.concat_reference = self.concat_reference.wrapping_add(1);
-        let parts = network::deliver(
-            self.interpreter.smsc(),
-            from,
-            text,
-            self.concat_reference,
-        )?;
+        let parts = network::deliver(self.interpreter.smsc(), from, text, self.concat_reference)?;
         for part in parts {
             let effects = self.interpreter.incoming_sms(part);
             self.apply(effects);

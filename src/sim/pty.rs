@@ -93,8 +93,7 @@ impl Pty {
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<Read> {
         loop {
             let mut guard = self.master.readable().await?;
-            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(io::Error::from))
-            {
+            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(io::Error::from)) {
                 Ok(Ok(0)) => return self.no_client(),
                 Ok(Ok(n)) => {
                     self.client.store(true, Ordering::Relaxed);
@@ -124,7 +123,8 @@ impl Pty {
                 return Ok(());
             }
             let mut guard = self.master.writable().await?;
-            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), bytes).map_err(io::Error::from))
+            match guard
+                .try_io(|fd| nix::unistd::write(fd.get_ref(), bytes).map_err(io::Error::from))
             {
                 Ok(Ok(n)) => bytes = &bytes[n..],
                 Ok(Err(error)) if error.raw_os_error() == Some(Errno::EIO as i32) => {

@@ -52,7 +52,10 @@ async fn every_message_type_is_rendered_sent_and_delivered() {
     let h = Harness::new(fast_sim(), "").await;
     let gw = h.start().await;
     let bodies = [
-        (json!({"type": "text", "text": "Hello from respond.io"}), "Hello from respond.io"),
+        (
+            json!({"type": "text", "text": "Hello from respond.io"}),
+            "Hello from respond.io",
+        ),
         (
             json!({"type": "attachment", "attachment": {"type": "image", "url": "https://example.com/logo.png", "description": "our logo"}}),
             "our logo\nhttps://example.com/logo.png",
@@ -69,7 +72,10 @@ async fn every_message_type_is_rendered_sent_and_delivered() {
     let mut mids = Vec::new();
     for (message, _) in &bodies {
         let (status, body) = h
-            .post_message(gw.address, json!({"channelId": CHANNEL, "contactId": CONTACT, "message": message}))
+            .post_message(
+                gw.address,
+                json!({"channelId": CHANNEL, "contactId": CONTACT, "message": message}),
+            )
             .await;
         assert_eq!(status, 200, "{message}: {body}");
         let mid = body["mId"].as_str().expect("mId").to_owned();
@@ -85,9 +91,16 @@ async fn every_message_type_is_rendered_sent_and_delivered() {
     let sent = sent_texts(&h, CONTACT).await;
     assert_eq!(sent.len(), bodies.len(), "{sent:?}");
     for ((_, expected), got) in bodies.iter().zip(&sent) {
-        assert!(got.starts_with(expected), "expected {expected:?} in {got:?}");
+        assert!(
+            got.starts_with(expected),
+            "expected {expected:?} in {got:?}"
+        );
     }
-    assert!(sent[2].contains("3.1478") && sent[2].contains("101.6953"), "map link: {}", sent[2]);
+    assert!(
+        sent[2].contains("3.1478") && sent[2].contains("101.6953"),
+        "map link: {}",
+        sent[2]
+    );
     gw.stop().await;
 }
 
@@ -95,7 +108,9 @@ async fn every_message_type_is_rendered_sent_and_delivered() {
 async fn a_7000_character_text_goes_out_in_order_and_the_part_cap_is_enforced() {
     let h = Harness::new(fast_sim(), "[sms]\nmax_parts = 50\n").await;
     let gw = h.start().await;
-    let text: String = (0..7000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let text: String = (0..7000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let (status, body) = h.post_text(gw.address, CONTACT, &text).await;
     assert_eq!(status, 200, "{body}");
     let mid = body["mId"].as_str().expect("mId").to_owned();
@@ -128,7 +143,11 @@ async fn inbound_single_multipart_out_of_order_duplicates_and_identical_texts() 
     let smsc = Address::parse("+60123000000").expect("smsc");
     let sender = Address::parse(CONTACT).expect("sender");
     let tz = FixedOffset::east_opt(8 * 3600).expect("offset");
-    let at = |second| tz.with_ymd_and_hms(2026, 11, 25, 10, 0, second).single().expect("time");
+    let at = |second| {
+        tz.with_ymd_and_hms(2026, 11, 25, 10, 0, second)
+            .single()
+            .expect("time")
+    };
 
     // A three-part message, delivered last part first.
     let long: String = "The quick brown fox jumps over the lazy dog. ".repeat(8);
@@ -150,29 +169,56 @@ async fn inbound_single_multipart_out_of_order_duplicates_and_identical_texts() 
         .wait_for(LONG, |events| messages(events).len() >= 4)
         .await
         .expect("four messages reach respond.io");
-    h.sim.inject_pdu(&hex(&single[0])).await.expect("inject again");
-    wait_until(LONG, "the SIM is emptied", || async { h.sim.stored_count().await == 0 }).await;
+    h.sim
+        .inject_pdu(&hex(&single[0]))
+        .await
+        .expect("inject again");
+    wait_until(LONG, "the SIM is emptied", || async {
+        h.sim.stored_count().await == 0
+    })
+    .await;
 
-    let texts: Vec<&str> = messages(&events).iter().map(|e| e["message"]["text"].as_str().unwrap_or("")).collect();
+    let texts: Vec<&str> = messages(&events)
+        .iter()
+        .map(|e| e["message"]["text"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(texts, [long.as_str(), "same PDU twice", "ok", "ok"]);
-    let mids: BTreeSet<&str> = messages(&events).iter().map(|e| e["mId"].as_str().unwrap_or("")).collect();
+    let mids: BTreeSet<&str> = messages(&events)
+        .iter()
+        .map(|e| e["mId"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(mids.len(), 4, "distinct mIds");
-    assert_eq!(messages(&events)[0]["timestamp"], json!(at(1).timestamp_millis()));
+    assert_eq!(
+        messages(&events)[0]["timestamp"],
+        json!(at(1).timestamp_millis())
+    );
     // The re-read produced nothing new (give the pipeline a moment to prove it by a later SMS).
     let marker = pdu::encode_deliver(&smsc, &sender, "marker", at(9), 0).expect("encode");
     h.sim.inject_pdu(&hex(&marker[0])).await.expect("inject");
     let events = h
         .standin
-        .wait_for(LONG, |events| messages(events).iter().any(|e| e["message"]["text"] == "marker"))
+        .wait_for(LONG, |events| {
+            messages(events)
+                .iter()
+                .any(|e| e["message"]["text"] == "marker")
+        })
         .await
         .expect("marker arrives");
-    assert_eq!(messages(&events).len(), 5, "the duplicate was not forwarded again: {events:?}");
+    assert_eq!(
+        messages(&events).len(),
+        5,
+        "the duplicate was not forwarded again: {events:?}"
+    );
     assert!(events.iter().all(|(contact, _)| contact == CONTACT));
     gw.stop().await;
 }
 
 fn messages(events: &[(String, Value)]) -> Vec<&Value> {
-    events.iter().map(|(_, e)| e).filter(|e| e["type"] == "message").collect()
+    events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e["type"] == "message")
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -230,14 +276,24 @@ async fn respond_io_down_then_back_every_event_arrives_in_order_within_the_rate(
     let contacts = ["+60111111111", "+60122222222", "+60133333333"];
     for round in 0..4 {
         for contact in contacts {
-            h.sim.inject_sms(contact, &format!("{contact} #{round}")).await.expect("inject");
+            h.sim
+                .inject_sms(contact, &format!("{contact} #{round}"))
+                .await
+                .expect("inject");
         }
     }
     wait_until(LONG, "respond.io was tried and refused", || async {
-        h.standin.requests().iter().filter(|r| r.answered == 500).count() >= 2
+        h.standin
+            .requests()
+            .iter()
+            .filter(|r| r.answered == 500)
+            .count()
+            >= 2
     })
     .await;
-    h.standin.set_behaviour(Behaviour::TooManyRequests { retry_after_secs: 1 });
+    h.standin.set_behaviour(Behaviour::TooManyRequests {
+        retry_after_secs: 1,
+    });
     wait_until(LONG, "a 429 was answered", || async {
         h.standin.requests().iter().any(|r| r.answered == 429)
     })
@@ -250,7 +306,9 @@ async fn respond_io_down_then_back_every_event_arrives_in_order_within_the_rate(
     h.standin.set_behaviour(Behaviour::Accept);
     let events = h
         .standin
-        .wait_for(Duration::from_secs(120), |events| messages(events).len() >= 12)
+        .wait_for(Duration::from_secs(120), |events| {
+            messages(events).len() >= 12
+        })
         .await
         .expect("every message arrives");
     for contact in contacts {
@@ -292,21 +350,31 @@ async fn the_queue_drains_after_the_modem_is_unplugged_mid_send() {
     let gw = h.start().await;
     let mut mids = Vec::new();
     for i in 0..5 {
-        let (status, body) = h.post_text(gw.address, CONTACT, &format!("through the unplug #{i}")).await;
+        let (status, body) = h
+            .post_text(gw.address, CONTACT, &format!("through the unplug #{i}"))
+            .await;
         assert_eq!(status, 200, "{body}");
         mids.push(body["mId"].as_str().expect("mId").to_owned());
     }
-    wait_until(LONG, "the first message leaves", || async { !h.sim.submitted().await.is_empty() }).await;
+    wait_until(LONG, "the first message leaves", || async {
+        !h.sim.submitted().await.is_empty()
+    })
+    .await;
     h.sim.unplug(Duration::from_secs(2)).await;
     for mid in &mids {
-        wait_until(Duration::from_secs(90), &format!("{mid} is sent after the unplug"), || async {
-            statuses_of(&h.standin, mid).iter().any(|s| s == "sent")
-        })
+        wait_until(
+            Duration::from_secs(90),
+            &format!("{mid} is sent after the unplug"),
+            || async { statuses_of(&h.standin, mid).iter().any(|s| s == "sent") },
+        )
         .await;
     }
     let texts = sent_texts(&h, CONTACT).await;
     for i in 0..5 {
-        assert!(texts.contains(&format!("through the unplug #{i}")), "{texts:?}");
+        assert!(
+            texts.contains(&format!("through the unplug #{i}")),
+            "{texts:?}"
+        );
     }
     gw.stop().await;
 }
@@ -322,11 +390,19 @@ async fn the_daemon_killed_mid_burst_loses_nothing() {
     let mut accepted = Vec::new();
     for i in 0..20 {
         if i == 5 {
-            h.sim.inject_sms("+60144444444", "inbound during the burst").await.expect("inject");
+            h.sim
+                .inject_sms("+60144444444", "inbound during the burst")
+                .await
+                .expect("inject");
         }
-        let (status, body) = h.post_text(child.address, CONTACT, &format!("burst #{i}")).await;
+        let (status, body) = h
+            .post_text(child.address, CONTACT, &format!("burst #{i}"))
+            .await;
         assert_eq!(status, 200, "{body}");
-        accepted.push((format!("burst #{i}"), body["mId"].as_str().expect("mId").to_owned()));
+        accepted.push((
+            format!("burst #{i}"),
+            body["mId"].as_str().expect("mId").to_owned(),
+        ));
         if i == 12 {
             // SIGKILL: no shutdown path runs.
             child.process.start_kill().expect("kill");
@@ -336,14 +412,21 @@ async fn the_daemon_killed_mid_burst_loses_nothing() {
     }
     let mut child = h.spawn_binary().await;
     for i in 13..16 {
-        let (status, body) = h.post_text(child.address, CONTACT, &format!("burst #{i}")).await;
+        let (status, body) = h
+            .post_text(child.address, CONTACT, &format!("burst #{i}"))
+            .await;
         assert_eq!(status, 200, "{body}");
-        accepted.push((format!("burst #{i}"), body["mId"].as_str().expect("mId").to_owned()));
+        accepted.push((
+            format!("burst #{i}"),
+            body["mId"].as_str().expect("mId").to_owned(),
+        ));
     }
     for (_, mid) in &accepted {
-        wait_until(Duration::from_secs(90), &format!("{mid} is sent"), || async {
-            statuses_of(&h.standin, mid).iter().any(|s| s == "sent")
-        })
+        wait_until(
+            Duration::from_secs(90),
+            &format!("{mid} is sent"),
+            || async { statuses_of(&h.standin, mid).iter().any(|s| s == "sent") },
+        )
         .await;
     }
     let texts = sent_texts(&h, CONTACT).await;
@@ -353,10 +436,15 @@ async fn the_daemon_killed_mid_burst_loses_nothing() {
         assert!(copies >= 1, "{text} was never sent");
         duplicates += copies - 1;
     }
-    assert!(duplicates <= 1, "at most the message in flight goes twice: {texts:?}");
+    assert!(
+        duplicates <= 1,
+        "at most the message in flight goes twice: {texts:?}"
+    );
     h.standin
         .wait_for(LONG, |events| {
-            events.iter().any(|(_, e)| e["message"]["text"] == "inbound during the burst")
+            events
+                .iter()
+                .any(|(_, e)| e["message"]["text"] == "inbound during the burst")
         })
         .await
         .expect("the inbound SMS reaches respond.io");

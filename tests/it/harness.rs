@@ -20,7 +20,8 @@ pub const CONTACT: &str = "+60123456789";
 
 /// Everything one end-to-end test needs.
 pub struct Harness {
-    pub dir: tempfile::TempDir,
+    /// Holds the database, the config and the modem link; removed on drop.
+    _dir: tempfile::TempDir,
     pub sim: SimHandle,
     pub standin: StandIn,
     pub config_path: PathBuf,
@@ -45,6 +46,7 @@ impl Harness {
     /// Starts the simulator (with `sim` options) and the stand-in, and writes a config file.
     /// `extra` is appended to the configuration (TOML sections).
     pub async fn new(sim: SimOptions, extra: &str) -> Self {
+        init_logging();
         let dir = tempfile::tempdir().expect("tempdir");
         let sim = smsgate::sim::spawn(SimOptions {
             link: Some(dir.path().join("modem")),
@@ -62,7 +64,7 @@ impl Harness {
         let mut config = Config::parse(&text).expect("test config parses");
         config.resolve_token().expect("token");
         Self {
-            dir,
+            _dir: dir,
             sim,
             standin,
             config_path,
@@ -127,10 +129,6 @@ impl Harness {
             .expect("request is answered");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("smsgate.db")
     }
 }
 
@@ -221,4 +219,14 @@ pub fn statuses_of(standin: &StandIn, mid: &str) -> Vec<String> {
         .filter(|(_, event)| event["type"] == "message_status" && event["mId"] == mid)
         .filter_map(|(_, event)| event["status"]["value"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Logs to the test's captured output, filtered by `RUST_LOG` (shown when a test fails).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
