@@ -64,6 +64,8 @@ pub enum StoreError {
          put it on a local filesystem"
     )]
     NotWal(String),
+    #[error("SQLite did not accept `PRAGMA {0}`")]
+    Pragma(&'static str),
     #[error("migration {name} failed: {source}")]
     Migration {
         name: &'static str,
@@ -431,7 +433,7 @@ fn prepare(mut conn: Connection, file: bool) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
     if foreign_keys != 1 {
-        return Err(StoreError::Sqlite(rusqlite::Error::InvalidQuery));
+        return Err(StoreError::Pragma("foreign_keys = ON"));
     }
     migrate(&mut conn)?;
     Ok(conn)
