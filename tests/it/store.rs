@@ -1222,3 +1222,39 @@ async fn inbox_loop_flushes_partial_messages() {
         .expect("join")
         .expect("clean exit");
 }
+
+/// How long picking the next batch takes with a large backlog (run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn store_next_batch_with_a_large_backlog() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let store = open(&dir.path().join("smsgate.db")).await;
+    let mut tasks = Vec::new();
+    for i in 0..50_000i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .enqueue_event(&format!("+6012{:07}", i % 5000), json!({"n": i}), T0 + i)
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("enqueue");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        let batch = store
+            .next_event_batch(T0 + 100_000, 20)
+            .await
+            .expect("q")
+            .expect("batch");
+        store
+            .events_delivered(&batch.event_ids, T0)
+            .await
+            .expect("delivered");
+    }
+    println!(
+        "next_event_batch + delivered, 50k pending: {:?} per batch",
+        started.elapsed() / 100
+    );
+}
