@@ -312,12 +312,21 @@ if [ "${SMSGATE_PI_ARMV7:-0}" = 1 ]; then
     rustup target add armv7-unknown-linux-gnueabihf
     armv7_started=$SECONDS
     cargo build --locked --profile "$PROFILE" --target armv7-unknown-linux-gnueabihf --bin smsgate
-    cargo deb --target armv7-unknown-linux-gnueabihf --no-build "${deb_profile[@]}" >/dev/null
-    echo "armv7 built and packaged in $((SECONDS - armv7_started))s"
+    ARMV7_BIN=target/armv7-unknown-linux-gnueabihf/$profile_dir/smsgate
+    qemu_arm=qemu-arm-static
+    command -v "$qemu_arm" >/dev/null || qemu_arm=qemu-arm
+    armv7_version=$("$qemu_arm" -L /usr/arm-linux-gnueabihf "$ARMV7_BIN" --version)
+    [ "$armv7_version" = "smsgate $VERSION" ] || fail "armv7 --version printed '$armv7_version'"
+    ARMHF_DEB=$work/smsgate_${VERSION}_armhf.deb
+    cargo deb --target armv7-unknown-linux-gnueabihf --no-build "${deb_profile[@]}" \
+        --output "$ARMHF_DEB" >/dev/null
+    dpkg-deb -f "$ARMHF_DEB" Architecture | grep -qx armhf || fail "the armv7 package is not armhf"
+    echo "armv7: $(stat -c %s "$ARMV7_BIN") bytes, runs under $qemu_arm, packaged as" \
+        "$(basename "$ARMHF_DEB") in $((SECONDS - armv7_started))s"
 fi
 
 mkdir -p target/debian
-cp "$DEB" target/debian/
-echo "package: target/debian/$(basename "$DEB")"
+cp "$work"/smsgate_*.deb target/debian/
+echo "packages: $(cd target/debian && echo smsgate_*.deb)"
 
 step "done in $((SECONDS - started))s (aarch64 build ${build_seconds}s)"
