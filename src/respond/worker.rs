@@ -186,6 +186,13 @@ impl<Q: EventQueue> Worker<Q> {
         self.waker.clone()
     }
 
+    /// Idles on `notify` (e.g. the store's event signal, raised whenever an event is queued)
+    /// instead of a private one.
+    pub fn with_notify(mut self, notify: Arc<Notify>) -> Self {
+        self.waker = Waker(notify);
+        self
+    }
+
     /// Posts the next due batch, if any, and records what happened.
     pub async fn try_one(&mut self) -> Result<Outcome, RespondError> {
         let now_ms = (self.clock)();
