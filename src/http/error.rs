@@ -68,6 +68,12 @@ impl IntoResponse for ApiError {
                 tracing::error!(%cause, "request failed");
                 "internal error; the cause is in smsgate's log".to_owned()
             }
+            Self::Invalid(Invalid::Field { field, .. }) => {
+                // The rule may quote the contact's number: in full only at debug.
+                tracing::info!(status = status.as_u16(), field, "request refused");
+                tracing::debug!(reason = %self, "request refused");
+                self.to_string()
+            }
             other => {
                 tracing::info!(status = status.as_u16(), reason = %other, "request refused");
                 other.to_string()

@@ -307,6 +307,49 @@ impl Store {
         .await
     }
 
+    /// Lifetime counters (they survive pruning): messages sent, delivered, failed, received.
+    pub async fn totals(&self) -> Result<Totals, StoreError> {
+        self.call(|conn| {
+            let mut totals = Totals::default();
+            let mut stmt = conn.prepare("SELECT key, value FROM meta WHERE key LIKE 'total_%'")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (key, value) = row?;
+                let slot = match key.as_str() {
+                    "total_sent" => &mut totals.sent,
+                    "total_delivered" => &mut totals.delivered,
+                    "total_failed" => &mut totals.failed,
+                    "total_received" => &mut totals.received,
+                    _ => continue,
+                };
+                *slot = value as u64;
+            }
+            Ok(totals)
+        })
+        .await
+    }
+
+    /// Prunes rows finished more than `retention` ago, now and then every hour, until
+    /// `shutdown` (`store.retention_days`).
+    pub async fn run_pruning(
+        self,
+        retention: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), StoreError> {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        while !shutdown.is_cancelled() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let pruned = self.prune(now.saturating_sub(retention_ms)).await?;
+            if pruned != PruneCounts::default() {
+                tracing::info!(?pruned, "pruned finished rows");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Counts for `smsgate status`.
     pub async fn summary(&self) -> Result<Summary, StoreError> {
         self.call(|conn| {
@@ -342,6 +385,15 @@ impl Store {
         })
         .await
     }
+}
+
+/// Lifetime message counters for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub received: u64,
 }
 
 /// What [`Store::prune`] removed.
