@@ -143,6 +143,20 @@ pub struct Outbox<S> {
     shutdown: CancellationToken,
 }
 
+/// Clones share the store, the modem and the shutdown token: one clone can [`Outbox::run`]
+/// while another handles status reports.
+impl<S: Clone> Clone for Outbox<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            sender: self.sender.clone(),
+            options: self.options.clone(),
+            clock: self.clock.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
 impl<S: PartSender> Outbox<S> {
     pub fn new(store: Store, sender: S, options: OutboxOptions) -> Self {
         Self {

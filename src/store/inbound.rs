@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::events::enqueue_event;
 use super::identity::stable_id;
-use super::{Store, StoreError};
+use super::{Store, StoreError, next_counter};
 
 /// respond.io's limit on `message.text` (the seed: "Max length 7,000 characters").
 const MAX_TEXT_CHARS: usize = 7_000;
@@ -134,6 +134,7 @@ fn finish(
          WHERE id = ?1",
         params![id, m_id, state, text, timestamp_ms, now_ms],
     )?;
+    next_counter(tx, "total_received")?;
     if forward {
         let event = json!({
             "type": "message",

@@ -152,6 +152,7 @@ fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), Stor
         params![id, message, now_ms],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    next_counter(tx, "total_failed")?;
     enqueue_event(
         tx,
         &contact_id,
@@ -197,6 +198,7 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
              finished_ms = ?2 WHERE id = ?1",
             params![id, now_ms],
         )?;
+        next_counter(tx, "total_sent")?;
         enqueue_event(
             tx,
             &contact_id,
@@ -217,6 +219,7 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
                  WHERE id = ?1",
                 params![id, now_ms],
             )?;
+            next_counter(tx, "total_delivered")?;
             enqueue_event(
                 tx,
                 &contact_id,

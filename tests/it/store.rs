@@ -709,6 +709,8 @@ async fn outbox_failed_report_fails_the_message_with_a_reason() {
         message.contains("incompatible destination") && message.contains("0x41"),
         "{message}"
     );
+    let totals = store.totals().await.expect("totals");
+    assert_eq!((totals.sent, totals.delivered, totals.failed), (1, 0, 1));
 }
 
 #[tokio::test]
@@ -1025,6 +1027,8 @@ async fn events_of_one_contact_leave_in_order() {
         .collect();
     assert_eq!(kinds, vec!["message", "message_echo", "message_status"]);
     assert_eq!(batch.events[1]["mId"], m_id.as_str());
+    let totals = store.totals().await.expect("totals");
+    assert_eq!((totals.received, totals.sent), (1, 1));
     assert_eq!(batch.attempts, 1);
 }
 
@@ -1129,5 +1133,128 @@ async fn store_enqueue_throughput() {
         total as f64 / elapsed.as_secs_f64(),
         pct(0.50),
         pct(0.99)
+    );
+}
+
+// ---------------------------------------------------------------- the loops
+
+/// Polls `check` until it holds or `deadline` passes.
+async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < until {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn outbox_loop_wakes_on_enqueue_and_stops_on_shutdown() {
+    let store = Store::open_in_memory().await.expect("open");
+    let modem = FakeModem::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let outbox = Outbox::new(
+        store.clone(),
+        modem.clone(),
+        options(3, UnknownPolicy::Resend),
+    )
+    .with_shutdown(shutdown.clone());
+    let running = tokio::spawn(outbox.clone().run());
+    let m_id = store
+        .enqueue_outbound(new_message(CONTACT, "wake up", smsgate::outbox::now_ms()))
+        .await
+        .expect("enqueue");
+    let sent = eventually(Duration::from_secs(5), || {
+        let (store, m_id) = (store.clone(), m_id.clone());
+        async move {
+            let row = store.outbound_state(&m_id).await.expect("q");
+            row.is_some_and(|r| r.state == "sent")
+        }
+    })
+    .await;
+    assert!(sent, "the loop sent the message without being stepped");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("stops promptly")
+        .expect("join")
+        .expect("clean exit");
+}
+
+#[tokio::test]
+async fn inbox_loop_flushes_partial_messages() {
+    let store = Store::open_in_memory().await.expect("open");
+    let options = InboxOptions {
+        reassembly_timeout: Duration::from_millis(200),
+        ..inbox_options(AlphanumericPolicy::Keep)
+    };
+    let inbox = Inbox::new(store.clone(), options);
+    inbox
+        .receive_part(part(
+            international(CONTACT),
+            0,
+            "only part 1",
+            Some((5, 2, 1)),
+        ))
+        .await
+        .expect("part");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(inbox.clone().run(shutdown.clone()));
+    let flushed = eventually(Duration::from_secs(5), || {
+        let store = store.clone();
+        async move { store.webhook_stats(0).await.expect("stats").pending == 1 }
+    })
+    .await;
+    assert!(
+        flushed,
+        "the partial message was forwarded after the timeout"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("stops promptly")
+        .expect("join")
+        .expect("clean exit");
+}
+
+/// How long picking the next batch takes with a large backlog (run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn store_next_batch_with_a_large_backlog() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let store = open(&dir.path().join("smsgate.db")).await;
+    let mut tasks = Vec::new();
+    for i in 0..50_000i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .enqueue_event(&format!("+6012{:07}", i % 5000), json!({"n": i}), T0 + i)
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("enqueue");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        let batch = store
+            .next_event_batch(T0 + 100_000, 20)
+            .await
+            .expect("q")
+            .expect("batch");
+        store
+            .events_delivered(&batch.event_ids, T0)
+            .await
+            .expect("delivered");
+    }
+    println!(
+        "next_event_batch + delivered, 50k pending: {:?} per batch",
+        started.elapsed() / 100
     );
 }
