@@ -276,7 +276,11 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
         }
         Action::Full(on) => {
             sim.set_storage_full(on).await;
-            done(if on { "storage full" } else { "storage has room" })
+            done(if on {
+                "storage full"
+            } else {
+                "storage has room"
+            })
         }
         Action::Noise(on) => {
             sim.set_noise(on).await;
@@ -397,7 +401,10 @@ mod tests {
         assert_eq!(ok("cms off"), Action::Cms(None));
         assert_eq!(ok("cms 42 always"), Action::CmsAlways(42));
         assert_eq!(ok("hang on"), Action::Hang(true));
-        assert_eq!(ok("unplug 1.5"), Action::Unplug(Duration::from_millis(1500)));
+        assert_eq!(
+            ok("unplug 1.5"),
+            Action::Unplug(Duration::from_millis(1500))
+        );
         assert_eq!(ok("register off"), Action::Register(false));
         assert_eq!(ok("full on"), Action::Full(true));
         assert_eq!(ok("noise off"), Action::Noise(false));
@@ -405,7 +412,14 @@ mod tests {
         assert_eq!(ok("list"), Action::List);
         assert_eq!(ok("help"), Action::Help);
         assert_eq!(parse_action("   "), Ok(None));
-        for bad in ["sms +601", "report x 0", "hang maybe", "frobnicate", "cms", "pdu"] {
+        for bad in [
+            "sms +601",
+            "report x 0",
+            "hang maybe",
+            "frobnicate",
+            "cms",
+            "pdu",
+        ] {
             assert!(parse_action(bad).is_err(), "{bad}");
         }
     }

@@ -236,7 +236,10 @@ mod tests {
             ),
             (
                 "AT+CPIN=\"1234\",\"4321\"",
-                vec![ext("+CPIN", Call::Set(vec![quoted("1234"), quoted("4321")]))],
+                vec![ext(
+                    "+CPIN",
+                    Call::Set(vec![quoted("1234"), quoted("4321")]),
+                )],
             ),
             (
                 "AT+CMGF=0;+CMEE=1",
@@ -250,7 +253,10 @@ mod tests {
                 vec![basic("E", Some(0)), ext("+CSQ", Call::Action)],
             ),
             ("AT^CURC=0", vec![ext("^CURC", Call::Set(vec![bare("0")]))]),
-            ("AT+CSCA=\"+60,1\"", vec![ext("+CSCA", Call::Set(vec![quoted("+60,1")]))]),
+            (
+                "AT+CSCA=\"+60,1\"",
+                vec![ext("+CSCA", Call::Set(vec![quoted("+60,1")]))],
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(parse_line(line), Ok(expected), "{line}");
@@ -262,7 +268,10 @@ mod tests {
         assert_eq!(parse_line("hello"), Err(ParseError::NoPrefix));
         assert_eq!(parse_line(""), Err(ParseError::NoPrefix));
         assert_eq!(parse_line("AT+CPIN=\"12"), Err(ParseError::Unterminated));
-        assert!(matches!(parse_line("AT!"), Err(ParseError::Unexpected('!', 2))));
+        assert!(matches!(
+            parse_line("AT!"),
+            Err(ParseError::Unexpected('!', 2))
+        ));
     }
 
     #[test]

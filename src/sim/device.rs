@@ -25,6 +25,8 @@ use crate::pdu;
 
 /// How often the reader looks for a client while none has the port open.
 const CLIENT_POLL: Duration = Duration::from_millis(5);
+/// How long to wait before writing again to a client that is not reading.
+const WRITE_RETRY: Duration = Duration::from_millis(1);
 /// How long to wait before trying again when a new pty cannot be opened.
 const REOPEN_RETRY: Duration = Duration::from_millis(500);
 
@@ -47,13 +49,31 @@ impl Counters {
 /// What the reader, the writer and the timers post to the device task.
 #[derive(Debug)]
 enum Event {
-    Input { generation: u64, bytes: Vec<u8> },
-    SubmitDone { generation: u64 },
-    Report { mr: u8, recipient: pdu::Address, status: u8 },
-    AckTimeout { generation: u64, number: u64 },
-    Replug { plug: u64 },
-    Restart { generation: u64 },
-    Noise { generation: u64 },
+    Input {
+        generation: u64,
+        bytes: Vec<u8>,
+    },
+    SubmitDone {
+        generation: u64,
+    },
+    Report {
+        mr: u8,
+        recipient: pdu::Address,
+        status: u8,
+    },
+    AckTimeout {
+        generation: u64,
+        number: u64,
+    },
+    Replug {
+        plug: u64,
+    },
+    Restart {
+        generation: u64,
+    },
+    Noise {
+        generation: u64,
+    },
 }
 
 /// What the writer task is given.
@@ -67,7 +87,18 @@ enum Write {
 struct Port {
     pty: Arc<Pty>,
     writer: mpsc::UnboundedSender<Write>,
-    tasks: [JoinHandle<()>; 2],
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Port {
+    /// Stops the reader and writer and waits until they have let go of the pty, so that the
+    /// pty closes (and its link goes) when this port is dropped.
+    async fn close(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for Port {
@@ -164,17 +195,17 @@ impl Device {
             tokio::select! {
                 request = control.recv() => match request {
                     Some(Control::Shutdown(reply)) => {
-                        self.port = None;
+                        self.detach().await;
                         let _ = reply.send(());
                         break;
                     }
-                    Some(request) => self.control(request),
+                    Some(request) => self.control(request).await,
                     None => break,
                 },
-                Some(event) = events.recv() => self.event(event),
+                Some(event) = events.recv() => self.event(event).await,
             }
         }
-        self.port = None;
+        self.detach().await;
         tracing::info!("simulated modem stopped");
     }
 
@@ -206,7 +237,7 @@ impl Device {
         self.port = Some(Port {
             pty,
             writer: writer_tx,
-            tasks: [reader, writer],
+            tasks: vec![reader, writer],
         });
         if self.options.urc_noise {
             self.schedule_noise();
@@ -214,14 +245,16 @@ impl Device {
     }
 
     /// Pulls the plug: the pty closes (its link goes), the generation moves on.
-    fn detach(&mut self) {
-        self.port = None;
+    async fn detach(&mut self) {
+        if let Some(port) = self.port.take() {
+            port.close().await;
+        }
         self.generation += 1;
         self.submitting = None;
         self.interpreter.power_off();
     }
 
-    fn control(&mut self, request: Control) {
+    async fn control(&mut self, request: Control) {
         match request {
             Control::InjectSms { from, text, reply } => {
                 let _ = reply.send(self.inject_sms(&from, &text));
@@ -263,7 +296,7 @@ impl Device {
                 tracing::info!(on, "simulated modem hang");
             }
             Control::Unplug(for_, reply) => {
-                self.unplug(for_);
+                self.unplug(for_).await;
                 let _ = reply.send(());
             }
             Control::Registered(on) => {
@@ -301,12 +334,7 @@ impl Device {
 
     fn inject_sms(&mut self, from: &str, text: &str) -> Result<(), SimError> {
         self.concat_reference = self.concat_reference.wrapping_add(1);
-        let parts = network::deliver(
-            self.interpreter.smsc(),
-            from,
-            text,
-            self.concat_reference,
-        )?;
+        let parts = network::deliver(self.interpreter.smsc(), from, text, self.concat_reference)?;
         for part in parts {
             let effects = self.interpreter.incoming_sms(part);
             self.apply(effects);
@@ -324,7 +352,7 @@ impl Device {
         }
     }
 
-    fn event(&mut self, event: Event) {
+    async fn event(&mut self, event: Event) {
         match event {
             Event::Input { generation, bytes } if generation == self.generation => {
                 if self.hung {
@@ -348,13 +376,13 @@ impl Device {
             Event::Replug { plug } if plug == self.plug && self.port.is_none() => self.replug(),
             Event::Restart { generation } if generation == self.generation => {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
-                self.unplug(self.options.restart_time);
+                self.unplug(self.options.restart_time).await;
             }
-            Event::Noise { generation } if generation == self.generation => {
-                if self.options.urc_noise {
-                    self.noise();
-                    self.schedule_noise();
-                }
+            Event::Noise { generation }
+                if generation == self.generation && self.options.urc_noise =>
+            {
+                self.noise();
+                self.schedule_noise();
             }
             _ => {}
         }
@@ -458,9 +486,9 @@ impl Device {
         });
     }
 
-    fn unplug(&mut self, for_: Duration) {
+    async fn unplug(&mut self, for_: Duration) {
         tracing::info!(?for_, "simulated modem unplugged");
-        self.detach();
+        self.detach().await;
         self.plug += 1;
         let plug = self.plug;
         self.schedule(for_, Event::Replug { plug });
@@ -484,6 +512,8 @@ impl Device {
 }
 
 /// Reads the client's bytes and hands them over as the line delivers them (paced at the baud).
+/// While no client has the port open it looks every [`CLIENT_POLL`]; while one has, it waits on
+/// a [`pty::Watch`] made for that client.
 async fn read_loop(
     pty: Arc<Pty>,
     generation: u64,
@@ -493,27 +523,48 @@ async fn read_loop(
 ) {
     let mut pacer = Pacer::new(baud);
     let mut buf = vec![0u8; 4096];
+    let mut watch: Option<pty::Watch> = None;
     loop {
-        match pty.read(&mut buf).await {
-            Ok(pty::Read::Data(n)) => {
-                counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                let arrives = pacer.schedule(Instant::now(), n);
-                tokio::time::sleep_until(arrives).await;
-                let bytes = buf[..n].to_vec();
-                if events.send(Event::Input { generation, bytes }).is_err() {
-                    return;
+        let read = match &watch {
+            Some(watch) => watch.read(&mut buf).await,
+            None => pty.try_read(&mut buf),
+        };
+        let n = match read {
+            Ok(pty::Read::Data(n)) => n,
+            Ok(pty::Read::Nothing) => {
+                // A client is here: wait on its input from now on.
+                match pty.watch() {
+                    Ok(new) => watch = Some(new),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch the pty");
+                        return;
+                    }
                 }
+                continue;
             }
-            Ok(pty::Read::NoClient) => tokio::time::sleep(CLIENT_POLL).await,
+            Ok(pty::Read::NoClient) => {
+                watch = None;
+                tokio::time::sleep(CLIENT_POLL).await;
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "reading the pty failed");
                 return;
             }
+        };
+        tracing::trace!(bytes = ?String::from_utf8_lossy(&buf[..n]), "from the client");
+        counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        let arrives = pacer.schedule(Instant::now(), n);
+        tokio::time::sleep_until(arrives).await;
+        let bytes = buf[..n].to_vec();
+        if events.send(Event::Input { generation, bytes }).is_err() {
+            return;
         }
     }
 }
 
-/// Writes the modem's output at the line's pace, about a millisecond's worth at a time.
+/// Writes the modem's output at the line's pace, about a millisecond's worth at a time. Output
+/// nobody has the port open for is dropped.
 async fn write_loop(
     pty: Arc<Pty>,
     baud: Option<u32>,
@@ -529,15 +580,23 @@ async fn write_loop(
                 continue;
             }
         };
+        tracing::trace!(bytes = ?String::from_utf8_lossy(&bytes), "to the client");
         for slice in bytes.chunks(pacer.slice_len()) {
-            if let Err(error) = pty.write_all(slice).await {
-                tracing::warn!(%error, "writing the pty failed");
-                return;
-            }
-            if pty.has_client() {
-                counters
-                    .bytes_out
-                    .fetch_add(slice.len() as u64, Ordering::Relaxed);
+            let mut rest = slice;
+            while !rest.is_empty() {
+                match pty.try_write(rest) {
+                    Ok(pty::Written::Bytes(n)) => {
+                        counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                        rest = &rest[n..];
+                    }
+                    // The client is not reading: its buffer drains when it does.
+                    Ok(pty::Written::Full) => tokio::time::sleep(WRITE_RETRY).await,
+                    Ok(pty::Written::NoClient) => rest = &[],
+                    Err(error) => {
+                        tracing::warn!(%error, "writing the pty failed");
+                        return;
+                    }
+                }
             }
             if !pacer.is_unlimited() {
                 let done = pacer.schedule(Instant::now(), slice.len());

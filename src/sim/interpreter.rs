@@ -830,7 +830,12 @@ impl Interpreter {
         Ok(Next::Continue)
     }
 
-    fn registration_command(&mut self, name: &str, call: &Call, lines: &mut Vec<String>) -> Result<(), Fail> {
+    fn registration_command(
+        &mut self,
+        name: &str,
+        call: &Call,
+        lines: &mut Vec<String>,
+    ) -> Result<(), Fail> {
         let slot = match name {
             "+CREG" => 0,
             "+CGREG" => 1,

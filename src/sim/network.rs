@@ -48,11 +48,19 @@ pub fn status_report(
 pub fn noise_line(rng: &mut impl Rng) -> String {
     match rng.random_range(0..5) {
         0 => format!("^RSSI: {}", rng.random_range(5..31)),
-        1 => format!("^BOOT: {},0,0,0,72", rng.random_range(10_000_000..99_999_999)),
+        1 => format!(
+            "^BOOT: {},0,0,0,72",
+            rng.random_range(10_000_000..99_999_999)
+        ),
         2 => "RING".to_string(),
         3 => "+CREG: 1".to_string(),
-        _ => format!("^HCSQ: \"LTE\",{},{},{},{}", rng.random_range(30..70),
-            rng.random_range(30..90), rng.random_range(100..200), rng.random_range(10..30)),
+        _ => format!(
+            "^HCSQ: \"LTE\",{},{},{},{}",
+            rng.random_range(30..70),
+            rng.random_range(30..90),
+            rng.random_range(100..200),
+            rng.random_range(10..30)
+        ),
     }
 }
 

@@ -6,4 +6,5 @@
 
 mod at_engine;
 mod pdu_cli;
+mod sim;
 mod webhook;

@@ -7,7 +7,8 @@ const SUBMIT: &str = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37";
 /// The same with TP-SRR set (first octet 0x31).
 const SUBMIT_SRR: &str = "0031000B916407281553F80000AA0AE8329BFD4697D9EC37";
 /// An SMS-DELIVER from +31641600986, "How are you?" (a textbook vector).
-const DELIVER: &str = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
+const DELIVER: &str =
+    "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
 
 fn profile() -> Profile {
     Profile {
@@ -80,8 +81,14 @@ fn identity_and_unknown_commands() {
         say(&mut m, "ATI\r"),
         "\r\nsmsgate\r\nSimulated GSM modem\r\nRevision: SIM-test\r\n\r\nOK\r\n"
     );
-    assert_eq!(say(&mut m, "AT+CGSN\r"), "\r\n356938035643809\r\n\r\nOK\r\n");
-    assert_eq!(say(&mut m, "AT+CIMI\r"), "\r\n502129876543210\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CGSN\r"),
+        "\r\n356938035643809\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CIMI\r"),
+        "\r\n502129876543210\r\n\r\nOK\r\n"
+    );
     assert_eq!(say(&mut m, "AT+FOO\r"), "\r\nERROR\r\n");
     assert_eq!(say(&mut m, "ATD123;\r"), "\r\nERROR\r\n");
     // Lines that are not commands are ignored, blank lines too.
@@ -97,13 +104,22 @@ fn settings_read_back_and_reset() {
     assert_eq!(say(&mut m, "AT+CMGF=1\r"), "\r\nERROR\r\n");
     assert_eq!(say(&mut m, "AT+CSMS=1\r"), "\r\n+CSMS: 1,1,1\r\n\r\nOK\r\n");
     assert_eq!(say(&mut m, "AT+CSCS=\"UCS2\"\r"), "\r\nOK\r\n");
-    assert_eq!(say(&mut m, "AT+CSCS?\r"), "\r\n+CSCS: \"UCS2\"\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CSCS?\r"),
+        "\r\n+CSCS: \"UCS2\"\r\n\r\nOK\r\n"
+    );
     assert_eq!(say(&mut m, "AT+CMMS=2\r"), "\r\nOK\r\n");
     assert_eq!(say(&mut m, "AT+CMMS?\r"), "\r\n+CMMS: 2\r\n\r\nOK\r\n");
-    assert_eq!(say(&mut m, "AT+CNMI?\r"), "\r\n+CNMI: 2,1,0,0,0\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CNMI?\r"),
+        "\r\n+CNMI: 2,1,0,0,0\r\n\r\nOK\r\n"
+    );
     // ATZ restores the profile: echo back on, CMEE 0.
     assert_eq!(say(&mut m, "ATZ\r"), "\r\nOK\r\n");
-    assert_eq!(say(&mut m, "AT+CMEE?\r"), "AT+CMEE?\r\r\n+CMEE: 0\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CMEE?\r"),
+        "AT+CMEE?\r\r\n+CMEE: 0\r\n\r\nOK\r\n"
+    );
 }
 
 #[test]
@@ -143,7 +159,10 @@ fn registration_signal_and_operator() {
 fn pin_lock_wrong_pin_and_puk() {
     let mut m = Interpreter::new(profile(), Some("1234".into()), "87654321".into(), false);
     say(&mut m, "ATE0\r");
-    assert_eq!(say(&mut m, "AT+CPIN?\r"), "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CPIN?\r"),
+        "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"
+    );
     assert_eq!(say(&mut m, "AT+CREG?\r"), "\r\n+CREG: 0,0\r\n\r\nOK\r\n");
     assert_eq!(say(&mut m, "AT+CIMI\r"), "\r\nERROR\r\n");
     say(&mut m, "AT+CMEE=1\r");
@@ -163,7 +182,10 @@ fn pin_lock_wrong_pin_and_puk() {
             "\r\n+CME ERROR: incorrect password\r\n"
         );
     }
-    assert_eq!(say(&mut m, "AT+CPIN?\r"), "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CPIN?\r"),
+        "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n"
+    );
     assert_eq!(
         say(&mut m, "AT+CPIN=\"1234\"\r"),
         "\r\n+CME ERROR: SIM PUK required\r\n"
@@ -178,7 +200,10 @@ fn pin_lock_wrong_pin_and_puk() {
 fn puk_locked_from_the_start() {
     let mut m = Interpreter::new(profile(), Some("1234".into()), "87654321".into(), true);
     say(&mut m, "ATE0\r");
-    assert_eq!(say(&mut m, "AT+CPIN?\r"), "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CPIN?\r"),
+        "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n"
+    );
 }
 
 #[test]
@@ -186,8 +211,14 @@ fn stored_sms_notified_read_listed_and_deleted() {
     let mut m = quiet();
     let pdu = decode_hex(DELIVER).expect("hex");
     let length = tpdu_length(&pdu).expect("length");
-    assert_eq!(text(&m.incoming_sms(pdu.clone())), "\r\n+CMTI: \"SM\",1\r\n");
-    assert_eq!(text(&m.incoming_sms(pdu.clone())), "\r\n+CMTI: \"SM\",2\r\n");
+    assert_eq!(
+        text(&m.incoming_sms(pdu.clone())),
+        "\r\n+CMTI: \"SM\",1\r\n"
+    );
+    assert_eq!(
+        text(&m.incoming_sms(pdu.clone())),
+        "\r\n+CMTI: \"SM\",2\r\n"
+    );
     assert_eq!(
         say(&mut m, "AT+CPMS?\r"),
         "\r\n+CPMS: \"SM\",2,3,\"SM\",2,3,\"SM\",2,3\r\n\r\nOK\r\n"
@@ -206,7 +237,10 @@ fn stored_sms_notified_read_listed_and_deleted() {
     assert_eq!(say(&mut m, "AT+CMGD=1\r"), "\r\nOK\r\n");
     assert_eq!(say(&mut m, "AT+CMGR=1\r"), "\r\nOK\r\n");
     assert_eq!(say(&mut m, "AT+CMGR=9\r"), "\r\n+CMS ERROR: 321\r\n");
-    assert_eq!(say(&mut m, "AT+CMGD=?\r"), "\r\n+CMGD: (2),(0-4)\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CMGD=?\r"),
+        "\r\n+CMGD: (2),(0-4)\r\n\r\nOK\r\n"
+    );
     assert_eq!(say(&mut m, "AT+CMGD=1,4\r"), "\r\nOK\r\n");
     assert_eq!(m.storage().sms.used(), 0);
 }
@@ -225,7 +259,10 @@ fn full_storage_keeps_sms_at_the_network() {
     assert_eq!(text(&m.incoming_sms(pdu.clone())), "");
     assert_eq!(m.held_by_network(), 1);
     // Deleting makes room; the held SMS arrives.
-    assert_eq!(say(&mut m, "AT+CMGD=2\r"), "\r\nOK\r\n\r\n+CMTI: \"SM\",2\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CMGD=2\r"),
+        "\r\nOK\r\n\r\n+CMTI: \"SM\",2\r\n"
+    );
     assert_eq!(m.held_by_network(), 0);
 
     // The switch: storage acts full whatever the count.
@@ -246,7 +283,10 @@ fn routed_sms_with_and_without_acknowledgement() {
     let mut m = Interpreter::new(p, None, "1".into(), false);
     say(&mut m, "ATE0\r");
     // This modem lacks +CMTI.
-    assert_eq!(say(&mut m, "AT+CNMI=2,1,0,0,0\r"), "\r\n+CMS ERROR: 303\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CNMI=2,1,0,0,0\r"),
+        "\r\n+CMS ERROR: 303\r\n"
+    );
     assert_eq!(say(&mut m, "AT+CNMI=2,2,0,0,0\r"), "\r\nOK\r\n");
     let pdu = decode_hex(DELIVER).expect("hex");
     let length = tpdu_length(&pdu).expect("length");
@@ -266,7 +306,10 @@ fn routed_sms_with_and_without_acknowledgement() {
     // Not acknowledged in time: routing off, the SMS is stored instead.
     m.incoming_sms(pdu.clone());
     assert_eq!(text(&m.ack_timeout(3)), "");
-    assert_eq!(say(&mut m, "AT+CNMI?\r"), "\r\n+CNMI: 2,0,0,0,0\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CNMI?\r"),
+        "\r\n+CNMI: 2,0,0,0,0\r\n\r\nOK\r\n"
+    );
     assert_eq!(m.storage().sms.used(), 1);
 }
 
@@ -281,13 +324,19 @@ fn status_reports_routed_or_stored() {
         text(&m.incoming_report(report.clone())),
         "\r\n+CDS: 6\r\n00060500810000\r\n"
     );
-    assert_eq!(say(&mut m, "AT+CNMI=2,1,0,2,0\r"), "\r\n+CMS ERROR: 303\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CNMI=2,1,0,2,0\r"),
+        "\r\n+CMS ERROR: 303\r\n"
+    );
 
     let mut p = profile();
     p.reports = ReportMode::Cdsi;
     let mut m = Interpreter::new(p, None, "1".into(), false);
     say(&mut m, "ATE0;+CNMI=2,1,0,2,0\r");
-    assert_eq!(text(&m.incoming_report(report.clone())), "\r\n+CDSI: \"SR\",1\r\n");
+    assert_eq!(
+        text(&m.incoming_report(report.clone())),
+        "\r\n+CDSI: \"SR\",1\r\n"
+    );
     assert_eq!(
         say(&mut m, "AT+CPMS=\"SR\"\r"),
         "\r\n+CPMS: 1,3,0,3,0,3\r\n\r\nOK\r\n"
@@ -309,7 +358,10 @@ fn prompt_escape_and_bad_lengths() {
     assert_eq!(say(&mut m, "AT+CMGS=5\r"), "\r\n+CMS ERROR: 304\r\n");
     assert_eq!(say(&mut m, "AT+CMGS=22\r"), "\r\n> ");
     // Length does not match the PDU.
-    assert_eq!(say(&mut m, &format!("{SUBMIT}\x1a")), "\r\n+CMS ERROR: 304\r\n");
+    assert_eq!(
+        say(&mut m, &format!("{SUBMIT}\x1a")),
+        "\r\n+CMS ERROR: 304\r\n"
+    );
     assert_eq!(say(&mut m, "AT+CMGS=23\r"), "\r\n> ");
     assert_eq!(say(&mut m, "00ZZ\x1a"), "\r\n+CMS ERROR: 304\r\n");
 }
@@ -332,7 +384,10 @@ fn write_stores_a_pdu() {
     assert_eq!(m.storage().sms.entries()[0].status, Status::StoredUnsent);
     m.set_storage_full(true);
     say(&mut m, "AT+CMGW=23\r");
-    assert_eq!(say(&mut m, &format!("{SUBMIT}\x1a")), "\r\n+CMS ERROR: 322\r\n");
+    assert_eq!(
+        say(&mut m, &format!("{SUBMIT}\x1a")),
+        "\r\n+CMS ERROR: 322\r\n"
+    );
 }
 
 /// Sends `pdu` with AT+CMGS and returns the effects of the Ctrl-Z.
