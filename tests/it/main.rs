@@ -5,6 +5,9 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod http;
+mod http_store;
 mod pdu_cli;
 mod sim;
+mod store;
 mod webhook;
