@@ -11,6 +11,8 @@
 //! | [`modem`] | SMS over [`at`]: initialisation, send, read, delete, status reports, recovery |
 //! | [`sim`]   | a simulated modem on a pseudo-terminal, for tests, `demo` and `smsgate sim` |
 //! | [`store`] | the SQLite outbox/inbox/webhook queue, on its own thread behind a handle |
+//! | [`outbox`] | the sender worker: queued messages → modem parts, status reports → receipts |
+//! | [`inbox`] | received parts → committed rows, reassembled messages and `message` events |
 //! | [`respond`] | respond.io wire types, the webhook client and its worker |
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
 //! | [`config`] | the TOML configuration file |
@@ -35,7 +37,9 @@ pub mod at;
 pub mod cmd;
 pub mod config;
 pub mod http;
+pub mod inbox;
 pub mod modem;
+pub mod outbox;
 pub mod pdu;
 pub mod phone;
 pub mod respond;

@@ -1,1 +1,95 @@
-//! (module under construction)
+//! The HTTP API respond.io (and operators) call: `POST /message` (an outbound SMS, committed
+//! before it is answered), `GET /health` and `GET /metrics`.
+//!
+//! It does not talk to the modem: messages go to the durable outbox ([`Outbox`]) and the
+//! sender worker takes them from there. It does not post to respond.io either (`respond`).
+
+mod error;
+pub mod health;
+pub mod message;
+mod routes;
+pub mod state;
+mod store;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use routes::check_token;
+pub use state::{
+    AppState, BacklogStats, BoxFuture, ModemProbe, ModemSnapshot, NewMessage, Outbox, OutboxError,
+    QueueStats, Settings, Totals,
+};
+
+/// The router with every route, its limits and a tracing span per request.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings().body_limit;
+    Router::new()
+        .route("/message", post(routes::post_message))
+        .route(
+            "/health",
+            get(health::get_health).layer(middleware::from_fn_with_state(state.clone(), bounded)),
+        )
+        .route(
+            "/metrics",
+            get(health::get_metrics).layer(middleware::from_fn_with_state(state.clone(), bounded)),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets requests in flight
+/// finish (a `POST /message` whose commit is under way is answered).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "HTTP API listening");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Bounds a read-only request by `http.request_timeout` (`POST /message` bounds itself, see
+/// `routes`).
+async fn bounded(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let timeout: Duration = state.settings().request_timeout;
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(timeout).into_response(),
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    let message = format!(
+        "no route {} {}: smsgate serves POST /message, GET /health and GET /metrics",
+        request.method(),
+        request.uri().path()
+    );
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(crate::respond::wire::ErrorBody::new(message)),
+    )
+        .into_response()
+}

@@ -202,3 +202,52 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(url: &str, token: &str) -> ClientOptions {
+        ClientOptions {
+            webhook_url: url.into(),
+            channel_id: "c".into(),
+            api_token: token.into(),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_at_start() {
+        let error = WebhookClient::new(&options("app.respond.io/webhook", "t"))
+            .expect_err("no scheme")
+            .to_string();
+        assert!(error.starts_with("respond.webhook_url"), "{error}");
+        let error = WebhookClient::new(&options("https://app.respond.io/", "bad\ntoken"))
+            .expect_err("newline in token")
+            .to_string();
+        assert!(error.contains("API token"), "{error}");
+        assert!(
+            WebhookClient::new(&options(
+                "https://app.respond.io/custom/channel/webhook/",
+                "t"
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let shown = format!("{:?}", options("https://x/", "secret-token"));
+        assert!(!shown.contains("secret-token"), "{shown}");
+        let client = WebhookClient::new(&options("https://x/", "secret-token")).expect("client");
+        assert!(!format!("{client:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn long_bodies_are_cut_for_the_log() {
+        assert_eq!(excerpt("  short  "), "short");
+        let cut = excerpt(&"é".repeat(400));
+        assert_eq!(cut.chars().count(), BODY_EXCERPT + 1);
+        assert!(cut.ends_with('…'));
+    }
+}

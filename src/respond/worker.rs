@@ -170,6 +170,21 @@ impl<Q: EventQueue> Worker<Q> {
         }
     }
 
+    /// A worker with the settings of `[respond]` (token already resolved): its own client,
+    /// a token bucket of `rate_limit` requests per second without bursts, `max_event_age`.
+    pub fn from_config(
+        queue: Q,
+        config: &crate::config::RespondConfig,
+    ) -> Result<Self, RespondError> {
+        let client = WebhookClient::new(&super::ClientOptions::from_config(config))?;
+        Ok(Self::new(
+            queue,
+            client,
+            Arc::new(RateLimiter::new(config.rate_limit, 1)),
+            WorkerOptions::from_config(config),
+        ))
+    }
+
     /// Uses another clock for the queue's timestamps (Unix ms).
     pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
         self.clock = clock;
@@ -184,6 +199,13 @@ impl<Q: EventQueue> Worker<Q> {
     /// A handle that wakes the worker when it idles.
     pub fn waker(&self) -> Waker {
         self.waker.clone()
+    }
+
+    /// Idles on `notify` (e.g. the store's event signal, raised whenever an event is queued)
+    /// instead of a private one.
+    pub fn with_notify(mut self, notify: Arc<Notify>) -> Self {
+        self.waker = Waker(notify);
+        self
     }
 
     /// Posts the next due batch, if any, and records what happened.

@@ -5,4 +5,8 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod http;
+mod http_store;
+mod pdu_cli;
+mod store;
 mod webhook;

@@ -1,0 +1,201 @@
+//! `POST /message` throughput and latency against a real SQLite file (WAL, `synchronous=FULL`):
+//! every `200` is a durable commit.
+//!
+//! Two loads, each reported as accepted requests per second and p50 / p99 / max latency:
+//! - 64 concurrent clients sending back to back (target: ≥ 2,000/s, p99 < 20 ms);
+//! - respond.io's own pace, 20 requests per second from one client (target: p99 < 5 ms).
+//!
+//! Run: `cargo bench --bench http` (optionally `-- --seconds 10 --clients 64`). The database
+//! goes to a temporary directory under `$TMPDIR` (put it on the disk you want to measure).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use smsgate::http::{self, AppState, ModemSnapshot, Settings};
+use smsgate::respond::WebhookMetrics;
+use smsgate::store::Store;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const CHANNEL: &str = "bench-channel";
+const TOKEN: &str = "bench-token";
+
+struct Options {
+    seconds: u64,
+    clients: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 5,
+        clients: 64,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).and_then(|v| v.parse().ok());
+        match (args[i].as_str(), value) {
+            ("--seconds", Some(v)) => {
+                options.seconds = v;
+                i += 1;
+            }
+            ("--clients", Some(v)) => {
+                options.clients = v as usize;
+                i += 1;
+            }
+            _ => {} // `cargo bench` passes `--bench`; ignore what is not ours.
+        }
+        i += 1;
+    }
+    options
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration, refused: usize) {
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{name}: {} accepted in {:.2} s = {:.0}/s; refused {refused}; latency p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 99.0)),
+        ms(latencies.last().copied().unwrap_or_default()),
+    );
+}
+
+async fn post(client: &reqwest::Client, url: &str, n: usize) -> (bool, Duration) {
+    let body = json!({
+        "channelId": CHANNEL,
+        "contactId": format!("+6017{:07}", n % 10_000_000),
+        "message": {"type": "text", "text": format!("Your order {n} is ready for pick-up.")},
+    });
+    let started = Instant::now();
+    let ok = match client.post(url).bearer_auth(TOKEN).json(&body).send().await {
+        Ok(response) => {
+            let ok = response.status().is_success();
+            let _ = response.bytes().await;
+            ok
+        }
+        Err(_) => false,
+    };
+    (ok, started.elapsed())
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("bench.db");
+    let store = Store::open(&path).await.expect("open the database");
+    let (_modem, modem_rx) = watch::channel(ModemSnapshot {
+        state: "ready".into(),
+        healthy: true,
+        sim_ready: true,
+        registered: true,
+        ..ModemSnapshot::default()
+    });
+    let settings = Settings {
+        channel_id: CHANNEL.into(),
+        api_token: TOKEN.into(),
+        body_limit: 64 * 1024,
+        request_timeout: Duration::from_secs(10),
+        max_queue_depth: u64::MAX,
+        max_queue_age: Duration::from_secs(365 * 24 * 3600),
+        max_parts: 10,
+        smart_encoding: true,
+        health_outbox_age: Duration::from_secs(3600),
+        health_webhook_age: Duration::from_secs(3600),
+        queue_stats_ttl: Duration::from_millis(250),
+    };
+    let state = AppState::new(
+        settings,
+        Arc::new(store.clone()),
+        Arc::new(modem_rx),
+        Arc::new(WebhookMetrics::default()),
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let url = format!("http://{}/message", listener.local_addr().expect("address"));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, http::router(state), shutdown.clone()));
+    println!(
+        "POST /message → SQLite file {} (WAL, synchronous=FULL)",
+        path.display()
+    );
+
+    // Load 1: many clients back to back.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.clients)
+        .build()
+        .expect("client");
+    for n in 0..50 {
+        post(&client, &url, n).await; // warm up connections and caches
+    }
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..options.clients {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut refused = 0;
+            let mut n = worker * 1_000_000;
+            while Instant::now() < deadline {
+                let (ok, latency) = post(&client, &url, n).await;
+                n += 1;
+                if ok {
+                    latencies.push(latency);
+                } else {
+                    refused += 1;
+                }
+            }
+            (latencies, refused)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (mut l, r) = task.await.expect("client task");
+        latencies.append(&mut l);
+        refused += r;
+    }
+    report(
+        &format!("{} concurrent clients", options.clients),
+        latencies,
+        started.elapsed(),
+        refused,
+    );
+
+    // Load 2: respond.io's pace, 20 requests per second.
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut refused = 0;
+    for n in 0..(options.seconds as usize * 20) {
+        ticker.tick().await;
+        let (ok, latency) = post(&client, &url, 90_000_000 + n).await;
+        if ok {
+            latencies.push(latency);
+        } else {
+            refused += 1;
+        }
+    }
+    report("20 requests/s", latencies, started.elapsed(), refused);
+
+    shutdown.cancel();
+    let _ = server.await;
+}

@@ -1,0 +1,456 @@
+//! `GET /health` and `GET /metrics` (DESIGN.md §4).
+//!
+//! `/health` answers `200 {"status":"ok"}` or `503 {"status":"degraded"}` to anyone (for the
+//! tunnel's and systemd's probes); with the API token it adds every check and why it failed.
+//! `/metrics` is Prometheus text and needs the token: queue depths hold phone traffic volumes.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::routes::check_token;
+use super::state::{AppState, BacklogStats, ModemSnapshot, QueueStats, Totals};
+
+/// One health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The body of `/health` with the token.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub status: &'static str,
+    pub checks: Vec<Check>,
+    pub modem: ModemSnapshot,
+    pub outbox: Option<QueueStats>,
+    pub webhook: Option<BacklogStats>,
+}
+
+/// Runs every check. Pure but for the reads it is given.
+pub fn evaluate(
+    modem: &ModemSnapshot,
+    outbox: Result<&QueueStats, &str>,
+    webhook: Result<&BacklogStats, &str>,
+    current_webhook_error: Option<&str>,
+    now_ms: i64,
+    outbox_age_limit: Duration,
+    webhook_age_limit: Duration,
+) -> Vec<Check> {
+    let age = |since: Option<i64>| {
+        since.map(|ms| Duration::from_millis(u64::try_from(now_ms - ms).unwrap_or(0)))
+    };
+    let mut checks = vec![
+        Check {
+            name: "modem",
+            ok: modem.healthy,
+            detail: match &modem.last_error {
+                Some(error) if !modem.healthy => format!("{}: {error}", modem.state),
+                _ => modem.state.clone(),
+            },
+        },
+        Check {
+            name: "sim",
+            ok: modem.sim_ready,
+            detail: modem.sim.clone(),
+        },
+        Check {
+            name: "registration",
+            ok: modem.registered,
+            detail: match (&modem.operator, modem.signal_dbm) {
+                (Some(operator), Some(dbm)) => {
+                    format!("{} on {operator}, {dbm} dBm", modem.registration)
+                }
+                (Some(operator), None) => format!("{} on {operator}", modem.registration),
+                _ => modem.registration.clone(),
+            },
+        },
+    ];
+    checks.push(match outbox {
+        Ok(stats) => {
+            let oldest = age(stats.oldest_queued_ms);
+            Check {
+                name: "outbox",
+                ok: oldest.is_none_or(|age| age <= outbox_age_limit),
+                detail: match oldest {
+                    Some(age) => format!(
+                        "{} queued, oldest {} s (limit {} s)",
+                        stats.depth(),
+                        age.as_secs(),
+                        outbox_age_limit.as_secs()
+                    ),
+                    None => format!("{} queued", stats.depth()),
+                },
+            }
+        }
+        Err(error) => Check {
+            name: "outbox",
+            ok: false,
+            detail: format!("cannot read the outbox: {error}"),
+        },
+    });
+    checks.push(match webhook {
+        Ok(stats) => {
+            let oldest = age(stats.oldest_pending_ms);
+            Check {
+                name: "webhook_backlog",
+                ok: oldest.is_none_or(|age| age <= webhook_age_limit),
+                detail: format!(
+                    "{} pending{}, {} dead",
+                    stats.pending,
+                    oldest
+                        .map(|age| format!(", oldest {} s", age.as_secs()))
+                        .unwrap_or_default(),
+                    stats.dead
+                ),
+            }
+        }
+        Err(error) => Check {
+            name: "webhook_backlog",
+            ok: false,
+            detail: format!("cannot read the webhook queue: {error}"),
+        },
+    });
+    checks.push(Check {
+        name: "webhook_last_error",
+        ok: current_webhook_error.is_none(),
+        detail: current_webhook_error.unwrap_or("none").to_owned(),
+    });
+    checks
+}
+
+/// `GET /health`.
+pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let detailed = match headers.get(header::AUTHORIZATION) {
+        None => false,
+        Some(_) => match check_token(&headers, &state.inner.settings.api_token) {
+            Ok(()) => true,
+            Err(error) => return error.into_response(),
+        },
+    };
+    let inner = &state.inner;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let modem = inner.modem.snapshot();
+    let outbox = inner.outbox.outbox_stats(now_ms).await;
+    let webhook = inner.outbox.webhook_stats(now_ms).await;
+    let current_error = inner.webhook.current_error().map(|e| e.message);
+    let checks = evaluate(
+        &modem,
+        outbox.as_ref().map_err(|e| e.0.as_str()),
+        webhook.as_ref().map_err(|e| e.0.as_str()),
+        current_error.as_deref(),
+        now_ms,
+        inner.settings.health_outbox_age,
+        inner.settings.health_webhook_age,
+    );
+    let healthy = checks.iter().all(|check| check.ok);
+    let (code, status) = if healthy {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    };
+    if !detailed {
+        return (code, Json(serde_json::json!({ "status": status }))).into_response();
+    }
+    let report = HealthReport {
+        status,
+        checks,
+        modem,
+        outbox: outbox.ok(),
+        webhook: webhook.ok(),
+    };
+    (code, Json(report)).into_response()
+}
+
+/// `GET /metrics`.
+pub async fn get_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let inner = &state.inner;
+    check_token(&headers, &inner.settings.api_token)?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let outbox = inner
+        .outbox
+        .outbox_stats(now_ms)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read the outbox: {e}")))?;
+    let webhook = inner
+        .outbox
+        .webhook_stats(now_ms)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read the webhook queue: {e}")))?;
+    let totals = inner
+        .outbox
+        .totals()
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read the totals: {e}")))?;
+    let mut out = String::with_capacity(4096);
+    write_metrics(
+        &mut out,
+        now_ms,
+        &outbox,
+        &webhook,
+        totals.as_ref(),
+        &inner.modem.snapshot(),
+    );
+    let counters = &inner.counters;
+    gauge(
+        &mut out,
+        "smsgate_http_messages_accepted_total",
+        "counter",
+        "Messages accepted by POST /message since start.",
+        counters.accepted.load(Ordering::Relaxed) as f64,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP smsgate_http_messages_refused_total Messages refused by POST /message since \
+         start, by reason.\n# TYPE smsgate_http_messages_refused_total counter"
+    );
+    for (reason, counter) in [
+        ("client", &counters.rejected_client),
+        ("queue_full", &counters.rejected_full),
+        ("error", &counters.errors),
+    ] {
+        let _ = writeln!(
+            out,
+            "smsgate_http_messages_refused_total{{reason=\"{reason}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
+    inner.webhook.write_prometheus(&mut out);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+fn write_metrics(
+    out: &mut String,
+    now_ms: i64,
+    outbox: &QueueStats,
+    webhook: &BacklogStats,
+    totals: Option<&Totals>,
+    modem: &ModemSnapshot,
+) {
+    let age = |since: Option<i64>| since.map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
+    let _ = writeln!(
+        out,
+        "# HELP smsgate_outbox_messages Outbound messages not finished, by state.\n\
+         # TYPE smsgate_outbox_messages gauge\n\
+         smsgate_outbox_messages{{state=\"queued\"}} {}\n\
+         smsgate_outbox_messages{{state=\"sending\"}} {}\n\
+         smsgate_outbox_messages{{state=\"unknown\"}} {}",
+        outbox.queued, outbox.sending, outbox.unknown
+    );
+    gauge(
+        out,
+        "smsgate_outbox_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest queued outbound message (0 when none).",
+        age(outbox.oldest_queued_ms),
+    );
+    gauge(
+        out,
+        "smsgate_webhook_pending_events",
+        "gauge",
+        "Webhook events waiting to reach respond.io.",
+        webhook.pending as f64,
+    );
+    gauge(
+        out,
+        "smsgate_webhook_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest pending webhook event (0 when none).",
+        age(webhook.oldest_pending_ms),
+    );
+    gauge(
+        out,
+        "smsgate_webhook_dead_events",
+        "gauge",
+        "Webhook events parked as dead (re-drive with `smsgate status --retry-dead`).",
+        webhook.dead as f64,
+    );
+    if let Some(totals) = totals {
+        for (name, help, value) in [
+            (
+                "sent",
+                "Messages every part of which the modem accepted.",
+                totals.sent,
+            ),
+            (
+                "delivered",
+                "Messages the network reported delivered.",
+                totals.delivered,
+            ),
+            ("failed", "Messages that failed for good.", totals.failed),
+            ("received", "Incoming messages committed.", totals.received),
+        ] {
+            gauge(
+                out,
+                &format!("smsgate_messages_{name}_total"),
+                "counter",
+                help,
+                value as f64,
+            );
+        }
+    }
+    gauge(
+        out,
+        "smsgate_modem_healthy",
+        "gauge",
+        "1 when the modem loop works.",
+        f64::from(u8::from(modem.healthy)),
+    );
+    gauge(
+        out,
+        "smsgate_modem_registered",
+        "gauge",
+        "1 when the modem is registered on a network.",
+        f64::from(u8::from(modem.registered)),
+    );
+    if let Some(dbm) = modem.signal_dbm {
+        gauge(
+            out,
+            "smsgate_modem_signal_dbm",
+            "gauge",
+            "Received signal strength (AT+CSQ), dBm.",
+            f64::from(dbm),
+        );
+    }
+    for (name, help, value) in [
+        ("resets", "Modem resets (AT+CFUN=1,1).", modem.resets),
+        ("reopens", "Serial port reopens.", modem.reopens),
+        ("timeouts", "AT command timeouts.", modem.timeouts),
+    ] {
+        gauge(
+            out,
+            &format!("smsgate_modem_{name}_total"),
+            "counter",
+            help,
+            value as f64,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready() -> ModemSnapshot {
+        ModemSnapshot {
+            state: "ready".into(),
+            healthy: true,
+            sim_ready: true,
+            sim: "READY".into(),
+            registered: true,
+            registration: "home".into(),
+            operator: Some("Maxis".into()),
+            signal_dbm: Some(-71),
+            ..ModemSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn all_good_is_ok_and_each_failure_names_its_check() {
+        let outbox = QueueStats::default();
+        let webhook = BacklogStats::default();
+        let limit = Duration::from_secs(600);
+        let checks = evaluate(&ready(), Ok(&outbox), Ok(&webhook), None, 0, limit, limit);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert_eq!(checks[2].detail, "home on Maxis, -71 dBm");
+
+        let unplugged = ModemSnapshot {
+            state: "unplugged".into(),
+            healthy: false,
+            last_error: Some("port closed".into()),
+            ..ready()
+        };
+        let old = QueueStats {
+            queued: 3,
+            oldest_queued_ms: Some(0),
+            ..QueueStats::default()
+        };
+        let backlog = BacklogStats {
+            pending: 2,
+            oldest_pending_ms: Some(0),
+            dead: 1,
+            last_error: None,
+        };
+        let checks = evaluate(
+            &unplugged,
+            Ok(&old),
+            Ok(&backlog),
+            Some("HTTP 503"),
+            1_000_000,
+            limit,
+            limit,
+        );
+        let failed: Vec<(&str, &str)> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| (c.name, c.detail.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                ("modem", "unplugged: port closed"),
+                ("outbox", "3 queued, oldest 1000 s (limit 600 s)"),
+                ("webhook_backlog", "2 pending, oldest 1000 s, 1 dead"),
+                ("webhook_last_error", "HTTP 503"),
+            ]
+        );
+    }
+
+    #[test]
+    fn metrics_text_has_the_queue_and_modem_series() {
+        let mut out = String::new();
+        write_metrics(
+            &mut out,
+            10_000,
+            &QueueStats {
+                queued: 4,
+                oldest_queued_ms: Some(4_000),
+                sending: 1,
+                unknown: 0,
+            },
+            &BacklogStats::default(),
+            Some(&Totals {
+                sent: 7,
+                delivered: 5,
+                failed: 1,
+                received: 9,
+            }),
+            &ready(),
+        );
+        for line in [
+            "smsgate_outbox_messages{state=\"queued\"} 4\n",
+            "smsgate_outbox_oldest_age_seconds 6\n",
+            "smsgate_messages_received_total 9\n",
+            "smsgate_modem_signal_dbm -71\n",
+            "smsgate_modem_registered 1\n",
+        ] {
+            assert!(out.contains(line), "{line} missing from\n{out}");
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! `POST /message`: token, content type, size, the channel documentation's rules, rendering to
+//! SMS text, the part cap, the outbox limits, then the durable commit and `200 {"mId":…}`.
+//!
+//! The modem is never on this path: the handler's answer depends only on the database.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, header};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::message;
+use super::state::{AppState, NewMessage};
+use crate::phone::mask;
+use crate::respond::wire::{Accepted, Message};
+
+/// Checks `authorization: Bearer <token>` in constant time (for equal lengths; the length of
+/// the token is not a secret worth protecting, its bytes are).
+pub fn check_token(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized(
+            "missing Authorization header: send \"Authorization: Bearer <API token>\"",
+        ))?;
+    let value = value.as_bytes();
+    let token = value
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+        .map(|_| value[7..].trim_ascii())
+        .ok_or(ApiError::Unauthorized(
+            "the Authorization header must be \"Bearer <API token>\"",
+        ))?;
+    if expected.is_empty() || !bool::from(token.ct_eq(expected.as_bytes())) {
+        return Err(ApiError::Unauthorized(
+            "invalid API token: use the token respond.io shows for this channel",
+        ));
+    }
+    Ok(())
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType("none".into()));
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!("{text:?}")))
+    }
+}
+
+/// What a checked request commits.
+struct Prepared {
+    message: NewMessage,
+}
+
+/// `POST /message`.
+pub async fn post_message(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Accepted>, ApiError> {
+    let inner = &state.inner;
+    let result = async {
+        check_token(request.headers(), &inner.settings.api_token)?;
+        check_json_content_type(request.headers())?;
+        let limit = inner.settings.body_limit;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        // Reading and checking is bounded; the commit below is not, because a commit that
+        // finished after its request was answered 408 would send an SMS respond.io retries.
+        let timeout = inner.settings.request_timeout;
+        let prepared = tokio::time::timeout(timeout, prepare(&state, request))
+            .await
+            .map_err(|_| ApiError::Timeout(timeout))??;
+        let contact = mask(&prepared.message.contact_id);
+        let parts = prepared.message.parts;
+        let m_id = inner
+            .outbox
+            .enqueue(prepared.message)
+            .await
+            .map_err(|error| ApiError::Internal(format!("cannot queue the message: {error}")))?;
+        inner.note_accepted();
+        tracing::info!(contact, parts, m_id, "message queued");
+        Ok(Json(Accepted { m_id }))
+    }
+    .await;
+    if let Err(error) = &result {
+        let counter = match error {
+            ApiError::QueueFull { .. } => &inner.counters.rejected_full,
+            ApiError::Internal(_) => &inner.counters.errors,
+            _ => &inner.counters.rejected_client,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
+async fn prepare(state: &AppState, request: Request) -> Result<Prepared, ApiError> {
+    let inner = &state.inner;
+    let settings = &inner.settings;
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: settings.body_limit,
+                }
+            } else {
+                ApiError::Invalid(message::Invalid::Field {
+                    field: "body".into(),
+                    rule: format!("could not be read: {}", rejection.body_text()),
+                })
+            }
+        })?;
+    let checked = message::parse(&body, &settings.channel_id)?;
+    let text = message::render(&checked.message);
+    let plan = crate::pdu::plan(&text, settings.smart_encoding, false);
+    if plan.parts > settings.max_parts {
+        return Err(ApiError::TooManyParts {
+            parts: plan.parts,
+            max: settings.max_parts,
+            encoding: plan.encoding.to_string(),
+        });
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    check_queue(state, now_ms).await?;
+    let quick_replies = match checked.message {
+        Message::QuickReply { replies, .. } => Some(replies),
+        _ => None,
+    };
+    Ok(Prepared {
+        message: NewMessage {
+            contact_id: checked.contact.to_string(),
+            text,
+            parts: plan.parts,
+            encoding: plan.encoding,
+            quick_replies,
+            now_ms,
+        },
+    })
+}
+
+/// 429 when the outbox is past its depth or age limit: respond.io retries later, and the
+/// modem, which sends roughly one part every few seconds, is not buried.
+async fn check_queue(state: &AppState, now_ms: i64) -> Result<(), ApiError> {
+    let inner = &state.inner;
+    let settings = &inner.settings;
+    let stats = inner
+        .queue_stats(now_ms)
+        .await
+        .map_err(|error| ApiError::Internal(format!("cannot read the outbox depth: {error}")))?;
+    if stats.depth() >= settings.max_queue_depth {
+        return Err(ApiError::QueueFull {
+            reason: format!(
+                "the outbox is full: {} messages wait to be sent (limit {}, http.max_queue_depth); \
+                 retry later",
+                stats.depth(),
+                settings.max_queue_depth
+            ),
+            retry_after_s: 60,
+        });
+    }
+    if let Some(oldest) = stats.oldest_queued_ms {
+        let age = Duration::from_millis(u64::try_from(now_ms - oldest).unwrap_or(0));
+        if age > settings.max_queue_age {
+            return Err(ApiError::QueueFull {
+                reason: format!(
+                    "the outbox is stalled: its oldest message has waited {} s (limit {} s, \
+                     http.max_queue_age); the modem is not sending, retry later",
+                    age.as_secs(),
+                    settings.max_queue_age.as_secs()
+                ),
+                retry_after_s: 300,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(check_token(&with_auth("Bearer secret"), "secret").is_ok());
+        assert!(check_token(&with_auth("bearer secret"), "secret").is_ok());
+        for (value, want) in [
+            ("Bearer secreT", "invalid API token"),
+            ("Bearer secret2", "invalid API token"),
+            ("Bearer ", "invalid API token"),
+            ("Basic c2VjcmV0", "the Authorization header must be"),
+            ("secret", "the Authorization header must be"),
+        ] {
+            let error = check_token(&with_auth(value), "secret").expect_err(value);
+            assert!(error.to_string().starts_with(want), "{value}: {error}");
+        }
+        let error = check_token(&HeaderMap::new(), "secret").expect_err("missing");
+        assert!(
+            error
+                .to_string()
+                .starts_with("missing Authorization header")
+        );
+        // An unset token never matches an empty one.
+        assert!(check_token(&with_auth("Bearer "), "").is_err());
+    }
+
+    #[test]
+    fn content_types() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(value).expect("header"),
+            );
+            check_json_content_type(&headers)
+        };
+        assert!(with("application/json").is_ok());
+        assert!(with("application/json; charset=utf-8").is_ok());
+        assert!(with("Application/JSON").is_ok());
+        assert!(with("application/vnd.api+json").is_ok());
+        assert!(with("text/plain").is_err());
+        assert!(with("application/x-www-form-urlencoded").is_err());
+        assert!(check_json_content_type(&HeaderMap::new()).is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! What the HTTP handlers need from the rest of smsgate, as small seams tests can fake: the
+//! durable outbox ([`Outbox`], implemented by `store::Store`), the modem's health
+//! ([`ModemProbe`], fed by `modem::Health`), and the settings ([`Settings`]).
+//!
+//! It also keeps the in-memory request counters and a short-lived cache of the outbox depth, so
+//! a burst of `POST /message` does not ask the database for its depth on every request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::pdu::Encoding;
+use crate::respond::WebhookMetrics;
+
+/// A boxed `Send` future, so the seams below can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failure of the outbox (the database): the caller sees a 500, the log sees this text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct OutboxError(pub String);
+
+/// One message accepted by `POST /message`, ready to be committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// E.164, with its `+`.
+    pub contact_id: String,
+    /// The rendered SMS text.
+    pub text: String,
+    pub parts: usize,
+    pub encoding: Encoding,
+    /// The numbered menu sent, remembered to map a bare-number answer back to its reply.
+    pub quick_replies: Option<Vec<String>>,
+    pub now_ms: i64,
+}
+
+/// Depth and age of the outbox (`Store::outbox_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub oldest_queued_ms: Option<i64>,
+    pub sending: u64,
+    pub unknown: u64,
+}
+
+impl QueueStats {
+    /// Messages accepted and not finished.
+    pub fn depth(&self) -> u64 {
+        self.queued + self.sending + self.unknown
+    }
+}
+
+/// The webhook queue's backlog (`Store::webhook_stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BacklogStats {
+    pub pending: u64,
+    pub oldest_pending_ms: Option<i64>,
+    pub dead: u64,
+    pub last_error: Option<String>,
+}
+
+/// Lifetime message counters, when the store keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub received: u64,
+}
+
+/// The durable outbox, as the HTTP API needs it.
+pub trait Outbox: Send + Sync + 'static {
+    /// Commits one outbound message (fsync'd) and returns its new `mId`.
+    fn enqueue(&self, message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>>;
+    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>>;
+    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>>;
+    /// Lifetime counters; `None` when the store does not keep them.
+    fn totals(&self) -> BoxFuture<'_, Result<Option<Totals>, OutboxError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The modem's health as `/health` and `/metrics` show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModemSnapshot {
+    /// "starting", "ready", "degraded", "unplugged", "unhealthy".
+    pub state: String,
+    /// The modem loop works (the daemon pings the systemd watchdog only then).
+    pub healthy: bool,
+    /// The SIM answered `READY` (PIN entered or none needed).
+    pub sim_ready: bool,
+    /// The SIM state in words (`READY`, `SIM PIN`, `SIM PUK`, `not inserted`).
+    pub sim: String,
+    pub registered: bool,
+    /// Registration in words ("home", "roaming", "searching", "denied").
+    pub registration: String,
+    pub operator: Option<String>,
+    pub signal_dbm: Option<i32>,
+    pub resets: u64,
+    pub reopens: u64,
+    pub timeouts: u64,
+    pub last_error: Option<String>,
+}
+
+/// Where the modem's health comes from.
+pub trait ModemProbe: Send + Sync + 'static {
+    fn snapshot(&self) -> ModemSnapshot;
+}
+
+impl ModemProbe for tokio::sync::watch::Receiver<ModemSnapshot> {
+    fn snapshot(&self) -> ModemSnapshot {
+        self.borrow().clone()
+    }
+}
+
+/// The settings of the HTTP API.
+#[derive(Clone)]
+pub struct Settings {
+    pub channel_id: String,
+    pub api_token: String,
+    pub body_limit: usize,
+    /// Reading and checking a request (not its commit: see `routes`) must finish within this.
+    pub request_timeout: Duration,
+    pub max_queue_depth: u64,
+    pub max_queue_age: Duration,
+    pub max_parts: usize,
+    pub smart_encoding: bool,
+    /// `/health` reports the outbox unhealthy when its oldest message waited longer.
+    pub health_outbox_age: Duration,
+    /// `/health` reports the webhook backlog unhealthy when its oldest event waited longer.
+    pub health_webhook_age: Duration,
+    /// How long the outbox depth read from the database is reused (plus what was accepted
+    /// since), so a burst does not count rows on every request.
+    pub queue_stats_ttl: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("channel_id", &self.channel_id)
+            .field("api_token", &"<redacted>")
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_queue_depth", &self.max_queue_depth)
+            .field("max_queue_age", &self.max_queue_age)
+            .field("max_parts", &self.max_parts)
+            .field("smart_encoding", &self.smart_encoding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The settings from the configuration (token already resolved).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            channel_id: config.respond.channel_id.clone(),
+            api_token: config.api_token().to_owned(),
+            body_limit: config.http.body_limit,
+            request_timeout: config.http.request_timeout,
+            max_queue_depth: config.http.max_queue_depth,
+            max_queue_age: config.http.max_queue_age,
+            max_parts: config.sms.max_parts,
+            smart_encoding: config.sms.smart_encoding,
+            health_outbox_age: Duration::from_secs(30 * 60),
+            health_webhook_age: Duration::from_secs(15 * 60),
+            queue_stats_ttl: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub settings: Settings,
+    pub outbox: Arc<dyn Outbox>,
+    pub modem: Arc<dyn ModemProbe>,
+    pub webhook: Arc<WebhookMetrics>,
+    pub counters: Counters,
+    queue_cache: Mutex<Option<CachedStats>>,
+}
+
+#[derive(Clone, Copy)]
+struct CachedStats {
+    fetched: Instant,
+    stats: QueueStats,
+    accepted_since: u64,
+}
+
+/// In-memory counters of the HTTP API.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub accepted: AtomicU64,
+    pub rejected_client: AtomicU64,
+    pub rejected_full: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        outbox: Arc<dyn Outbox>,
+        modem: Arc<dyn ModemProbe>,
+        webhook: Arc<WebhookMetrics>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                outbox,
+                modem,
+                webhook,
+                counters: Counters::default(),
+                queue_cache: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+}
+
+impl Inner {
+    /// The outbox depth and age, from the cache when it is fresh (its depth raised by what was
+    /// accepted since it was read, so the estimate never lags behind a burst).
+    pub async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, OutboxError> {
+        let ttl = self.settings.queue_stats_ttl;
+        if let Some(cached) = *self.lock_cache() {
+            if cached.fetched.elapsed() < ttl {
+                let mut stats = cached.stats;
+                stats.queued += cached.accepted_since;
+                if stats.oldest_queued_ms.is_none() && cached.accepted_since > 0 {
+                    stats.oldest_queued_ms = Some(now_ms);
+                }
+                return Ok(stats);
+            }
+        }
+        let stats = self.outbox.outbox_stats(now_ms).await?;
+        *self.lock_cache() = Some(CachedStats {
+            fetched: Instant::now(),
+            stats,
+            accepted_since: 0,
+        });
+        Ok(stats)
+    }
+
+    /// Counts one committed message into the cached depth.
+    pub fn note_accepted(&self) {
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Some(cached) = self.lock_cache().as_mut() {
+            cached.accepted_since += 1;
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<CachedStats>> {
+        // Plain assignments only; a poisoned lock still holds a whole value.
+        self.queue_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,72 @@
+//! The SQLite store as the HTTP API's [`Outbox`]: `POST /message` commits through
+//! `Store::enqueue_outbound` (source `Respond`), and `/health` and `/metrics` read its figures.
+
+use super::state::{BacklogStats, BoxFuture, NewMessage, Outbox, OutboxError, QueueStats, Totals};
+use crate::store::{NewOutbound, Source, Store, StoreError};
+
+fn failed(error: StoreError) -> OutboxError {
+    OutboxError(error.to_string())
+}
+
+impl Outbox for Store {
+    fn enqueue(&self, message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>> {
+        Box::pin(async move {
+            self.enqueue_outbound(NewOutbound {
+                contact_id: message.contact_id,
+                text: message.text,
+                parts: message.parts,
+                encoding: message.encoding,
+                source: Source::Respond,
+                quick_replies: message.quick_replies,
+                now_ms: message.now_ms,
+            })
+            .await
+            .map_err(failed)
+        })
+    }
+
+    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>> {
+        Box::pin(async move {
+            let stats = Store::outbox_stats(self, now_ms).await.map_err(failed)?;
+            Ok(QueueStats {
+                queued: stats.queued,
+                oldest_queued_ms: stats.oldest_queued_ms,
+                sending: stats.sending,
+                unknown: stats.unknown,
+            })
+        })
+    }
+
+    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>> {
+        Box::pin(async move {
+            let stats = Store::webhook_stats(self, now_ms).await.map_err(failed)?;
+            Ok(BacklogStats {
+                pending: stats.pending,
+                oldest_pending_ms: stats.oldest_pending_ms,
+                dead: stats.dead,
+                last_error: stats.last_error,
+            })
+        })
+    }
+
+    fn totals(&self) -> BoxFuture<'_, Result<Option<Totals>, OutboxError>> {
+        Box::pin(async move {
+            let summary = self.summary().await.map_err(failed)?;
+            let count = |state: &str| {
+                summary
+                    .outbound
+                    .iter()
+                    .filter(|(s, _)| s == state)
+                    .map(|(_, n)| *n)
+                    .sum::<u64>()
+            };
+            Ok(Some(Totals {
+                // A delivered message was sent first.
+                sent: count("sent") + count("delivered"),
+                delivered: count("delivered"),
+                failed: count("failed"),
+                received: summary.inbound_messages,
+            }))
+        })
+    }
+}

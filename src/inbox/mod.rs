@@ -1,0 +1,250 @@
+//! The inbound pipeline: turns each SMS part the modem read into a committed row, and complete
+//! messages into respond.io `message` events (DESIGN.md §1 "Inbound", §2).
+//!
+//! [`Inbox::receive`] returns only once the part is durable in SQLite; the caller deletes the
+//! SIM copy after that, never before. Identity comes from the SMS itself, so a re-read after a
+//! crash or a duplicate notification is recognised and keeps its `mId`:
+//! - a single-part SMS is identified by its TPDU (sender, timestamp, text and all);
+//! - a part of a concatenated SMS by (sender, SCTS, reference, total, sequence), and its message
+//!   by (sender, reference, total) plus its lowest part present.
+//!
+//! Never by text alone: two identical texts from one contact are two messages.
+//!
+//! Senders become E.164 contact IDs (`sms.default_country` for national numbers); senders that
+//! are not phone numbers (alphanumeric names, short codes) follow `respond.alphanumeric_senders`.
+//! A bare number answering the quick-reply menu last sent to the contact (within
+//! `sms.quick_reply_window`) becomes the chosen reply's text. Multipart messages whose parts do
+//! not all arrive within `sms.reassembly_timeout` are forwarded with a gap marker
+//! ([`crate::store::gap_marker`]). This module does not talk to the modem.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AlphanumericPolicy, Config};
+use crate::pdu::{Address, Concat, Deliver, TypeOfNumber};
+use crate::store::{InboundOutcome, NewInboundPart, PartGroup, Store, StoreError, stable_id};
+
+/// Errors of the inbound pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The inbox's settings.
+#[derive(Debug, Clone)]
+pub struct InboxOptions {
+    /// ISO 3166 alpha-2 country for national sender numbers.
+    pub default_country: String,
+    pub alphanumeric_senders: AlphanumericPolicy,
+    pub quick_reply_window: Duration,
+    pub reassembly_timeout: Duration,
+}
+
+impl InboxOptions {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            default_country: config.sms.default_country.clone(),
+            alphanumeric_senders: config.respond.alphanumeric_senders,
+            quick_reply_window: config.sms.quick_reply_window,
+            reassembly_timeout: config.sms.reassembly_timeout,
+        }
+    }
+}
+
+/// The fields of an SMS-DELIVER the inbox uses (so tests need not build whole PDUs).
+#[derive(Debug, Clone)]
+pub struct ReceivedPart {
+    pub sender: Address,
+    /// The service-centre timestamp (SCTS).
+    pub timestamp: DateTime<FixedOffset>,
+    pub concat: Option<Concat>,
+    pub text: String,
+    /// The PDU as read (SMSC field in front).
+    pub pdu: Vec<u8>,
+}
+
+impl ReceivedPart {
+    pub fn from_deliver(deliver: &Deliver, pdu: &[u8]) -> Self {
+        Self {
+            sender: deliver.sender.clone(),
+            timestamp: deliver.timestamp,
+            concat: deliver.user_data.concat,
+            text: deliver.user_data.text.clone(),
+            pdu: pdu.to_vec(),
+        }
+    }
+}
+
+/// The inbound pipeline.
+#[derive(Clone)]
+pub struct Inbox {
+    store: Store,
+    options: InboxOptions,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl Inbox {
+    pub fn new(store: Store, options: InboxOptions) -> Self {
+        Self {
+            store,
+            options,
+            clock: Arc::new(crate::outbox::now_ms),
+        }
+    }
+
+    /// Replaces the wall clock (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Commits one received part; returns once it is durable. Only then may the caller delete
+    /// the SIM copy (`ModemHandle::confirm`).
+    pub async fn receive(
+        &self,
+        deliver: &Deliver,
+        pdu: &[u8],
+    ) -> Result<InboundOutcome, InboxError> {
+        self.receive_part(ReceivedPart::from_deliver(deliver, pdu))
+            .await
+    }
+
+    /// [`Inbox::receive`] for an already extracted part.
+    pub async fn receive_part(&self, part: ReceivedPart) -> Result<InboundOutcome, InboxError> {
+        let (contact_id, forward) = self.contact_of(&part.sender);
+        let timestamp_ms = part.timestamp.timestamp_millis();
+        let sender = part.sender.value.as_bytes();
+        let (part_key, group) = match part.concat.filter(|c| c.total > 1) {
+            None => (stable_id("sms-", &[b"single", tpdu(&part.pdu)]), None),
+            Some(concat) => {
+                let reference = concat.reference.to_be_bytes();
+                let scts = part.timestamp.to_rfc3339();
+                let part_key = stable_id(
+                    "part-",
+                    &[
+                        sender,
+                        scts.as_bytes(),
+                        &reference,
+                        &[concat.total],
+                        &[concat.sequence],
+                    ],
+                );
+                let group_key = stable_id("group-", &[sender, &reference, &[concat.total]]);
+                let group = PartGroup {
+                    group_key,
+                    sequence: concat.sequence,
+                    total: concat.total,
+                };
+                (part_key, Some(group))
+            }
+        };
+        let outcome = self
+            .store
+            .receive_part(NewInboundPart {
+                part_key,
+                contact_id,
+                forward,
+                group,
+                text: part.text,
+                timestamp_ms,
+                pdu: part.pdu,
+                now_ms: (self.clock)(),
+                quick_reply_window_ms: millis(self.options.quick_reply_window),
+            })
+            .await?;
+        match &outcome {
+            InboundOutcome::Duplicate => {
+                tracing::info!("an SMS part already stored was read again")
+            }
+            InboundOutcome::Waiting { received, total } => {
+                tracing::debug!(received, total, "part stored; waiting for the others")
+            }
+            InboundOutcome::Complete {
+                m_id, forwarded, ..
+            } => {
+                tracing::info!(%m_id, forwarded, "SMS received")
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Forwards the multipart messages that waited longer than the reassembly timeout.
+    pub async fn flush_expired(&self) -> Result<Vec<String>, InboxError> {
+        let now = (self.clock)();
+        let cutoff = now.saturating_sub(millis(self.options.reassembly_timeout));
+        let flushed = self
+            .store
+            .flush_partials(cutoff, now, millis(self.options.quick_reply_window))
+            .await?;
+        for m_id in &flushed {
+            tracing::warn!(%m_id, "forwarded an SMS with missing parts after the reassembly timeout");
+        }
+        Ok(flushed)
+    }
+
+    /// Flushes timed-out partial messages until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), InboxError> {
+        while !shutdown.is_cancelled() {
+            self.flush_expired().await?;
+            let timeout = millis(self.options.reassembly_timeout);
+            let wait = match self.store.oldest_partial_ms().await? {
+                Some(first) => (first + timeout - (self.clock)()).clamp(100, 60_000),
+                None => 60_000,
+            };
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The contact ID of a sender and whether its messages go to respond.io.
+    fn contact_of(&self, sender: &Address) -> (String, bool) {
+        let phone = match sender.ton {
+            TypeOfNumber::International => {
+                let digits = sender.value.trim_start_matches('+');
+                crate::phone::E164::parse(&format!("+{digits}")).ok()
+            }
+            TypeOfNumber::Alphanumeric => None,
+            _ => crate::phone::normalise_sender(&sender.value, &self.options.default_country),
+        };
+        match phone {
+            Some(number) => (number.to_string(), true),
+            None => (
+                sender.value.clone(),
+                self.options.alphanumeric_senders == AlphanumericPolicy::Forward,
+            ),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The TPDU of a PDU read from the modem: what follows the SMSC field (its first octet is its
+/// length in octets, 3GPP TS 27.005 §3.1 / TS 24.011 §8.2.5.1). The SMSC field is left out of
+/// the identity because the same SMS may be read back with it normalised differently.
+fn tpdu(pdu: &[u8]) -> &[u8] {
+    pdu.first()
+        .and_then(|&len| pdu.get(1 + len as usize..))
+        .unwrap_or(pdu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tpdu_skips_the_smsc_field() {
+        assert_eq!(tpdu(&[0x00, 0x04, 0x05]), &[0x04, 0x05]);
+        assert_eq!(tpdu(&[0x02, 0x91, 0x44, 0x04]), &[0x04]);
+        assert_eq!(tpdu(&[0x09, 0x01]), &[0x09, 0x01], "bad length: whole PDU");
+        assert_eq!(tpdu(&[]), &[] as &[u8]);
+    }
+}

@@ -1,0 +1,405 @@
+//! The sender worker: takes queued messages from the store, oldest first and in order per
+//! contact, and hands their parts to the modem (DESIGN.md §1 "Outbound", §2).
+//!
+//! Each part is marked *submitting* in SQLite before it goes to the modem and *accepted* with
+//! its TP-MR once `+CMGS: <mr>` came back, so a crash in between is visible at start-up as a
+//! part in doubt (`unknown`), which the store resolves by a later status report or by the
+//! configured `sms.unknown_policy` after `sms.unknown_window`. Temporary errors back off and
+//! retry the whole message with a new concatenation reference; permanent errors, too many
+//! attempts and expiry fail it with a readable `status.message`.
+//!
+//! Status reports arrive here too ([`Outbox::status_report`]) and are paired with parts by
+//! (TP-MR, recipient, time window). The worker is a step function, [`Outbox::try_one`], and a
+//! loop around it, [`Outbox::run`]; it talks to the modem only through [`PartSender`], so tests
+//! drive it with a fake. It does not render, validate or plan messages (the HTTP layer did that
+//! before the message was accepted).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ModemConfig, SmsConfig};
+use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
+use crate::store::{
+    AttemptEnd, AttemptResult, OutboxPolicy, ReportOutcome, StatusReportInput, Store, StoreError,
+};
+
+/// Why the modem did not take a part, as the outbox needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Worth retrying later (network out of order, congestion, modem busy, not registered).
+    Temporary(String),
+    /// Retrying will not help (invalid number, barred, no credit).
+    Permanent(String),
+    /// No `+CMGS` answer: the part may or may not have gone.
+    Unknown(String),
+}
+
+impl SendFailure {
+    fn message(&self) -> &str {
+        match self {
+            SendFailure::Temporary(m) | SendFailure::Permanent(m) | SendFailure::Unknown(m) => m,
+        }
+    }
+}
+
+/// What the outbox needs from a modem: send one part, get its TP-MR.
+pub trait PartSender: Send + Sync {
+    /// Sends one part (`AT+CMGS`); `more_to_follow`: another part of the same message comes
+    /// next. Returns the TP-MR from `+CMGS: <mr>`.
+    fn send_part(
+        &self,
+        part: &EncodedPart,
+        more_to_follow: bool,
+    ) -> impl Future<Output = Result<u8, SendFailure>> + Send;
+
+    /// Whether sending makes sense now (modem initialised and registered). While it is not,
+    /// the outbox waits instead of spending attempts.
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// Errors of the outbox worker (all from the store: the modem's are [`SendFailure`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outbox's settings, from `[sms]` and `[modem]`.
+#[derive(Debug, Clone)]
+pub struct OutboxOptions {
+    pub policy: OutboxPolicy,
+    /// Request a status report per part (`modem.delivery_reports`).
+    pub status_reports: bool,
+    /// Pairing window for status reports (`sms.report_window`).
+    pub report_window: Duration,
+    /// To normalise national recipient numbers in status reports.
+    pub default_country: String,
+    /// First retry delay after a temporary error; doubles per attempt up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+}
+
+impl OutboxOptions {
+    pub fn from_config(sms: &SmsConfig, modem: &ModemConfig) -> Self {
+        Self {
+            policy: OutboxPolicy {
+                max_attempts: sms.max_attempts.max(1),
+                expiry_ms: millis(sms.expiry),
+                unknown_policy: sms.unknown_policy,
+                unknown_window_ms: millis(sms.unknown_window),
+            },
+            status_reports: modem.delivery_reports,
+            report_window: sms.report_window,
+            default_country: sms.default_country.clone(),
+            retry_base: Duration::from_secs(10),
+            retry_max: Duration::from_secs(600),
+        }
+    }
+
+    /// The delay before attempt `attempt + 1` after a temporary error in attempt `attempt`.
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.retry_base.saturating_mul(factor).min(self.retry_max)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing due (or the modem is not ready).
+    Idle,
+    /// Every part accepted; `sent` enqueued.
+    Sent { m_id: String, parts: usize },
+    /// A temporary error; the whole message goes again at `at_ms`.
+    Retrying { m_id: String, at_ms: i64 },
+    /// Failed for good; `failed` enqueued with `message`.
+    Failed { m_id: String, message: String },
+    /// The modem gave no answer for a part; the message waits for a report or the policy.
+    Unknown { m_id: String },
+    /// Shutdown between two parts; the message is resent whole after the restart.
+    Interrupted { m_id: String },
+}
+
+/// The sender worker.
+pub struct Outbox<S> {
+    store: Store,
+    sender: S,
+    options: OutboxOptions,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    shutdown: CancellationToken,
+}
+
+/// Clones share the store, the modem and the shutdown token: one clone can [`Outbox::run`]
+/// while another handles status reports.
+impl<S: Clone> Clone for Outbox<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            sender: self.sender.clone(),
+            options: self.options.clone(),
+            clock: self.clock.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<S: PartSender> Outbox<S> {
+    pub fn new(store: Store, sender: S, options: OutboxOptions) -> Self {
+        Self {
+            store,
+            sender,
+            options,
+            clock: Arc::new(now_ms),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Replaces the wall clock (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Stops [`Outbox::try_one`] between parts, and [`Outbox::run`], when cancelled.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The start-up step: parts left *submitting* by a crash become *unknown*. Returns how many
+    /// messages are now in doubt.
+    pub async fn recover(&self) -> Result<u64, OutboxError> {
+        let unknown = self.store.recover_outbound((self.clock)()).await?;
+        if unknown > 0 {
+            tracing::warn!(
+                unknown,
+                policy = ?self.options.policy.unknown_policy,
+                "messages were being sent when smsgate stopped; their outcome is unknown"
+            );
+        }
+        Ok(unknown)
+    }
+
+    /// Sends the next due message, if any, all its parts in one go.
+    pub async fn try_one(&self) -> Result<Outcome, OutboxError> {
+        if !self.sender.is_ready() {
+            return Ok(Outcome::Idle);
+        }
+        let now = (self.clock)();
+        let Some(job) = self.store.claim_outbound(now, self.options.policy).await? else {
+            return Ok(Outcome::Idle);
+        };
+        let span = tracing::info_span!("outbox", m_id = %job.m_id, attempt = job.attempt);
+        let _enter = span.enter();
+        let recipient = match Address::parse(&job.contact_id) {
+            Ok(address) => address,
+            Err(error) => {
+                let message = format!("the recipient is not a valid number: {error}");
+                return self
+                    .fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message)
+                    .await;
+            }
+        };
+        let options = SubmitOptions {
+            status_report: self.options.status_reports,
+            force_ucs2: job.encoding == pdu::Encoding::Ucs2.to_string(),
+            // Idempotent on text that was already made GSM-friendly when it was planned.
+            smart_encoding: job.encoding == pdu::Encoding::Gsm7.to_string(),
+            max_parts: None,
+            concat_reference: job.concat_reference,
+            ..SubmitOptions::default()
+        };
+        let parts = match pdu::encode_submit(&recipient, &job.text, &options) {
+            Ok(parts) if !parts.is_empty() => parts,
+            Ok(_) => {
+                let message = "the message encoded to no parts".to_owned();
+                return self
+                    .fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message)
+                    .await;
+            }
+            Err(error) => {
+                let message = format!("cannot encode the message: {error}");
+                return self
+                    .fail_attempt(&job.m_id, job.id, AttemptEnd::Permanent, &message)
+                    .await;
+            }
+        };
+        let total = parts.len();
+        for (index, part) in parts.iter().enumerate() {
+            let seq = index as u32 + 1;
+            if index > 0 && self.shutdown.is_cancelled() {
+                return Ok(Outcome::Interrupted { m_id: job.m_id });
+            }
+            self.store
+                .part_submitting(job.id, seq, &job.contact_id, (self.clock)())
+                .await?;
+            match self.sender.send_part(part, seq < total as u32).await {
+                Ok(mr) => {
+                    self.store
+                        .part_accepted(job.id, seq, mr, total, (self.clock)())
+                        .await?;
+                    tracing::debug!(part = seq, of = total, mr, "part accepted");
+                }
+                Err(SendFailure::Unknown(message)) => {
+                    tracing::warn!(part = seq, of = total, error = %message,
+                        "no answer from the modem; the part may or may not have gone");
+                    self.store
+                        .part_unknown(job.id, seq, &message, (self.clock)())
+                        .await?;
+                    return Ok(Outcome::Unknown { m_id: job.m_id });
+                }
+                Err(failure) => {
+                    let end = match failure {
+                        SendFailure::Temporary(_) => {
+                            let delay = self.options.retry_delay(job.attempt);
+                            AttemptEnd::Temporary {
+                                retry_at_ms: (self.clock)().saturating_add(millis(delay)),
+                            }
+                        }
+                        _ => AttemptEnd::Permanent,
+                    };
+                    tracing::warn!(part = seq, of = total, error = %failure.message(),
+                        "the modem refused a part");
+                    return self
+                        .fail_attempt(&job.m_id, job.id, end, failure.message())
+                        .await;
+                }
+            }
+        }
+        tracing::info!(parts = total, "sent");
+        Ok(Outcome::Sent {
+            m_id: job.m_id,
+            parts: total,
+        })
+    }
+
+    async fn fail_attempt(
+        &self,
+        m_id: &str,
+        id: i64,
+        end: AttemptEnd,
+        error: &str,
+    ) -> Result<Outcome, OutboxError> {
+        let result = self
+            .store
+            .attempt_failed(id, end, error, (self.clock)(), self.options.policy)
+            .await?;
+        Ok(match result {
+            AttemptResult::Retrying { at_ms } => Outcome::Retrying {
+                m_id: m_id.to_owned(),
+                at_ms,
+            },
+            AttemptResult::Failed { message } => {
+                tracing::warn!(%message, "message failed");
+                Outcome::Failed {
+                    m_id: m_id.to_owned(),
+                    message,
+                }
+            }
+        })
+    }
+
+    /// Pairs a status report with its part and moves the message forward (`delivered` when all
+    /// parts are, `failed` when one fails for good; TP-ST 0x20–0x3F changes nothing yet).
+    pub async fn status_report(
+        &self,
+        report: &pdu::StatusReport,
+    ) -> Result<ReportOutcome, OutboxError> {
+        let recipient = recipient_key(&report.recipient.value, &self.options.default_country);
+        let outcome = self
+            .store
+            .apply_status_report(StatusReportInput {
+                mr: report.message_reference,
+                recipient,
+                status: report.status,
+                now_ms: (self.clock)(),
+                window_ms: millis(self.options.report_window),
+            })
+            .await?;
+        match &outcome {
+            ReportOutcome::Unmatched => tracing::info!(
+                mr = report.message_reference,
+                status = report.status,
+                "a status report matches no part sent in the window; ignored"
+            ),
+            ReportOutcome::Matched { m_id, events } => {
+                tracing::debug!(%m_id, status = report.status, ?events, "status report");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Recovers, then sends until `shutdown`: wakes on a new message, at the next retry time,
+    /// or at least once a minute; waits while the modem is not ready.
+    pub async fn run(self) -> Result<(), OutboxError> {
+        self.recover().await?;
+        let signal = self.store.outbound_signal();
+        while !self.shutdown.is_cancelled() {
+            let notified = signal.notified();
+            let idle_for = match self.try_one().await {
+                Ok(Outcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
+                Ok(Outcome::Idle) => {
+                    let next = self.store.next_outbound_wakeup(self.options.policy).await?;
+                    let wait = next.map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
+                    Duration::from_millis(wait as u64)
+                }
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(%error, "outbox step failed; retrying shortly");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(idle_for) => {}
+                () = self.shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A status report's recipient in the form parts are stored under (the contact ID).
+fn recipient_key(value: &str, default_country: &str) -> String {
+    if value.starts_with('+') {
+        return value.to_owned();
+    }
+    crate::phone::normalise_sender(value, default_country)
+        .map(|number| number.to_string())
+        .unwrap_or_else(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_and_caps() {
+        let options = OutboxOptions::from_config(&SmsConfig::default(), &ModemConfig::default());
+        assert_eq!(options.retry_delay(1), Duration::from_secs(10));
+        assert_eq!(options.retry_delay(2), Duration::from_secs(20));
+        assert_eq!(options.retry_delay(7), Duration::from_secs(600));
+        assert_eq!(options.retry_delay(40), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn report_recipients_normalise_like_contacts() {
+        assert_eq!(recipient_key("+60177872890", "MY"), "+60177872890");
+        assert_eq!(recipient_key("0177872890", "MY"), "+60177872890");
+        assert_eq!(recipient_key("22556", "MY"), "22556");
+    }
+}
