@@ -30,11 +30,15 @@ const WRITE_RETRY: Duration = Duration::from_millis(1);
 /// How long to wait before trying again when a new pty cannot be opened.
 const REOPEN_RETRY: Duration = Duration::from_millis(500);
 
-/// Byte counters shared with the handle.
+/// Line figures shared with the handle: bytes each way, and the idle gaps after `+CMGS`.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// When the last byte of the latest `+CMGS` answer left the modem, until the client's next
+    /// byte arrives.
+    answered: Mutex<Option<Instant>>,
+    send_gaps: Mutex<Vec<Duration>>,
 }
 
 impl Counters {
@@ -44,6 +48,28 @@ impl Counters {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
         }
     }
+
+    pub(crate) fn send_gaps(&self) -> Vec<Duration> {
+        lock(&self.send_gaps).clone()
+    }
+
+    /// The client sent something at `now`: closes the gap after a `+CMGS` answer, if one is open.
+    fn client_spoke(&self, now: Instant) {
+        if let Some(answered) = lock(&self.answered).take() {
+            lock(&self.send_gaps).push(now.saturating_duration_since(answered));
+        }
+    }
+
+    fn answer_sent(&self, now: Instant) {
+        *lock(&self.answered) = Some(now);
+    }
+}
+
+/// Locks a mutex that holds plain data: a panic elsewhere cannot leave it inconsistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the reader, the writer and the timers post to the device task.
@@ -79,6 +105,8 @@ enum Event {
 /// What the writer task is given.
 enum Write {
     Bytes(Vec<u8>),
+    /// Everything before completes a `+CMGS` answer: note when the line has carried it.
+    AnswerSent,
     /// Answer once everything before has been written.
     Flushed(oneshot::Sender<()>),
 }
@@ -210,15 +238,12 @@ impl Device {
     }
 
     fn path_now(&self) -> std::path::PathBuf {
-        self.path
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.path).clone()
     }
 
     /// Makes `pty` the live port: starts its reader and writer.
     fn attach(&mut self, pty: Arc<Pty>) {
-        *self.path.lock().unwrap_or_else(|p| p.into_inner()) = pty.path();
+        *lock(&self.path) = pty.path();
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(
             pty.clone(),
@@ -436,6 +461,13 @@ impl Device {
                         Event::AckTimeout { generation, number },
                     );
                 }
+                Effect::SubmitAnswered => {
+                    if let Some(port) = &self.port
+                        && !self.hung
+                    {
+                        let _ = port.writer.send(Write::AnswerSent);
+                    }
+                }
                 Effect::Restart => {
                     // Let the `OK` out before the modem leaves the bus.
                     if let Some(port) = &self.port {
@@ -554,6 +586,7 @@ async fn read_loop(
         };
         tracing::trace!(bytes = ?String::from_utf8_lossy(&buf[..n]), "from the client");
         counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        counters.client_spoke(Instant::now());
         let arrives = pacer.schedule(Instant::now(), n);
         tokio::time::sleep_until(arrives).await;
         let bytes = buf[..n].to_vec();
@@ -577,6 +610,10 @@ async fn write_loop(
             Write::Bytes(bytes) => bytes,
             Write::Flushed(reply) => {
                 let _ = reply.send(());
+                continue;
+            }
+            Write::AnswerSent => {
+                counters.answer_sent(Instant::now());
                 continue;
             }
         };

@@ -73,6 +73,9 @@ pub enum Effect {
     AwaitAck(u64),
     /// `AT+CFUN=1,1`: the modem restarts (a USB modem leaves the bus and comes back).
     Restart,
+    /// The output before this completes the answer to a submit (`+CMGS: <mr>` and `OK`, or the
+    /// error).
+    SubmitAnswered,
 }
 
 /// A part the DTE submitted with `AT+CMGS`.
@@ -334,6 +337,7 @@ impl Interpreter {
                 }
                 Err(code) => self.fail(&mut out, Fail::Cms(code)),
             }
+            out.push(Effect::SubmitAnswered);
             let held: Vec<u8> = self.held_input.drain(..).collect();
             self.process(&held, &mut out);
         }

@@ -23,8 +23,13 @@ struct Client {
 
 impl Client {
     fn open(path: &Path) -> Client {
-        let port = tokio_serial::new(path.to_string_lossy(), 115_200)
-            .flow_control(tokio_serial::FlowControl::None)
+        Client::open_with(path, 115_200, tokio_serial::FlowControl::None)
+    }
+
+    /// Opens as a driver would, with the termios settings it asks for (speed, flow control).
+    fn open_with(path: &Path, baud: u32, flow: tokio_serial::FlowControl) -> Client {
+        let port = tokio_serial::new(path.to_string_lossy(), baud)
+            .flow_control(flow)
             .timeout(Duration::from_secs(1))
             .open_native_async()
             .expect("open the simulated modem like a serial port");
@@ -482,6 +487,53 @@ async fn output_is_paced_at_the_baud_rate() {
         elapsed >= line_time.mul_f64(0.9),
         "{bytes} bytes in {elapsed:?}, the line needs {line_time:?}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn back_to_back_sends_at_115200_baud_report_gaps_and_bytes() {
+    let (_dir, sim) = start(SimOptions {
+        baud: Some(115_200),
+        echo: false,
+        ..SimOptions::default()
+    })
+    .await;
+    // The termios calls a driver makes (speed, hardware flow control) work on the pty, and
+    // again after a reopen.
+    for flow in [
+        tokio_serial::FlowControl::Hardware,
+        tokio_serial::FlowControl::Software,
+    ] {
+        let mut client = Client::open_with(&sim.path(), 9_600, flow);
+        assert_eq!(client.command("AT").await, "\r\nOK\r\n");
+    }
+    let mut client = Client::open_with(&sim.path(), 115_200, tokio_serial::FlowControl::None);
+    let part = encode("+60123456789", &"z".repeat(160), false);
+    let before = sim.line_stats();
+    let started = Instant::now();
+    let parts = 10;
+    for expected in 0..parts {
+        assert_eq!(send_part(&mut client, &part).await, expected);
+    }
+    let elapsed = started.elapsed();
+    let after = sim.line_stats();
+    let bytes_in = after.bytes_in - before.bytes_in;
+    let bytes_out = after.bytes_out - before.bytes_out;
+    let per_part_in = format!("AT+CMGS={}\r{}\x1a", part.tpdu_length, part.hex()).len();
+    assert_eq!(bytes_in, (per_part_in * usize::from(parts)) as u64);
+    assert_eq!(
+        bytes_out,
+        (b"\r\n> \r\n+CMGS: 0\r\n\r\nOK\r\n".len() * usize::from(parts)) as u64
+    );
+    // Each direction is paced at 11,520 bytes per second.
+    let line_time = Duration::from_secs_f64(bytes_in as f64 / 11_520.0);
+    assert!(
+        elapsed >= line_time.mul_f64(0.9),
+        "{elapsed:?} < {line_time:?}"
+    );
+    // One gap per answer that the client followed with another command.
+    let gaps = sim.send_gaps();
+    assert_eq!(gaps.len(), usize::from(parts) - 1, "{gaps:?}");
     sim.shutdown().await;
 }
 

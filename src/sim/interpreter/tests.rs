@@ -454,6 +454,22 @@ fn send_errors_injected_or_from_no_service() {
 }
 
 #[test]
+fn submit_answer_is_marked() {
+    let mut m = quiet();
+    submit(&mut m, SUBMIT);
+    say(&mut m, "AT\r");
+    let effects = m.finish_submit();
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Output(b"\r\n+CMGS: 0\r\n\r\nOK\r\n".to_vec()),
+            Effect::SubmitAnswered,
+            Effect::Output(b"\r\nOK\r\n".to_vec()),
+        ]
+    );
+}
+
+#[test]
 fn restart_command() {
     let mut m = quiet();
     let effects = m.receive(b"AT+CFUN=1,1\r");
