@@ -248,7 +248,8 @@ impl SimHandle {
     /// Delivers a raw SMS-DELIVER given in hex with its SMSC field in front. It is not checked
     /// beyond that, so malformed PDUs reach the client as they are.
     pub async fn inject_pdu(&self, pdu_hex: &str) -> Result<(), SimError> {
-        let pdu = interpreter::decode_hex(pdu_hex)
+        let pdu = pdu::hex_to_bytes(pdu_hex)
+            .ok()
             .filter(|bytes| interpreter::tpdu_length(bytes).is_some())
             .ok_or_else(|| SimError::InvalidPdu(pdu_hex.to_string()))?;
         self.send(Control::InjectPdu { pdu }).await
