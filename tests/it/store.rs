@@ -639,43 +639,23 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
         m_id: m_id.clone(),
         events,
     };
-    assert_eq!(
-        store
-            .apply_status_report(report(5, CONTACT, 0x00, at))
+    // (TP-MR, TP-ST, expected outcome): part 1 delivered; part 2 still being tried (nothing
+    // yet), then delivered; a late failure after that changes nothing; an unknown TP-MR
+    // matches nothing.
+    let steps = [
+        (5, 0x00, matched(vec![])),
+        (6, 0x30, matched(vec![])),
+        (6, 0x00, matched(vec!["delivered"])),
+        (6, 0x45, matched(vec![])),
+        (99, 0x00, ReportOutcome::Unmatched),
+    ];
+    for (mr, status, want) in steps {
+        let got = store
+            .apply_status_report(report(mr, CONTACT, status, at))
             .await
-            .expect("r"),
-        matched(vec![])
-    );
-    // The centre is still trying part 2: nothing yet.
-    assert_eq!(
-        store
-            .apply_status_report(report(6, CONTACT, 0x30, at))
-            .await
-            .expect("r"),
-        matched(vec![])
-    );
-    assert_eq!(
-        store
-            .apply_status_report(report(6, CONTACT, 0x00, at))
-            .await
-            .expect("r"),
-        matched(vec!["delivered"])
-    );
-    // A late failure after delivered changes nothing.
-    assert_eq!(
-        store
-            .apply_status_report(report(6, CONTACT, 0x45, at))
-            .await
-            .expect("r"),
-        matched(vec![])
-    );
-    assert_eq!(
-        store
-            .apply_status_report(report(99, CONTACT, 0x00, at))
-            .await
-            .expect("r"),
-        ReportOutcome::Unmatched
-    );
+            .expect("report");
+        assert_eq!(got, want, "TP-MR {mr}, TP-ST {status:#04x}");
+    }
     assert_eq!(
         statuses(&drain_events(&store).await, &m_id),
         vec!["sent", "delivered"]
