@@ -119,6 +119,32 @@ impl ModemProbe for tokio::sync::watch::Receiver<ModemSnapshot> {
     }
 }
 
+/// The modem driver's health channel (`ModemHandle::health_watch`) as the API's probe.
+impl ModemProbe for tokio::sync::watch::Receiver<crate::modem::Health> {
+    fn snapshot(&self) -> ModemSnapshot {
+        ModemSnapshot::from(&*self.borrow())
+    }
+}
+
+impl From<&crate::modem::Health> for ModemSnapshot {
+    fn from(health: &crate::modem::Health) -> Self {
+        Self {
+            state: format!("{:?}", health.state).to_ascii_lowercase(),
+            healthy: health.healthy,
+            sim_ready: health.sim.eq_ignore_ascii_case("READY"),
+            sim: health.sim.clone(),
+            registered: health.registered,
+            registration: health.registration.clone(),
+            operator: health.operator.clone(),
+            signal_dbm: health.signal_dbm,
+            resets: health.resets,
+            reopens: health.reopens,
+            timeouts: health.timeouts,
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
 /// The settings of the HTTP API.
 #[derive(Clone)]
 pub struct Settings {
@@ -372,5 +398,29 @@ mod tests {
             assert!(queued == 7 || queued == 9, "{queued}");
         }
         assert_eq!(outbox.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_modem_health_channel_is_a_probe() {
+        let health = crate::modem::Health {
+            state: crate::modem::ModemState::Unplugged,
+            healthy: false,
+            sim: "READY".into(),
+            registered: false,
+            registration: "searching".into(),
+            signal_dbm: Some(-99),
+            resets: 2,
+            last_error: Some("port closed".into()),
+            ..crate::modem::Health::default()
+        };
+        let (sender, receiver) = tokio::sync::watch::channel(health);
+        let snapshot = receiver.snapshot();
+        assert_eq!(snapshot.state, "unplugged");
+        assert!(!snapshot.healthy && snapshot.sim_ready && !snapshot.registered);
+        assert_eq!(snapshot.signal_dbm, Some(-99));
+        assert_eq!(snapshot.resets, 2);
+        assert_eq!(snapshot.last_error.as_deref(), Some("port closed"));
+        sender.send_modify(|health| health.sim = "SIM PIN".into());
+        assert!(!receiver.snapshot().sim_ready);
     }
 }
