@@ -33,6 +33,7 @@ command -v qemu-aarch64-static >/dev/null || command -v qemu-aarch64 >/dev/null 
     || packages+=(qemu-user-static)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 command -v adduser >/dev/null || packages+=(adduser)
+command -v socat >/dev/null || packages+=(socat) # listens on the daemon's notify socket
 if [ "${SMSGATE_PI_ARMV7:-0}" = 1 ]; then
     command -v arm-linux-gnueabihf-gcc >/dev/null || packages+=(gcc-arm-linux-gnueabihf)
     [ -e /usr/arm-linux-gnueabihf/lib/crt1.o ] || packages+=(libc6-dev-armhf-cross)
@@ -131,16 +132,22 @@ else
     fail "pdu decode of a known PDU failed"
 fi
 
+# The whole gateway against the built-in simulated modem and a local respond.io stand-in: one
+# SMS each way. A port of its own, so it cannot meet another program's on 8080.
 if pi demo --help 2>/dev/null | grep -q -- '--self-test'; then
+    demo_args=(--self-test)
+    pi demo --help | grep -q -- '--listen' && demo_args+=(--listen "127.0.0.1:$((20000 + RANDOM % 20000))")
     demo_started=$SECONDS
-    timeout 300 "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" demo --self-test \
+    timeout 300 "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" demo "${demo_args[@]}" </dev/null \
         || fail "demo --self-test under qemu failed"
     echo "demo --self-test passed under qemu in $((SECONDS - demo_started))s"
 else
     echo "SKIPPED: smsgate demo --self-test is not in this build yet"
 fi
 
-# Start-up time to a listening HTTP port, and a clean stop on SIGTERM, as systemd would do it.
+# The daemon as systemd runs it (Type=notify, WatchdogSec=): the time from exec to a listening
+# HTTP port, READY=1 on the notify socket, and a clean stop on SIGTERM within TimeoutStopSec=.
+# No modem is attached: the gateway must come up anyway and keep retrying it in the background.
 if pi run --help 2>/dev/null | grep -q -- '--config'; then
     port=$((20000 + RANDOM % 20000))
     cat >"$work/run.toml" <<EOF
@@ -154,27 +161,44 @@ port = "$work/no-modem-here"
 [store]
 path = "$work/smsgate.db"
 EOF
+    socat -u "UNIX-RECV:$work/notify" "OPEN:$work/notify.log,creat,append" &
+    listener=$!
+    for _ in $(seq 1 100); do [ -S "$work/notify" ] && break; sleep 0.05; done
     t0=$(date +%s%N)
-    SMSGATE_API_TOKEN=ci-token "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" run -c "$work/run.toml" \
-        >"$work/run.log" 2>&1 &
+    # WATCHDOG_PID must be the daemon's own pid: the shell execs into qemu, which runs the
+    # binary in the same process.
+    SMSGATE_API_TOKEN=ci-token NOTIFY_SOCKET="$work/notify" WATCHDOG_USEC=4000000 \
+        bash -c 'WATCHDOG_PID=$$ exec "$@"' _ "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" \
+        run -c "$work/run.toml" >"$work/run.log" 2>&1 &
     daemon=$!
-    listening=""
-    for _ in $(seq 1 300); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then listening=$(date +%s%N); break; fi
+    listening="" ready=""
+    for _ in $(seq 1 600); do
+        if [ -z "$listening" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            listening=$(date +%s%N)
+        fi
+        if [ -z "$ready" ] && grep -q 'READY=1' "$work/notify.log" 2>/dev/null; then
+            ready=$(date +%s%N)
+        fi
+        [ -n "$listening" ] && [ -n "$ready" ] && break
         kill -0 "$daemon" 2>/dev/null || break
         sleep 0.05
     done
-    if [ -z "$listening" ]; then
-        kill "$daemon" 2>/dev/null || true
+    if [ -z "$listening" ] || [ -z "$ready" ]; then
+        kill "$daemon" "$listener" 2>/dev/null || true
         cat "$work/run.log" >&2
-        fail "smsgate run under qemu did not listen on 127.0.0.1:$port within 15 s"
+        [ -n "$listening" ] || fail "smsgate run under qemu did not listen on 127.0.0.1:$port within 30 s"
+        fail "smsgate run under qemu listened but sent no READY=1 within 30 s"
     fi
-    echo "start-up to a listening HTTP port under qemu: $(((listening - t0) / 1000000)) ms"
+    echo "start-up under qemu: HTTP port listening after $(((listening - t0) / 1000000)) ms," \
+        "READY=1 after $(((ready - t0) / 1000000)) ms"
     kill -TERM "$daemon"
     stop_started=$SECONDS
     status=0
     wait "$daemon" || status=$?
-    echo "stopped on SIGTERM in $((SECONDS - stop_started))s with status $status"
+    kill "$listener" 2>/dev/null || true
+    echo "stopped on SIGTERM in $((SECONDS - stop_started))s with status $status; notifications:"
+    tr '\n' ' ' <"$work/notify.log"
+    echo
     # TimeoutStopSec= in the unit is 30 s; the daemon's own deadline must stay under it.
     [ $((SECONDS - stop_started)) -lt 30 ] || fail "smsgate took longer to stop than TimeoutStopSec"
     [ "$status" = 0 ] || { cat "$work/run.log" >&2; fail "smsgate run exited $status on SIGTERM"; }
@@ -288,12 +312,21 @@ if [ "${SMSGATE_PI_ARMV7:-0}" = 1 ]; then
     rustup target add armv7-unknown-linux-gnueabihf
     armv7_started=$SECONDS
     cargo build --locked --profile "$PROFILE" --target armv7-unknown-linux-gnueabihf --bin smsgate
-    cargo deb --target armv7-unknown-linux-gnueabihf --no-build "${deb_profile[@]}" >/dev/null
-    echo "armv7 built and packaged in $((SECONDS - armv7_started))s"
+    ARMV7_BIN=target/armv7-unknown-linux-gnueabihf/$profile_dir/smsgate
+    qemu_arm=qemu-arm-static
+    command -v "$qemu_arm" >/dev/null || qemu_arm=qemu-arm
+    armv7_version=$("$qemu_arm" -L /usr/arm-linux-gnueabihf "$ARMV7_BIN" --version)
+    [ "$armv7_version" = "smsgate $VERSION" ] || fail "armv7 --version printed '$armv7_version'"
+    ARMHF_DEB=$work/smsgate_${VERSION}_armhf.deb
+    cargo deb --target armv7-unknown-linux-gnueabihf --no-build "${deb_profile[@]}" \
+        --output "$ARMHF_DEB" >/dev/null
+    dpkg-deb -f "$ARMHF_DEB" Architecture | grep -qx armhf || fail "the armv7 package is not armhf"
+    echo "armv7: $(stat -c %s "$ARMV7_BIN") bytes, runs under $qemu_arm, packaged as" \
+        "$(basename "$ARMHF_DEB") in $((SECONDS - armv7_started))s"
 fi
 
 mkdir -p target/debian
-cp "$DEB" target/debian/
-echo "package: target/debian/$(basename "$DEB")"
+cp "$work"/smsgate_*.deb target/debian/
+echo "packages: $(cd target/debian && echo smsgate_*.deb)"
 
 step "done in $((SECONDS - started))s (aarch64 build ${build_seconds}s)"

@@ -306,26 +306,13 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
 
 async fn listing(sim: &SimHandle) -> String {
     let mut text = format!("path {}\n", sim.path().display());
-    let stored = sim.stored().await;
-    text.push_str(&format!("SIM storage: {} SMS\n", stored.len()));
-    for entry in stored {
-        text.push_str(&format!(
-            "  {} stat {} {}\n",
-            entry.index,
-            entry.status.code(),
-            sim::interpreter::hex(&entry.pdu)
-        ));
-    }
-    let reports = sim.stored_reports().await;
-    text.push_str(&format!("SR storage: {} reports\n", reports.len()));
-    for entry in reports {
-        text.push_str(&format!(
-            "  {} stat {} {}\n",
-            entry.index,
-            entry.status.code(),
-            sim::interpreter::hex(&entry.pdu)
-        ));
-    }
+    list_entries(&mut text, "SIM storage", "SMS", &sim.stored().await);
+    list_entries(
+        &mut text,
+        "SR storage",
+        "reports",
+        &sim.stored_reports().await,
+    );
     let submitted = sim.submitted().await;
     text.push_str(&format!("submitted: {} parts", submitted.len()));
     for part in submitted {
@@ -342,6 +329,18 @@ async fn listing(sim: &SimHandle) -> String {
         ));
     }
     text
+}
+
+fn list_entries(text: &mut String, memory: &str, what: &str, entries: &[sim::Entry]) {
+    text.push_str(&format!("{memory}: {} {what}\n", entries.len()));
+    for entry in entries {
+        text.push_str(&format!(
+            "  {} stat {} {}\n",
+            entry.index,
+            entry.status.code(),
+            sim::interpreter::hex(&entry.pdu)
+        ));
+    }
 }
 
 /// Runs `smsgate sim`.

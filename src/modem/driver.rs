@@ -104,9 +104,11 @@ impl Driver {
             if self.shutdown.is_cancelled() {
                 break;
             }
+            debug!(port = %self.options.port.display(), "opening the modem port");
             let port = match super::open_port(&self.options.port, self.options.baud) {
                 Ok(port) => port,
                 Err(error) => {
+                    debug!(%error, "cannot open the modem port");
                     let since = *away_since.get_or_insert_with(Instant::now);
                     let gone = !self.options.port.exists();
                     if since.elapsed() >= self.tuning.unplugged_grace {
@@ -123,6 +125,7 @@ impl Driver {
                 }
             };
             away_since = None;
+            debug!("port open; initialising");
             let (at, urcs, _task) = at::spawn(port, self.tuning.at.clone());
             if self.health.state != ModemState::Unhealthy {
                 self.set_state(ModemState::Starting, true);
@@ -168,7 +171,8 @@ impl Driver {
                         Exit::Reopen(reason) => {
                             warn!(reason, "reopening the modem port");
                             self.health.reopens += 1;
-                            self.note_error(format!("reopened the port: {reason}"));
+                            self.health.last_error = Some(format!("reopened the port: {reason}"));
+                            self.set_state(ModemState::Starting, true);
                             let poll = self.tuning.device_poll;
                             if !self.pause(&mut requests, poll).await {
                                 break;
@@ -351,7 +355,8 @@ impl Driver {
                 return false;
             }
         };
-        let bytes = hex_bytes(hex);
+        // `decode_hex` read the same text, so it is valid hex.
+        let bytes = pdu::hex_to_bytes(hex).unwrap_or_default();
         let event = match pdu {
             Pdu::Deliver(deliver) => {
                 self.health.parts_received += 1;
@@ -776,15 +781,4 @@ fn add_stats(a: AtStats, b: AtStats) -> AtStats {
         urcs_dropped: a.urcs_dropped + b.urcs_dropped,
         stray_lines: a.stray_lines + b.stray_lines,
     }
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    hex.as_bytes()
-        .chunks(2)
-        .filter_map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect()
 }

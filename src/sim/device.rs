@@ -25,14 +25,24 @@ use crate::pdu;
 
 /// How often the reader looks for a client while none has the port open.
 const CLIENT_POLL: Duration = Duration::from_millis(5);
+/// How long a resetting modem takes, after its `OK`, to leave the bus. Real modems take
+/// longer; the point is that the `OK` reaches the client (a pty drops what the client has not
+/// read when the master closes).
+const LEAVE_BUS_DELAY: Duration = Duration::from_millis(50);
+/// How long to wait before writing again to a client that is not reading.
+const WRITE_RETRY: Duration = Duration::from_millis(1);
 /// How long to wait before trying again when a new pty cannot be opened.
 const REOPEN_RETRY: Duration = Duration::from_millis(500);
 
-/// Byte counters shared with the handle.
+/// Line figures shared with the handle: bytes each way, and the idle gaps after `+CMGS`.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// When the last byte of the latest `+CMGS` answer left the modem, until the client's next
+    /// byte arrives.
+    answered: Mutex<Option<Instant>>,
+    send_gaps: Mutex<Vec<Duration>>,
 }
 
 impl Counters {
@@ -42,6 +52,28 @@ impl Counters {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
         }
     }
+
+    pub(crate) fn send_gaps(&self) -> Vec<Duration> {
+        lock(&self.send_gaps).clone()
+    }
+
+    /// The client sent something at `now`: closes the gap after a `+CMGS` answer, if one is open.
+    fn client_spoke(&self, now: Instant) {
+        if let Some(answered) = lock(&self.answered).take() {
+            lock(&self.send_gaps).push(now.saturating_duration_since(answered));
+        }
+    }
+
+    fn answer_sent(&self, now: Instant) {
+        *lock(&self.answered) = Some(now);
+    }
+}
+
+/// Locks a mutex that holds plain data: a panic elsewhere cannot leave it inconsistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the reader, the writer and the timers post to the device task.
@@ -70,13 +102,15 @@ enum Event {
         generation: u64,
     },
     Noise {
-        generation: u64,
+        chain: u64,
     },
 }
 
 /// What the writer task is given.
 enum Write {
     Bytes(Vec<u8>),
+    /// Everything before completes a `+CMGS` answer: note when the line has carried it.
+    AnswerSent,
     /// Answer once everything before has been written.
     Flushed(oneshot::Sender<()>),
 }
@@ -85,7 +119,18 @@ enum Write {
 struct Port {
     pty: Arc<Pty>,
     writer: mpsc::UnboundedSender<Write>,
-    tasks: [JoinHandle<()>; 2],
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Port {
+    /// Stops the reader and writer and waits until they have let go of the pty, so that the
+    /// pty closes (and its link goes) when this port is dropped.
+    async fn close(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for Port {
@@ -105,6 +150,8 @@ struct Device {
     /// Bumped on each unplug, so only the latest replug timer acts.
     plug: u64,
     hung: bool,
+    /// The live chain of noise timers.
+    noise_chain: u64,
     submitting: Option<(Submission, Instant)>,
     submitted: Vec<SubmittedPdu>,
     concat_reference: u16,
@@ -153,6 +200,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         generation: 0,
         plug: 0,
         hung: false,
+        noise_chain: 0,
         submitting: None,
         submitted: Vec::new(),
         concat_reference: 0,
@@ -163,6 +211,9 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     };
     device.concat_reference = device.rng.random();
     device.attach(pty);
+    if device.options.urc_noise {
+        device.start_noise();
+    }
     tracing::info!(path = %device.path_now().display(), "simulated modem ready");
     tokio::spawn(device.run(control_rx, events_rx));
     Ok(SimHandle {
@@ -182,30 +233,27 @@ impl Device {
             tokio::select! {
                 request = control.recv() => match request {
                     Some(Control::Shutdown(reply)) => {
-                        self.port = None;
+                        self.detach().await;
                         let _ = reply.send(());
                         break;
                     }
-                    Some(request) => self.control(request),
+                    Some(request) => self.control(request).await,
                     None => break,
                 },
-                Some(event) = events.recv() => self.event(event),
+                Some(event) = events.recv() => self.event(event).await,
             }
         }
-        self.port = None;
+        self.detach().await;
         tracing::info!("simulated modem stopped");
     }
 
     fn path_now(&self) -> std::path::PathBuf {
-        self.path
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.path).clone()
     }
 
     /// Makes `pty` the live port: starts its reader and writer.
     fn attach(&mut self, pty: Arc<Pty>) {
-        *self.path.lock().unwrap_or_else(|p| p.into_inner()) = pty.path();
+        *lock(&self.path) = pty.path();
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(
             pty.clone(),
@@ -224,22 +272,21 @@ impl Device {
         self.port = Some(Port {
             pty,
             writer: writer_tx,
-            tasks: [reader, writer],
+            tasks: vec![reader, writer],
         });
-        if self.options.urc_noise {
-            self.schedule_noise();
-        }
     }
 
     /// Pulls the plug: the pty closes (its link goes), the generation moves on.
-    fn detach(&mut self) {
-        self.port = None;
+    async fn detach(&mut self) {
+        if let Some(port) = self.port.take() {
+            port.close().await;
+        }
         self.generation += 1;
         self.submitting = None;
         self.interpreter.power_off();
     }
 
-    fn control(&mut self, request: Control) {
+    async fn control(&mut self, request: Control) {
         match request {
             Control::InjectSms { from, text, reply } => {
                 let _ = reply.send(self.inject_sms(&from, &text));
@@ -281,7 +328,7 @@ impl Device {
                 tracing::info!(on, "simulated modem hang");
             }
             Control::Unplug(for_, reply) => {
-                self.unplug(for_);
+                self.unplug(for_).await;
                 let _ = reply.send(());
             }
             Control::Registered(on) => {
@@ -296,7 +343,7 @@ impl Device {
                 let was = self.options.urc_noise;
                 self.options.urc_noise = on;
                 if on && !was {
-                    self.schedule_noise();
+                    self.start_noise();
                 }
             }
             Control::NetworkDelay(delay) => self.options.network_delay = delay,
@@ -337,7 +384,7 @@ impl Device {
         }
     }
 
-    fn event(&mut self, event: Event) {
+    async fn event(&mut self, event: Event) {
         match event {
             Event::Input { generation, bytes } if generation == self.generation => {
                 if self.hung {
@@ -361,13 +408,11 @@ impl Device {
             Event::Replug { plug } if plug == self.plug && self.port.is_none() => self.replug(),
             Event::Restart { generation } if generation == self.generation => {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
-                self.unplug(self.options.restart_time);
+                self.unplug(self.options.restart_time).await;
             }
-            Event::Noise { generation } if generation == self.generation => {
-                if self.options.urc_noise {
-                    self.noise();
-                    self.schedule_noise();
-                }
+            Event::Noise { chain } if chain == self.noise_chain && self.options.urc_noise => {
+                self.noise();
+                self.schedule_noise();
             }
             _ => {}
         }
@@ -421,6 +466,13 @@ impl Device {
                         Event::AckTimeout { generation, number },
                     );
                 }
+                Effect::SubmitAnswered => {
+                    if let Some(port) = &self.port
+                        && !self.hung
+                    {
+                        let _ = port.writer.send(Write::AnswerSent);
+                    }
+                }
                 Effect::Restart => {
                     // Let the `OK` out before the modem leaves the bus.
                     if let Some(port) = &self.port {
@@ -430,6 +482,7 @@ impl Device {
                         let generation = self.generation;
                         tokio::spawn(async move {
                             let _ = done.await;
+                            tokio::time::sleep(LEAVE_BUS_DELAY).await;
                             let _ = events.send(Event::Restart { generation });
                         });
                     }
@@ -452,11 +505,17 @@ impl Device {
         self.output(format!("\r\n{line}\r\n").into_bytes());
     }
 
+    /// Starts a new chain of noise timers; an older chain stops at its next tick.
+    fn start_noise(&mut self) {
+        self.noise_chain += 1;
+        self.schedule_noise();
+    }
+
     fn schedule_noise(&mut self) {
         let mean = self.options.noise_interval.max(Duration::from_millis(10));
         let delay = mean.mul_f64(self.rng.random_range(0.2..1.8));
-        let generation = self.generation;
-        self.schedule(delay, Event::Noise { generation });
+        let chain = self.noise_chain;
+        self.schedule(delay, Event::Noise { chain });
     }
 
     fn schedule(&self, delay: Duration, event: Event) {
@@ -471,9 +530,9 @@ impl Device {
         });
     }
 
-    fn unplug(&mut self, for_: Duration) {
+    async fn unplug(&mut self, for_: Duration) {
         tracing::info!(?for_, "simulated modem unplugged");
-        self.detach();
+        self.detach().await;
         self.plug += 1;
         let plug = self.plug;
         self.schedule(for_, Event::Replug { plug });
@@ -482,6 +541,8 @@ impl Device {
     fn replug(&mut self) {
         match Pty::open(self.options.link.as_deref()) {
             Ok(pty) => {
+                // A power cycle cures a hang.
+                self.hung = false;
                 self.attach(pty);
                 let effects = self.interpreter.power_on();
                 self.apply(effects);
@@ -497,6 +558,8 @@ impl Device {
 }
 
 /// Reads the client's bytes and hands them over as the line delivers them (paced at the baud).
+/// While no client has the port open it looks every [`CLIENT_POLL`]; while one has, it waits on
+/// a [`pty::Watch`] made for that client.
 async fn read_loop(
     pty: Arc<Pty>,
     generation: u64,
@@ -506,27 +569,50 @@ async fn read_loop(
 ) {
     let mut pacer = Pacer::new(baud);
     let mut buf = vec![0u8; 4096];
+    let mut watch: Option<pty::Watch> = None;
     loop {
-        match pty.read(&mut buf).await {
-            Ok(pty::Read::Data(n)) => {
-                counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                let arrives = pacer.schedule(Instant::now(), n);
-                tokio::time::sleep_until(arrives).await;
-                let bytes = buf[..n].to_vec();
-                if events.send(Event::Input { generation, bytes }).is_err() {
-                    return;
+        let read = match &watch {
+            Some(watch) => watch.read(&mut buf).await,
+            None => pty.try_read(&mut buf),
+        };
+        let n = match read {
+            Ok(pty::Read::Data(n)) => n,
+            Ok(pty::Read::Nothing) => {
+                // A client is here: wait on its input from now on.
+                match pty.watch() {
+                    Ok(new) => watch = Some(new),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch the pty");
+                        return;
+                    }
                 }
+                continue;
             }
-            Ok(pty::Read::NoClient) => tokio::time::sleep(CLIENT_POLL).await,
+            Ok(pty::Read::NoClient) => {
+                watch = None;
+                tokio::time::sleep(CLIENT_POLL).await;
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "reading the pty failed");
                 return;
             }
+        };
+        tracing::trace!(bytes = ?String::from_utf8_lossy(&buf[..n]), "from the client");
+        counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        counters.client_spoke(Instant::now());
+        let arrives = pacer.schedule(Instant::now(), n);
+        tokio::time::sleep_until(arrives).await;
+        let bytes = buf[..n].to_vec();
+        if events.send(Event::Input { generation, bytes }).is_err() {
+            return;
         }
     }
 }
 
-/// Writes the modem's output at the line's pace, about a millisecond's worth at a time.
+/// Writes the modem's output at the line's pace, about a millisecond's worth at a time, each
+/// slice when the line would have delivered its last byte. Output nobody has the port open for
+/// is dropped.
 async fn write_loop(
     pty: Arc<Pty>,
     baud: Option<u32>,
@@ -541,20 +627,33 @@ async fn write_loop(
                 let _ = reply.send(());
                 continue;
             }
+            Write::AnswerSent => {
+                counters.answer_sent(Instant::now());
+                continue;
+            }
         };
+        tracing::trace!(bytes = ?String::from_utf8_lossy(&bytes), "to the client");
         for slice in bytes.chunks(pacer.slice_len()) {
-            if let Err(error) = pty.write_all(slice).await {
-                tracing::warn!(%error, "writing the pty failed");
-                return;
-            }
-            if pty.has_client() {
-                counters
-                    .bytes_out
-                    .fetch_add(slice.len() as u64, Ordering::Relaxed);
-            }
+            // A byte reaches the client once the line has carried all its bits.
             if !pacer.is_unlimited() {
-                let done = pacer.schedule(Instant::now(), slice.len());
-                tokio::time::sleep_until(done).await;
+                let carried = pacer.schedule(Instant::now(), slice.len());
+                tokio::time::sleep_until(carried).await;
+            }
+            let mut rest = slice;
+            while !rest.is_empty() {
+                match pty.try_write(rest) {
+                    Ok(pty::Written::Bytes(n)) => {
+                        counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                        rest = &rest[n..];
+                    }
+                    // The client is not reading: its buffer drains when it does.
+                    Ok(pty::Written::Full) => tokio::time::sleep(WRITE_RETRY).await,
+                    Ok(pty::Written::NoClient) => rest = &[],
+                    Err(error) => {
+                        tracing::warn!(%error, "writing the pty failed");
+                        return;
+                    }
+                }
             }
         }
     }

@@ -73,6 +73,9 @@ pub enum Effect {
     AwaitAck(u64),
     /// `AT+CFUN=1,1`: the modem restarts (a USB modem leaves the bus and comes back).
     Restart,
+    /// The output before this completes the answer to a submit (`+CMGS: <mr>` and `OK`, or the
+    /// error).
+    SubmitAnswered,
 }
 
 /// A part the DTE submitted with `AT+CMGS`.
@@ -334,6 +337,7 @@ impl Interpreter {
                 }
                 Err(code) => self.fail(&mut out, Fail::Cms(code)),
             }
+            out.push(Effect::SubmitAnswered);
             let held: Vec<u8> = self.held_input.drain(..).collect();
             self.process(&held, &mut out);
         }
@@ -486,7 +490,7 @@ impl Interpreter {
     }
 
     fn pdu_done(&mut self, purpose: PduPurpose, length: usize, hex: &str, out: &mut Vec<Effect>) {
-        let bytes = decode_hex(hex);
+        let bytes = pdu::hex_to_bytes(hex).ok();
         let valid_length = bytes
             .as_ref()
             .and_then(|b| tpdu_length(b))
@@ -1159,18 +1163,6 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(text, "{b:02X}");
         text
     })
-}
-
-/// Parses hex digits (either case); `None` for an odd count or a non-hex character.
-pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The TPDU length of a PDU with the SMSC field in front: what `+CMGS=<length>`, `+CMGR` and

@@ -229,10 +229,7 @@ impl SimHandle {
     /// What a client opens: the link if one was asked for, else the current pty slave (which
     /// changes after an unplug).
     pub fn path(&self) -> PathBuf {
-        self.path
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        device::lock(&self.path).clone()
     }
 
     /// Delivers an SMS from `from` (`+E.164`, national digits or an alphanumeric name) with
@@ -251,7 +248,8 @@ impl SimHandle {
     /// Delivers a raw SMS-DELIVER given in hex with its SMSC field in front. It is not checked
     /// beyond that, so malformed PDUs reach the client as they are.
     pub async fn inject_pdu(&self, pdu_hex: &str) -> Result<(), SimError> {
-        let pdu = interpreter::decode_hex(pdu_hex)
+        let pdu = pdu::hex_to_bytes(pdu_hex)
+            .ok()
             .filter(|bytes| interpreter::tpdu_length(bytes).is_some())
             .ok_or_else(|| SimError::InvalidPdu(pdu_hex.to_string()))?;
         self.send(Control::InjectPdu { pdu }).await
@@ -375,6 +373,13 @@ impl SimHandle {
     /// Bytes carried so far in each direction.
     pub fn line_stats(&self) -> LineStats {
         self.stats.snapshot()
+    }
+
+    /// The idle time on the line after each `+CMGS` answer: from its last byte leaving the
+    /// modem (at the line's pace) to the client's next byte. A driver that sends parts back to
+    /// back shows here how quickly it follows one answer with the next `AT+CMGS`.
+    pub fn send_gaps(&self) -> Vec<Duration> {
+        self.stats.send_gaps()
     }
 
     /// Stops the simulator: the pty closes and the link goes. Other handles then get

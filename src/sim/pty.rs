@@ -1,10 +1,11 @@
 //! The pseudo-terminal the simulated modem sits behind, and the stable link that points at it.
 //!
-//! The master side is ours (raw, non-blocking, driven through tokio's [`AsyncFd`]); the slave side
-//! is the "serial port" a client opens by path, exactly as it opens `/dev/ttyUSB2`. We keep no
-//! slave descriptor open: reading the master then fails with `EIO` while no client has the port
-//! open, which is how we know that nobody is listening (a real modem's bytes go nowhere then, and
-//! a client that opens the port later must not find stale output waiting). The slave starts in
+//! The master side is ours (raw, non-blocking); the slave side is the "serial port" a client
+//! opens by path, exactly as it opens `/dev/ttyUSB2`. We keep no slave descriptor open: reading
+//! the master then fails with `EIO` while no client has the port open, which is how we know that
+//! nobody is listening (a real modem's bytes go nowhere then, and a client that opens the port
+//! later must not find stale output waiting). While a client has the port open, a [`Watch`]
+//! (tokio's [`AsyncFd`]) wakes the reader for its input; while none has, the caller polls. The slave starts in
 //! raw mode, so plain clients (`cat`, `screen`, a file) see bytes as the modem sends them;
 //! clients such as tokio-serial set their own termios (speed, flow control) on the slave, which
 //! Linux accepts on a pty and which survive close and reopen.
@@ -15,7 +16,7 @@
 //! It does not interpret bytes or pace them; see `line` and `interpreter`.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{self, SetArg};
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// What one read of the master gave.
@@ -30,19 +32,47 @@ use tokio::io::unix::AsyncFd;
 pub enum Read {
     /// This many bytes from the client.
     Data(usize),
+    /// A client has the port open but sent nothing yet.
+    Nothing,
     /// No client has the port open.
+    NoClient,
+}
+
+/// What one write to the master did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    /// This many bytes went out.
+    Bytes(usize),
+    /// The client's input buffer is full (it is not reading).
+    Full,
+    /// No client has the port open: the bytes went nowhere.
     NoClient,
 }
 
 /// One pseudo-terminal pair and its link.
 #[derive(Debug)]
 pub struct Pty {
-    master: AsyncFd<OwnedFd>,
+    master: OwnedFd,
     slave_path: PathBuf,
     link: Option<PathBuf>,
     /// Whether a client had the port open at the last read.
     client: AtomicBool,
 }
+
+/// The master's descriptor, kept open by the `Arc` for as long as tokio watches it.
+struct Master(Arc<Pty>);
+
+impl AsRawFd for Master {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.master.as_raw_fd()
+    }
+}
+
+/// Readiness of the master while one client has the port open.
+///
+/// A fresh registration per client: once the slave hangs up, tokio keeps the "closed" readiness
+/// of a registration for good, so a registration must not outlive the client it watched.
+pub struct Watch(AsyncFd<Master>);
 
 impl Pty {
     /// Opens a new pty pair and points `link` (if any) at its slave.
@@ -59,14 +89,11 @@ impl Pty {
         fcntl(pair.master.as_fd(), FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
         // Our slave descriptor closes here: see the module documentation.
         drop(pair.slave);
-        // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged until it is dropped, and
-        // the `AsyncFd` owns it for its whole life.
-        let master = unsafe { AsyncFd::register(pair.master) }.map_err(|e| e.into_parts().1)?;
         if let Some(link) = link {
             replace_link(link, &slave_path)?;
         }
         Ok(Arc::new(Pty {
-            master,
+            master: pair.master,
             slave_path,
             link: link.map(Path::to_path_buf),
             client: AtomicBool::new(false),
@@ -88,59 +115,62 @@ impl Pty {
         self.client.load(Ordering::Relaxed)
     }
 
-    /// Reads what the client wrote. Returns [`Read::NoClient`] at once while nobody has the
-    /// port open (the caller polls).
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<Read> {
-        loop {
-            let mut guard = self.master.readable().await?;
-            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(io::Error::from)) {
-                Ok(Ok(0)) => return self.no_client(),
-                Ok(Ok(n)) => {
-                    self.client.store(true, Ordering::Relaxed);
-                    return Ok(Read::Data(n));
-                }
-                Ok(Err(error)) if error.raw_os_error() == Some(Errno::EIO as i32) => {
-                    return self.no_client();
-                }
-                Ok(Err(error)) => return Err(error),
-                Err(_would_block) => {
-                    // Nothing to read, so the slave is open.
-                    self.client.store(true, Ordering::Relaxed);
-                }
+    /// Reads what the client wrote, without waiting.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<Read> {
+        let read = match nix::unistd::read(&self.master, buf) {
+            // EIO: no slave descriptor is open.
+            Ok(0) | Err(Errno::EIO) => Read::NoClient,
+            Ok(n) => Read::Data(n),
+            Err(Errno::EAGAIN) => Read::Nothing,
+            Err(errno) => return Err(errno.into()),
+        };
+        self.client.store(read != Read::NoClient, Ordering::Relaxed);
+        Ok(read)
+    }
+
+    /// Writes what it can of `bytes`, without waiting.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<Written> {
+        if !self.has_client() {
+            return Ok(Written::NoClient);
+        }
+        match nix::unistd::write(&self.master, bytes) {
+            Ok(n) => Ok(Written::Bytes(n)),
+            Err(Errno::EAGAIN) => Ok(Written::Full),
+            Err(Errno::EIO) => {
+                self.client.store(false, Ordering::Relaxed);
+                Ok(Written::NoClient)
             }
+            Err(errno) => Err(errno.into()),
         }
     }
 
-    fn no_client(&self) -> io::Result<Read> {
-        self.client.store(false, Ordering::Relaxed);
-        Ok(Read::NoClient)
-    }
-
-    /// Writes all of `bytes` to the client; drops them when no client has the port open.
-    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            if !self.has_client() {
-                return Ok(());
-            }
-            let mut guard = self.master.writable().await?;
-            match guard
-                .try_io(|fd| nix::unistd::write(fd.get_ref(), bytes).map_err(io::Error::from))
-            {
-                Ok(Ok(n)) => bytes = &bytes[n..],
-                Ok(Err(error)) if error.raw_os_error() == Some(Errno::EIO as i32) => {
-                    self.client.store(false, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(Err(error)) => return Err(error),
-                Err(_would_block) => {}
-            }
-        }
-        Ok(())
+    /// Starts watching the master for input; call while a client has the port open.
+    pub fn watch(self: &Arc<Self>) -> io::Result<Watch> {
+        // SAFETY: `Master` holds an `Arc` of this pty, whose `OwnedFd` therefore stays open and
+        // unchanged for as long as the registration exists.
+        let fd =
+            unsafe { AsyncFd::register_with_interest(Master(self.clone()), Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?;
+        Ok(Watch(fd))
     }
 
     /// The master's descriptor number, for log lines.
     pub fn fd(&self) -> i32 {
-        self.master.get_ref().as_raw_fd()
+        self.master.as_raw_fd()
+    }
+}
+
+impl Watch {
+    /// Waits for input (or the client hanging up), then reads it.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<Read> {
+        loop {
+            let mut guard = self.0.readable().await?;
+            let pty = &guard.get_inner().0;
+            match pty.try_read(buf)? {
+                Read::Nothing => guard.clear_ready(),
+                other => return Ok(other),
+            }
+        }
     }
 }
 
@@ -172,18 +202,6 @@ fn replace_link(link: &Path, target: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::io::{Read as _, Write as _};
-    use std::time::Duration;
-
-    async fn read_data(pty: &Pty, buf: &mut [u8]) -> usize {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            assert!(tokio::time::Instant::now() < deadline, "no data");
-            match pty.read(buf).await.expect("read") {
-                Read::Data(n) => return n,
-                Read::NoClient => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    }
 
     #[tokio::test]
     async fn client_bytes_both_ways_and_reopen() {
@@ -194,9 +212,9 @@ mod tests {
         assert_eq!(std::fs::read_link(&link).expect("link"), pty.slave_path());
 
         let mut buf = [0u8; 64];
-        assert_eq!(pty.read(&mut buf).await.expect("read"), Read::NoClient);
+        assert_eq!(pty.try_read(&mut buf).expect("read"), Read::NoClient);
         // Output with no client is dropped, not left for the next client.
-        pty.write_all(b"stale").await.expect("write");
+        assert_eq!(pty.try_write(b"stale").expect("write"), Written::NoClient);
 
         for round in 0..2 {
             let mut client = std::fs::OpenOptions::new()
@@ -204,19 +222,23 @@ mod tests {
                 .write(true)
                 .open(&link)
                 .expect("open slave");
+            assert_eq!(pty.try_read(&mut buf).expect("read"), Read::Nothing);
+            let watch = pty.watch().expect("watch");
             client.write_all(b"AT\r").expect("client write");
-            let n = read_data(&pty, &mut buf).await;
+            let Read::Data(n) = watch.read(&mut buf).await.expect("read") else {
+                panic!("no data");
+            };
             assert_eq!(&buf[..n], b"AT\r", "round {round}");
-            pty.write_all(b"\r\nOK\r\n").await.expect("write");
+            assert_eq!(
+                pty.try_write(b"\r\nOK\r\n").expect("write"),
+                Written::Bytes(6)
+            );
             let mut answer = [0u8; 6];
             client.read_exact(&mut answer).expect("client read");
             assert_eq!(&answer, b"\r\nOK\r\n");
             drop(client);
-            // Closed: the master says so.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while pty.read(&mut buf).await.expect("read") != Read::NoClient {
-                assert!(tokio::time::Instant::now() < deadline);
-            }
+            // Closed: the watch wakes up and the read says so.
+            assert_eq!(watch.read(&mut buf).await.expect("read"), Read::NoClient);
         }
         drop(pty);
         assert!(std::fs::symlink_metadata(&link).is_err(), "link removed");

@@ -10,5 +10,6 @@ mod harness;
 mod http;
 mod http_store;
 mod pdu_cli;
+mod sim;
 mod store;
 mod webhook;

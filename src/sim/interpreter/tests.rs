@@ -10,6 +10,10 @@ const SUBMIT_SRR: &str = "0031000B916407281553F80000AA0AE8329BFD4697D9EC37";
 const DELIVER: &str =
     "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
 
+fn deliver() -> Vec<u8> {
+    pdu::hex_to_bytes(DELIVER).expect("hex")
+}
+
 fn profile() -> Profile {
     Profile {
         manufacturer: "smsgate".into(),
@@ -209,7 +213,7 @@ fn puk_locked_from_the_start() {
 #[test]
 fn stored_sms_notified_read_listed_and_deleted() {
     let mut m = quiet();
-    let pdu = decode_hex(DELIVER).expect("hex");
+    let pdu = deliver();
     let length = tpdu_length(&pdu).expect("length");
     assert_eq!(
         text(&m.incoming_sms(pdu.clone())),
@@ -248,7 +252,7 @@ fn stored_sms_notified_read_listed_and_deleted() {
 #[test]
 fn full_storage_keeps_sms_at_the_network() {
     let mut m = quiet();
-    let pdu = decode_hex(DELIVER).expect("hex");
+    let pdu = deliver();
     for index in 1..=3 {
         assert_eq!(
             text(&m.incoming_sms(pdu.clone())),
@@ -288,7 +292,7 @@ fn routed_sms_with_and_without_acknowledgement() {
         "\r\n+CMS ERROR: 303\r\n"
     );
     assert_eq!(say(&mut m, "AT+CNMI=2,2,0,0,0\r"), "\r\nOK\r\n");
-    let pdu = decode_hex(DELIVER).expect("hex");
+    let pdu = deliver();
     let length = tpdu_length(&pdu).expect("length");
     let routed = format!("\r\n+CMT: ,{length}\r\n{DELIVER}\r\n");
     // Phase 2: no acknowledgement.
@@ -392,7 +396,7 @@ fn write_stores_a_pdu() {
 
 /// Sends `pdu` with AT+CMGS and returns the effects of the Ctrl-Z.
 fn submit(m: &mut Interpreter, pdu: &str) -> Vec<Effect> {
-    let length = tpdu_length(&decode_hex(pdu).expect("hex")).expect("length");
+    let length = tpdu_length(&pdu::hex_to_bytes(pdu).expect("hex")).expect("length");
     assert_eq!(say(m, &format!("AT+CMGS={length}\r")), "\r\n> ");
     m.receive(format!("{pdu}\x1a").as_bytes())
 }
@@ -454,6 +458,22 @@ fn send_errors_injected_or_from_no_service() {
 }
 
 #[test]
+fn submit_answer_is_marked() {
+    let mut m = quiet();
+    submit(&mut m, SUBMIT);
+    say(&mut m, "AT\r");
+    let effects = m.finish_submit();
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Output(b"\r\n+CMGS: 0\r\n\r\nOK\r\n".to_vec()),
+            Effect::SubmitAnswered,
+            Effect::Output(b"\r\nOK\r\n".to_vec()),
+        ]
+    );
+}
+
+#[test]
 fn restart_command() {
     let mut m = quiet();
     let effects = m.receive(b"AT+CFUN=1,1\r");
@@ -465,7 +485,7 @@ fn restart_command() {
 fn unplugged_modem_receives_nothing() {
     let mut m = quiet();
     m.power_off();
-    let pdu = decode_hex(DELIVER).expect("hex");
+    let pdu = deliver();
     assert_eq!(text(&m.incoming_sms(pdu)), "");
     assert_eq!(m.held_by_network(), 1);
     // Power-on brings CNMI back to 2,1: the held SMS is stored and announced.
@@ -475,9 +495,6 @@ fn unplugged_modem_receives_nothing() {
 #[test]
 fn hex_helpers() {
     assert_eq!(hex(&[0x00, 0xAB, 0x1f]), "00AB1F");
-    assert_eq!(decode_hex("00ab1F"), Some(vec![0x00, 0xAB, 0x1F]));
-    assert_eq!(decode_hex("0"), None);
-    assert_eq!(decode_hex("zz"), None);
     assert_eq!(tpdu_length(&[0x00, 1, 2, 3]), Some(3));
     assert_eq!(tpdu_length(&[0x07, 1, 2]), None);
     assert_eq!(tpdu_length(&[]), None);
