@@ -9,6 +9,7 @@ mod e2e;
 mod harness;
 mod http;
 mod http_store;
+mod modem;
 mod pdu_cli;
 mod sim;
 mod store;
