@@ -178,15 +178,20 @@ impl Gateway {
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let mut failure: Option<anyhow::Error> = None;
         tokio::select! {
+            biased;
             () = self.shutdown.cancelled() => {}
             Some(joined) = self.tasks.join_next() => {
                 let error = match joined {
-                    Ok((name, Ok(()))) => anyhow::anyhow!("the {name} stopped unexpectedly"),
-                    Ok((name, Err(error))) => error.context(format!("the {name} failed")),
-                    Err(error) => anyhow::anyhow!("a task panicked: {error}"),
+                    // Tasks end on their own when shutdown was requested meanwhile.
+                    Ok((_, Ok(()))) if self.shutdown.is_cancelled() => None,
+                    Ok((name, Ok(()))) => Some(anyhow::anyhow!("the {name} stopped unexpectedly")),
+                    Ok((name, Err(error))) => Some(error.context(format!("the {name} failed"))),
+                    Err(error) => Some(anyhow::anyhow!("a task panicked: {error}")),
                 };
-                tracing::error!("{error:#}; stopping");
-                failure = Some(error);
+                if let Some(error) = error {
+                    tracing::error!("{error:#}; stopping");
+                    failure = Some(error);
+                }
                 self.shutdown.cancel();
             }
         }

@@ -92,7 +92,7 @@ impl Harness {
         let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
             .args(["run", "-c"])
             .arg(&self.config_path)
-            .env("RUST_LOG", "smsgate=debug")
+            .env("RUST_LOG", "smsgate=warn")
             .env_remove(smsgate::config::TOKEN_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
