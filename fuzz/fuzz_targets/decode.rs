@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             pdu::Pdu::Deliver(d) => drop(d.timestamp.to_rfc3339()),
             pdu::Pdu::StatusReport(r) => {
                 drop(r.discharge_time.to_rfc3339());
-                drop(r.status_class());
+                assert_eq!(r.status_class(), pdu::StatusClass::of(r.status));
             }
             pdu::Pdu::Submit(_) => {}
         }

@@ -24,9 +24,6 @@ pub enum PduError {
     /// The hex text has an odd number of digits.
     #[error("odd number of hex digits ({0})")]
     OddHexLength(usize),
-    /// TP-MTI 0b11 is reserved (TS 23.040 §9.2.3.1).
-    #[error("reserved message type indicator (first octet {0:#04X})")]
-    ReservedMessageType(u8),
     /// An address length field is impossible (TS 23.040 §9.1.2.5: at most 20 digits).
     #[error("{field} length {length} is impossible")]
     AddressLength { field: &'static str, length: usize },

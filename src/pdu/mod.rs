@@ -54,7 +54,8 @@ pub enum Pdu {
 /// (it is in everything a modem reports in PDU mode, TS 27.005 §3.1).
 ///
 /// The direction is not known from the PDU alone; TP-MTI is read as the network side sends
-/// it (00 DELIVER, 10 STATUS-REPORT) except 01, which only a SUBMIT uses.
+/// it (00 DELIVER, 10 STATUS-REPORT) except 01, which only a SUBMIT uses. The reserved value
+/// 11 is read as a DELIVER, as TS 23.040 §9.2.3.1 asks of a receiving handset.
 pub fn decode(bytes: &[u8], smsc_prefix: bool) -> Result<Pdu, PduError> {
     if bytes.is_empty() {
         return Err(PduError::Empty);
@@ -67,10 +68,9 @@ pub fn decode(bytes: &[u8], smsc_prefix: bool) -> Result<Pdu, PduError> {
     };
     let first = reader.u8("first octet")?;
     match first & 0x03 {
-        0b00 => deliver::read(&mut reader, smsc, first).map(Pdu::Deliver),
         0b01 => submit::read(&mut reader, smsc, first).map(Pdu::Submit),
         0b10 => status_report::read(&mut reader, smsc, first).map(Pdu::StatusReport),
-        _ => Err(PduError::ReservedMessageType(first)),
+        _ => deliver::read(&mut reader, smsc, first).map(Pdu::Deliver),
     }
 }
 

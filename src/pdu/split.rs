@@ -96,6 +96,7 @@ impl Split {
                     ranges,
                 }
             }
+            // Text is never sent as 8-bit data; asked for it, send UCS-2, which carries any text.
             Encoding::Ucs2 | Encoding::EightBit => {
                 let mut units = Vec::with_capacity(text.len() * 2);
                 for unit in text.encode_utf16() {

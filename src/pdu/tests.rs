@@ -53,6 +53,16 @@ fn deliver_gsm7_with_smsc() {
 }
 
 #[test]
+fn reserved_message_type_reads_as_deliver() {
+    // TS 23.040 §9.2.3.1: TP-MTI 11 is processed as an SMS-DELIVER.
+    let d = deliver(
+        "070BC87137485784F80000205062917314080CC8F71D14969741F977FD07",
+        false,
+    );
+    assert_eq!(d.user_data.text, "How are you?");
+}
+
+#[test]
 fn deliver_without_smsc_prefix() {
     let d = deliver(
         "040BC87137485784F80000205062917314080CC8F71D14969741F977FD07",
@@ -399,7 +409,7 @@ fn malformed_inputs_are_typed_errors() {
             )
         }),
         ("0003", true, |e| {
-            matches!(e, PduError::ReservedMessageType(3))
+            matches!(e, PduError::Truncated { field: "TP-OA", .. })
         }),
         ("0004", true, |e| {
             matches!(e, PduError::Truncated { field: "TP-OA", .. })

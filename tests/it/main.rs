@@ -8,5 +8,6 @@ mod at_engine;
 mod http;
 mod http_store;
 mod pdu_cli;
+mod sim;
 mod store;
 mod webhook;
