@@ -25,6 +25,10 @@ use crate::pdu;
 
 /// How often the reader looks for a client while none has the port open.
 const CLIENT_POLL: Duration = Duration::from_millis(5);
+/// How long a resetting modem takes, after its `OK`, to leave the bus. Real modems take
+/// longer; the point is that the `OK` reaches the client (a pty drops what the client has not
+/// read when the master closes).
+const LEAVE_BUS_DELAY: Duration = Duration::from_millis(50);
 /// How long to wait before writing again to a client that is not reading.
 const WRITE_RETRY: Duration = Duration::from_millis(1);
 /// How long to wait before trying again when a new pty cannot be opened.
@@ -98,7 +102,7 @@ enum Event {
         generation: u64,
     },
     Noise {
-        generation: u64,
+        chain: u64,
     },
 }
 
@@ -146,6 +150,8 @@ struct Device {
     /// Bumped on each unplug, so only the latest replug timer acts.
     plug: u64,
     hung: bool,
+    /// The live chain of noise timers.
+    noise_chain: u64,
     submitting: Option<(Submission, Instant)>,
     submitted: Vec<SubmittedPdu>,
     concat_reference: u16,
@@ -194,6 +200,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         generation: 0,
         plug: 0,
         hung: false,
+        noise_chain: 0,
         submitting: None,
         submitted: Vec::new(),
         concat_reference: 0,
@@ -204,6 +211,9 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     };
     device.concat_reference = device.rng.random();
     device.attach(pty);
+    if device.options.urc_noise {
+        device.start_noise();
+    }
     tracing::info!(path = %device.path_now().display(), "simulated modem ready");
     tokio::spawn(device.run(control_rx, events_rx));
     Ok(SimHandle {
@@ -264,9 +274,6 @@ impl Device {
             writer: writer_tx,
             tasks: vec![reader, writer],
         });
-        if self.options.urc_noise {
-            self.schedule_noise();
-        }
     }
 
     /// Pulls the plug: the pty closes (its link goes), the generation moves on.
@@ -336,7 +343,7 @@ impl Device {
                 let was = self.options.urc_noise;
                 self.options.urc_noise = on;
                 if on && !was {
-                    self.schedule_noise();
+                    self.start_noise();
                 }
             }
             Control::NetworkDelay(delay) => self.options.network_delay = delay,
@@ -403,9 +410,7 @@ impl Device {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
                 self.unplug(self.options.restart_time).await;
             }
-            Event::Noise { generation }
-                if generation == self.generation && self.options.urc_noise =>
-            {
+            Event::Noise { chain } if chain == self.noise_chain && self.options.urc_noise => {
                 self.noise();
                 self.schedule_noise();
             }
@@ -477,6 +482,7 @@ impl Device {
                         let generation = self.generation;
                         tokio::spawn(async move {
                             let _ = done.await;
+                            tokio::time::sleep(LEAVE_BUS_DELAY).await;
                             let _ = events.send(Event::Restart { generation });
                         });
                     }
@@ -499,11 +505,17 @@ impl Device {
         self.output(format!("\r\n{line}\r\n").into_bytes());
     }
 
+    /// Starts a new chain of noise timers; an older chain stops at its next tick.
+    fn start_noise(&mut self) {
+        self.noise_chain += 1;
+        self.schedule_noise();
+    }
+
     fn schedule_noise(&mut self) {
         let mean = self.options.noise_interval.max(Duration::from_millis(10));
         let delay = mean.mul_f64(self.rng.random_range(0.2..1.8));
-        let generation = self.generation;
-        self.schedule(delay, Event::Noise { generation });
+        let chain = self.noise_chain;
+        self.schedule(delay, Event::Noise { chain });
     }
 
     fn schedule(&self, delay: Duration, event: Event) {
@@ -529,6 +541,8 @@ impl Device {
     fn replug(&mut self) {
         match Pty::open(self.options.link.as_deref()) {
             Ok(pty) => {
+                // A power cycle cures a hang.
+                self.hung = false;
                 self.attach(pty);
                 let effects = self.interpreter.power_on();
                 self.apply(effects);
@@ -596,8 +610,9 @@ async fn read_loop(
     }
 }
 
-/// Writes the modem's output at the line's pace, about a millisecond's worth at a time. Output
-/// nobody has the port open for is dropped.
+/// Writes the modem's output at the line's pace, about a millisecond's worth at a time, each
+/// slice when the line would have delivered its last byte. Output nobody has the port open for
+/// is dropped.
 async fn write_loop(
     pty: Arc<Pty>,
     baud: Option<u32>,
@@ -619,6 +634,11 @@ async fn write_loop(
         };
         tracing::trace!(bytes = ?String::from_utf8_lossy(&bytes), "to the client");
         for slice in bytes.chunks(pacer.slice_len()) {
+            // A byte reaches the client once the line has carried all its bits.
+            if !pacer.is_unlimited() {
+                let carried = pacer.schedule(Instant::now(), slice.len());
+                tokio::time::sleep_until(carried).await;
+            }
             let mut rest = slice;
             while !rest.is_empty() {
                 match pty.try_write(rest) {
@@ -634,10 +654,6 @@ async fn write_loop(
                         return;
                     }
                 }
-            }
-            if !pacer.is_unlimited() {
-                let done = pacer.schedule(Instant::now(), slice.len());
-                tokio::time::sleep_until(done).await;
             }
         }
     }

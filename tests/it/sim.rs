@@ -464,6 +464,47 @@ async fn unplug_closes_the_port_and_a_new_pty_appears_at_the_link() {
 }
 
 #[tokio::test]
+async fn modem_reset_leaves_and_comes_back() {
+    let (_dir, sim) = start(SimOptions {
+        restart_time: Duration::from_millis(100),
+        ..SimOptions::default()
+    })
+    .await;
+    let link = sim.path();
+    let mut client = Client::open(&link);
+    client.command("ATE0").await;
+    assert_eq!(client.command("AT+CFUN=1,1").await, "\r\nOK\r\n");
+    let mut buf = [0u8; 64];
+    let closed = timeout(DEADLINE, async {
+        loop {
+            match client.port.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the port stayed after the reset");
+    drop(client);
+    let deadline = Instant::now() + DEADLINE;
+    let mut client = loop {
+        if std::fs::read_link(&link).is_ok()
+            && let Ok(port) = tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async()
+        {
+            break Client {
+                port,
+                seen: String::new(),
+            };
+        }
+        assert!(Instant::now() < deadline, "the modem did not come back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Fresh from power-on: echo on.
+    assert_eq!(client.command("AT").await, "AT\r\r\nOK\r\n");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn output_is_paced_at_the_baud_rate() {
     let (_dir, sim) = start(SimOptions {
         baud: Some(9_600),
