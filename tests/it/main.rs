@@ -10,4 +10,5 @@ mod http_store;
 mod pdu_cli;
 mod sim;
 mod store;
+mod store_modem;
 mod webhook;
