@@ -11,4 +11,5 @@ mod modem;
 mod pdu_cli;
 mod sim;
 mod store;
+mod store_modem;
 mod webhook;
