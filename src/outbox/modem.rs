@@ -28,6 +28,7 @@ impl PartSender for ModemHandle {
     }
 
     fn is_ready(&self) -> bool {
-        self.health().state == ModemState::Ready
+        let health = self.health();
+        health.state == ModemState::Ready && health.registered
     }
 }
