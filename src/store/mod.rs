@@ -336,28 +336,6 @@ impl Store {
         .await
     }
 
-    /// Prunes rows finished more than `retention` ago, now and then every hour, until
-    /// `shutdown` (`store.retention_days`).
-    pub async fn run_pruning(
-        self,
-        retention: Duration,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> Result<(), StoreError> {
-        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        while !shutdown.is_cancelled() {
-            let now = chrono::Utc::now().timestamp_millis();
-            let pruned = self.prune(now.saturating_sub(retention_ms)).await?;
-            if pruned != PruneCounts::default() {
-                tracing::info!(?pruned, "pruned finished rows");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
-        Ok(())
-    }
-
     /// Counts for `smsgate status`.
     pub async fn summary(&self) -> Result<Summary, StoreError> {
         self.call(|conn| {

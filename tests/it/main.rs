@@ -13,4 +13,5 @@ mod modem;
 mod pdu_cli;
 mod sim;
 mod store;
+mod store_modem;
 mod webhook;
