@@ -4,7 +4,6 @@
 
 mod gateway;
 pub mod probe;
-mod sender;
 pub mod signals;
 pub mod standin;
 pub mod systemd;
