@@ -5,7 +5,8 @@
 //! - 64 concurrent clients sending back to back (target: ≥ 2,000/s, p99 < 20 ms);
 //! - respond.io's own pace, 20 requests per second from one client (target: p99 < 5 ms).
 //!
-//! Run: `cargo bench --bench http` (optionally `-- --seconds 10 --clients 64`). The database
+//! Run: `cargo bench --bench http` (optionally `-- --seconds 10 --clients 64 --direct`;
+//! `--direct` adds the same load committed straight into the store, without HTTP). The database
 //! goes to a temporary directory under `$TMPDIR` (put it on the disk you want to measure).
 
 use std::net::SocketAddr;
@@ -25,12 +26,18 @@ const TOKEN: &str = "bench-token";
 struct Options {
     seconds: u64,
     clients: usize,
+    /// Also commit straight into the store, without HTTP, to separate the two costs.
+    direct: bool,
+    /// How long the outbox depth read for the 429 check is reused.
+    stats_ttl: Duration,
 }
 
 fn options() -> Options {
     let mut options = Options {
         seconds: 5,
         clients: 64,
+        direct: false,
+        stats_ttl: Duration::from_millis(250),
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -43,6 +50,11 @@ fn options() -> Options {
             }
             ("--clients", Some(v)) => {
                 options.clients = v as usize;
+                i += 1;
+            }
+            ("--direct", _) => options.direct = true,
+            ("--stats-ttl-ms", Some(v)) => {
+                options.stats_ttl = Duration::from_millis(v);
                 i += 1;
             }
             _ => {} // `cargo bench` passes `--bench`; ignore what is not ours.
@@ -117,7 +129,7 @@ async fn main() {
         smart_encoding: true,
         health_outbox_age: Duration::from_secs(3600),
         health_webhook_age: Duration::from_secs(3600),
-        queue_stats_ttl: Duration::from_millis(250),
+        queue_stats_ttl: options.stats_ttl,
     };
     let state = AppState::new(
         settings,
@@ -196,6 +208,52 @@ async fn main() {
     }
     report("20 requests/s", latencies, started.elapsed(), refused);
 
+    if options.direct {
+        direct(&store, &options).await;
+    }
+
     shutdown.cancel();
     let _ = server.await;
+}
+
+/// The first load again, but each client calls the store itself: what HTTP adds is the
+/// difference.
+async fn direct(store: &Store, options: &Options) {
+    use smsgate::http::{NewMessage, Outbox};
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..options.clients {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = worker * 1_000_000;
+            while Instant::now() < deadline {
+                let message = NewMessage {
+                    contact_id: format!("+6017{:07}", n % 10_000_000),
+                    text: format!("Your order {n} is ready for pick-up."),
+                    parts: 1,
+                    encoding: smsgate::pdu::Encoding::Gsm7,
+                    quick_replies: None,
+                    now_ms: chrono::Utc::now().timestamp_millis(),
+                };
+                let begun = Instant::now();
+                if Outbox::enqueue(&store, message).await.is_ok() {
+                    latencies.push(begun.elapsed());
+                }
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.append(&mut task.await.expect("client task"));
+    }
+    report(
+        &format!("{} concurrent store clients, no HTTP", options.clients),
+        latencies,
+        started.elapsed(),
+        0,
+    );
 }

@@ -25,6 +25,9 @@ use super::classify::{self, FinalResult, UrcShape};
 use super::frame::{CTRL_Z, ESC, Frame, Framer};
 use super::{AtError, Command, Response, Urc};
 
+/// Longest time a write may wait for the port to take bytes (a few hundred at 9600 baud).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Tuning of the engine. The defaults suit every modem we know of.
 #[derive(Debug, Clone)]
 pub struct AtConfig {
@@ -246,6 +249,11 @@ where
 {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>) -> AtError {
         loop {
+            // Frames read together with the last final result (a URC right behind an `OK`)
+            // are delivered now, not when more bytes happen to arrive.
+            if let Err(error) = self.drain_idle() {
+                return error;
+            }
             let request = tokio::select! {
                 biased;
                 request = requests.recv() => match request {
@@ -451,6 +459,7 @@ where
 
     /// Reads (delivering URCs) until `until`, with no command in flight.
     async fn wait_idle_until(&mut self, until: Instant) -> Result<(), AtError> {
+        self.drain_idle()?;
         while Instant::now() < until {
             match tokio::time::timeout_at(until, self.io.read(&mut self.read_buf)).await {
                 Ok(read) => {
@@ -597,8 +606,19 @@ where
 
     async fn write(&mut self, bytes: &[u8], shown: &str) -> Result<(), AtError> {
         self.record(Direction::Sent, shown);
-        self.io.write_all(bytes).await.map_err(AtError::Io)?;
-        self.io.flush().await.map_err(AtError::Io)?;
+        // No `flush`: on a serial port it is `tcdrain`, a blocking wait for the far end (a
+        // pty's master may never read); `write` already hands the bytes to the kernel. A modem
+        // that stops reading (flow control held) must not stall the task forever either.
+        let written = tokio::time::timeout(WRITE_TIMEOUT, self.io.write_all(bytes)).await;
+        match written {
+            Ok(result) => result.map_err(AtError::Io)?,
+            Err(_) => {
+                return Err(AtError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the modem took no input for {WRITE_TIMEOUT:?}"),
+                )));
+            }
+        }
         bump(&self.counters.bytes_out, bytes.len() as u64);
         Ok(())
     }

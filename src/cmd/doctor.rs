@@ -1,12 +1,327 @@
-//! `smsgate doctor` (see DESIGN.md §4).
+//! `smsgate doctor` (DESIGN.md §4): probes the modem and prints a report a non-expert can act
+//! on — identity, SIM and PIN, registration and operator, signal in dBm and a word, SMS
+//! centre, storage, which `AT+CNMI` and status-report modes work — then exits 0 when the modem
+//! can send and receive, non-zero with the fix otherwise.
+//!
+//! It sends no SMS and changes nothing the daemon would not change at start-up (echo, error
+//! format, PDU mode, storage, notifications). `--port` probes another device, e.g. the pty
+//! that `smsgate sim` prints.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use super::CmdResult;
+use crate::at::AtError;
+use crate::modem::init::{InitReport, Notify, Reports};
+use crate::modem::{ModemError, ModemOptions, parse};
 
 /// Arguments of `smsgate doctor`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Configuration file.
+    #[arg(short, long, default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Probe this serial device instead of the configured `modem.port`.
+    #[arg(long)]
+    pub port: Option<PathBuf>,
+}
 
 /// Runs `smsgate doctor`.
-pub fn run(_args: Args) -> CmdResult {
-    anyhow::bail!("`smsgate doctor` is not available in this build yet")
+pub fn run(args: Args) -> CmdResult {
+    let config = crate::config::Config::load(&args.config)?;
+    let mut options = ModemOptions::from(&config.modem);
+    if let Some(port) = args.port {
+        options.port = port;
+    }
+    let diagnosis = super::runtime()?.block_on(diagnose(&options));
+    print!("{}", diagnosis.render());
+    Ok(if diagnosis.can_send_and_receive() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Something wrong, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `true` when SMS cannot work until it is fixed.
+    pub blocking: bool,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// What the probe found, with the findings drawn from it.
+#[derive(Debug)]
+pub struct Diagnosis {
+    pub port: PathBuf,
+    pub baud: u32,
+    pub report: InitReport,
+    pub error: Option<ModemError>,
+    pub findings: Vec<Finding>,
+}
+
+/// Probes the modem described by `options` (opens the port, runs the initialisation steps).
+pub async fn diagnose(options: &ModemOptions) -> Diagnosis {
+    let (report, error) = crate::modem::probe(options).await;
+    let findings = findings(options, &report, error.as_ref());
+    Diagnosis {
+        port: options.port.clone(),
+        baud: options.baud,
+        report,
+        error,
+        findings,
+    }
+}
+
+fn finding(blocking: bool, problem: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        blocking,
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+fn findings(
+    options: &ModemOptions,
+    report: &InitReport,
+    error: Option<&ModemError>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(error) = error {
+        let fix = match error {
+            ModemError::Open { .. } => format!(
+                "check the cable and modem.port ({}): prefer a /dev/serial/by-id/ path, and \
+                 make sure smsgate's user is in the group that owns the device (dialout)",
+                options.port.display()
+            ),
+            ModemError::At(AtError::Timeout { .. } | AtError::ResyncFailed { .. })
+                if !report.synced =>
+            {
+                format!(
+                    "the modem does not answer AT: check modem.baud ({}), stop other programs \
+                     using the port (ModemManager), and try the modem's other ttyUSB \
+                     interfaces — only one of them takes AT commands",
+                    options.baud
+                )
+            }
+            ModemError::At(_) => {
+                "the modem stopped answering during the probe: unplug it, wait ten seconds, \
+                 plug it back and run doctor again"
+                    .to_owned()
+            }
+            ModemError::PinRequired => {
+                "set modem.pin in the configuration to the SIM's PIN".to_owned()
+            }
+            ModemError::PinRejected(_) => "check modem.pin: after three wrong PINs the SIM \
+                                           needs its PUK (enter it in a phone)"
+                .to_owned(),
+            ModemError::PukLocked => {
+                "put the SIM in a phone, unlock it with its PUK, then set the new PIN in \
+                 modem.pin"
+                    .to_owned()
+            }
+            ModemError::Sim(_) => {
+                "check that a working SIM is inserted the right way round, then restart the \
+                 modem"
+                    .to_owned()
+            }
+            ModemError::Unsupported(_) => {
+                "this modem cannot send SMS in PDU mode; smsgate needs one that can".to_owned()
+            }
+            other => format!("see the error above ({other})"),
+        };
+        out.push(finding(true, error.to_string(), fix));
+        return out;
+    }
+    if !report.registered {
+        let state = report
+            .registration
+            .map_or("unknown", parse::registration_word);
+        out.push(finding(
+            true,
+            format!("not registered on a mobile network ({state})"),
+            "check the antenna and coverage, and that the SIM has service (try it in a phone); \
+             registration can take a minute after power-up",
+        ));
+    }
+    if report.smsc.is_none() {
+        out.push(finding(
+            true,
+            "no SMS centre number is set (AT+CSCA?)",
+            "set it once with AT+CSCA=\"+<number>\",145 — your operator publishes the number",
+        ));
+    }
+    if report.cnmi.is_none() {
+        out.push(finding(
+            false,
+            "the modem takes no AT+CNMI setting: it will not announce new SMS",
+            format!(
+                "none needed: smsgate finds new SMS by sweeping the storage every {} s",
+                options.sweep_interval.as_secs()
+            ),
+        ));
+    }
+    if options.delivery_reports && report.reports() == Reports::Off {
+        out.push(finding(
+            false,
+            "the modem routes no status reports: messages will show as sent, never delivered",
+            "set modem.delivery_reports = false to stop asking for them",
+        ));
+    }
+    if let Some(dbm) = report.signal_dbm {
+        if dbm < -105 {
+            out.push(finding(
+                false,
+                format!("the signal is very poor ({dbm} dBm)"),
+                "move the modem or fit a better antenna",
+            ));
+        }
+    } else if report.registered {
+        out.push(finding(
+            false,
+            "the signal strength is unknown (AT+CSQ)",
+            "check the antenna",
+        ));
+    }
+    if let (Some(used), Some(total)) = (report.storage_used, report.storage_total) {
+        if total > 0 && used >= total {
+            out.push(finding(
+                false,
+                format!("the message storage is full ({used} of {total})"),
+                "start smsgate: it forwards and deletes stored messages, which frees the storage",
+            ));
+        }
+    }
+    out
+}
+
+impl Diagnosis {
+    /// `true` when nothing blocking was found.
+    pub fn can_send_and_receive(&self) -> bool {
+        self.error.is_none() && !self.findings.iter().any(|f| f.blocking)
+    }
+
+    /// The report as printed.
+    pub fn render(&self) -> String {
+        let r = &self.report;
+        let mut out = String::new();
+        let unknown = || "unknown".to_owned();
+        let mut row = |label: &str, value: String| {
+            let _ = writeln!(out, "  {label:<16}{value}");
+        };
+        row(
+            "port",
+            format!("{} at {} baud", self.port.display(), self.baud),
+        );
+        let identity = [&r.manufacturer, &r.model]
+            .iter()
+            .filter_map(|part| part.as_deref())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !identity.is_empty() || r.synced {
+            let mut modem = if identity.is_empty() {
+                "answers AT".to_owned()
+            } else {
+                identity
+            };
+            if let Some(revision) = &r.revision {
+                let _ = write!(modem, ", firmware {revision}");
+            }
+            if let Some(imei) = &r.imei {
+                let _ = write!(modem, ", IMEI {imei}");
+            }
+            row("modem", modem);
+        }
+        if let Some(sim) = &r.sim {
+            let mut text = sim.clone();
+            if r.pin_entered {
+                text.push_str(" (PIN entered)");
+            }
+            if let Some(imsi) = &r.imsi {
+                let _ = write!(text, ", IMSI {imsi}");
+            }
+            row("SIM", text);
+        }
+        if r.pdu_mode {
+            row(
+                "network",
+                match (&r.registration, &r.operator) {
+                    (Some(stat), Some(operator)) => {
+                        format!("{} — {operator}", parse::registration_word(*stat))
+                    }
+                    (Some(stat), None) => parse::registration_word(*stat).to_owned(),
+                    _ => unknown(),
+                },
+            );
+            row(
+                "signal",
+                r.signal_dbm.map_or_else(unknown, |dbm| {
+                    format!("{dbm} dBm ({})", parse::signal_word(dbm))
+                }),
+            );
+            row(
+                "SMS centre",
+                r.smsc.clone().unwrap_or_else(|| "not set".into()),
+            );
+            row(
+                "storage",
+                match (&r.memory, r.storage_used, r.storage_total) {
+                    (Some(memory), Some(used), Some(total)) => {
+                        format!("{memory}, {used} of {total} used")
+                    }
+                    (Some(memory), _, _) => memory.clone(),
+                    _ => unknown(),
+                },
+            );
+            row(
+                "new SMS",
+                match r.notify() {
+                    Notify::Stored => "stored and announced (+CMTI), read with AT+CMGR".into(),
+                    Notify::Routed => "routed directly (+CMT)".into(),
+                    Notify::Sweep => "not announced: found by the storage sweep".into(),
+                },
+            );
+            row(
+                "status reports",
+                match r.reports() {
+                    Reports::Routed => "routed (+CDS)".into(),
+                    Reports::Stored => "stored and announced (+CDSI)".into(),
+                    Reports::Off => "off".to_owned(),
+                },
+            );
+            let tried = r
+                .cnmi_tried
+                .iter()
+                .map(|(command, ok)| {
+                    let values = command.trim_start_matches("AT+CNMI=");
+                    format!("{values} {}", if *ok { "ok" } else { "refused" })
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            if !tried.is_empty() {
+                row("AT+CNMI", tried);
+            }
+            if let Some(cmms) = r.cmms {
+                row(
+                    "multipart link",
+                    if cmms {
+                        "AT+CMMS=2 supported".into()
+                    } else {
+                        "AT+CMMS not supported (parts still go out)".into()
+                    },
+                );
+            }
+        }
+        out.push('\n');
+        if self.can_send_and_receive() {
+            out.push_str("OK: this modem can send and receive SMS.\n");
+        }
+        for finding in &self.findings {
+            let mark = if finding.blocking { "PROBLEM" } else { "note" };
+            let _ = writeln!(out, "{mark}: {}\n  fix: {}", finding.problem, finding.fix);
+        }
+        out
+    }
 }

@@ -9,7 +9,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -117,6 +119,32 @@ impl ModemProbe for tokio::sync::watch::Receiver<ModemSnapshot> {
     }
 }
 
+/// The modem driver's health channel (`ModemHandle::health_watch`) as the API's probe.
+impl ModemProbe for tokio::sync::watch::Receiver<crate::modem::Health> {
+    fn snapshot(&self) -> ModemSnapshot {
+        ModemSnapshot::from(&*self.borrow())
+    }
+}
+
+impl From<&crate::modem::Health> for ModemSnapshot {
+    fn from(health: &crate::modem::Health) -> Self {
+        Self {
+            state: format!("{:?}", health.state).to_ascii_lowercase(),
+            healthy: health.healthy,
+            sim_ready: health.sim.eq_ignore_ascii_case("READY"),
+            sim: health.sim.clone(),
+            registered: health.registered,
+            registration: health.registration.clone(),
+            operator: health.operator.clone(),
+            signal_dbm: health.signal_dbm,
+            resets: health.resets,
+            reopens: health.reopens,
+            timeouts: health.timeouts,
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
 /// The settings of the HTTP API.
 #[derive(Clone)]
 pub struct Settings {
@@ -191,7 +219,10 @@ pub(crate) struct Inner {
 struct CachedStats {
     fetched: Instant,
     stats: QueueStats,
-    accepted_since: u64,
+    /// `counters.accepted` when the depth was read.
+    accepted_at_fetch: u64,
+    /// A request is reading the depth now.
+    refreshing: bool,
 }
 
 /// In-memory counters of the HTTP API.
@@ -230,33 +261,54 @@ impl AppState {
 impl Inner {
     /// The outbox depth and age, from the cache when it is fresh (its depth raised by what was
     /// accepted since it was read, so the estimate never lags behind a burst).
+    ///
+    /// Only one request refreshes an expired cache; the others go on with the estimate
+    /// meanwhile. Without that, every request in flight would read the depth at the same
+    /// moment, and each read ends the store's group commit.
     pub async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, OutboxError> {
         let ttl = self.settings.queue_stats_ttl;
-        if let Some(cached) = *self.lock_cache() {
-            if cached.fetched.elapsed() < ttl {
-                let mut stats = cached.stats;
-                stats.queued += cached.accepted_since;
-                if stats.oldest_queued_ms.is_none() && cached.accepted_since > 0 {
-                    stats.oldest_queued_ms = Some(now_ms);
+        let accepted_now = self.counters.accepted.load(Ordering::Relaxed);
+        {
+            let mut cache = self.lock_cache();
+            if let Some(cached) = cache.as_mut() {
+                if cached.refreshing || cached.fetched.elapsed() < ttl {
+                    let mut stats = cached.stats;
+                    let since = accepted_now.saturating_sub(cached.accepted_at_fetch);
+                    stats.queued += since;
+                    if stats.oldest_queued_ms.is_none() && since > 0 {
+                        stats.oldest_queued_ms = Some(now_ms);
+                    }
+                    return Ok(stats);
                 }
-                return Ok(stats);
+                cached.refreshing = true;
             }
         }
-        let stats = self.outbox.outbox_stats(now_ms).await?;
-        *self.lock_cache() = Some(CachedStats {
-            fetched: Instant::now(),
-            stats,
-            accepted_since: 0,
-        });
-        Ok(stats)
+        let result = self.outbox.outbox_stats(now_ms).await;
+        let mut cache = self.lock_cache();
+        match result {
+            Ok(stats) => {
+                // Messages accepted while the depth was read may be counted twice: the bound
+                // errs on the safe side.
+                *cache = Some(CachedStats {
+                    fetched: Instant::now(),
+                    stats,
+                    accepted_at_fetch: accepted_now,
+                    refreshing: false,
+                });
+                Ok(stats)
+            }
+            Err(error) => {
+                if let Some(cached) = cache.as_mut() {
+                    cached.refreshing = false;
+                }
+                Err(error)
+            }
+        }
     }
 
-    /// Counts one committed message into the cached depth.
+    /// Counts one committed message (into the depth estimate too).
     pub fn note_accepted(&self) {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        if let Some(cached) = self.lock_cache().as_mut() {
-            cached.accepted_since += 1;
-        }
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<CachedStats>> {
@@ -264,5 +316,111 @@ impl Inner {
         self.queue_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts depth reads; each takes a while, like a busy database.
+    #[derive(Default)]
+    struct SlowOutbox {
+        reads: AtomicU64,
+    }
+
+    impl Outbox for SlowOutbox {
+        fn enqueue(&self, _message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>> {
+            Box::pin(async { Ok("m".to_owned()) })
+        }
+        fn outbox_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>> {
+            Box::pin(async move {
+                self.reads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(QueueStats {
+                    queued: 7,
+                    ..QueueStats::default()
+                })
+            })
+        }
+        fn webhook_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>> {
+            Box::pin(async { Ok(BacklogStats::default()) })
+        }
+    }
+
+    struct NoModem;
+    impl ModemProbe for NoModem {
+        fn snapshot(&self) -> ModemSnapshot {
+            ModemSnapshot::default()
+        }
+    }
+
+    fn settings(ttl: Duration) -> Settings {
+        Settings {
+            channel_id: "c".into(),
+            api_token: "t".into(),
+            body_limit: 1024,
+            request_timeout: Duration::from_secs(1),
+            max_queue_depth: 10,
+            max_queue_age: Duration::from_secs(60),
+            max_parts: 10,
+            smart_encoding: true,
+            health_outbox_age: Duration::from_secs(60),
+            health_webhook_age: Duration::from_secs(60),
+            queue_stats_ttl: ttl,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_request_refreshes_the_depth_while_the_others_use_the_estimate() {
+        let outbox = Arc::new(SlowOutbox::default());
+        let state = AppState::new(
+            settings(Duration::from_millis(100)),
+            outbox.clone(),
+            Arc::new(NoModem),
+            Arc::default(),
+        );
+        let first = state.inner.queue_stats(0).await.expect("stats");
+        assert_eq!(first.queued, 7);
+        state.inner.note_accepted();
+        state.inner.note_accepted();
+        tokio::time::sleep(Duration::from_millis(150)).await; // the cache expires
+        let mut requests = Vec::new();
+        for _ in 0..20 {
+            let state = state.clone();
+            requests.push(tokio::spawn(async move {
+                state.inner.queue_stats(0).await.expect("stats").queued
+            }));
+        }
+        for request in requests {
+            // Either the fresh read (7) or the estimate (7 + the 2 accepted since).
+            let queued = request.await.expect("task");
+            assert!(queued == 7 || queued == 9, "{queued}");
+        }
+        assert_eq!(outbox.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_modem_health_channel_is_a_probe() {
+        let health = crate::modem::Health {
+            state: crate::modem::ModemState::Unplugged,
+            healthy: false,
+            sim: "READY".into(),
+            registered: false,
+            registration: "searching".into(),
+            signal_dbm: Some(-99),
+            resets: 2,
+            last_error: Some("port closed".into()),
+            ..crate::modem::Health::default()
+        };
+        let (sender, receiver) = tokio::sync::watch::channel(health);
+        let snapshot = receiver.snapshot();
+        assert_eq!(snapshot.state, "unplugged");
+        assert!(!snapshot.healthy && snapshot.sim_ready && !snapshot.registered);
+        assert_eq!(snapshot.signal_dbm, Some(-99));
+        assert_eq!(snapshot.resets, 2);
+        assert_eq!(snapshot.last_error.as_deref(), Some("port closed"));
+        sender.send_modify(|health| health.sim = "SIM PIN".into());
+        assert!(!receiver.snapshot().sim_ready);
     }
 }

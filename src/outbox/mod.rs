@@ -14,6 +14,8 @@
 //! drive it with a fake. It does not render, validate or plan messages (the HTTP layer did that
 //! before the message was accepted).
 
+mod modem;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! What the webhook worker does after one attempt, as pure functions: success, retry later
 //! (exponential backoff with jitter, or the server's `Retry-After`), or park the events as dead.
 //!
-//! The rules (DESIGN.md §2): 2xx is success; `429` honours `Retry-After`; 5xx, `408`,
+//! The rules (DESIGN.md §2): 2xx is success; `429` honours `Retry-After` (so does a 5xx that
+//! sends one); 5xx, `408`,
 //! timeouts and connection errors are transient and retried until the oldest event of the batch
 //! is older than `max_age`; every other status (4xx, and 3xx since a webhook that redirects is
 //! misconfigured) is a rejection, logged loudly and parked without retrying. No I/O and no clock
@@ -142,9 +143,16 @@ impl RetryPolicy {
                 describe(429, body),
                 retry_after.map(|after| after.min(self.max_retry_after)),
             ),
-            Attempt::Status { code, body, .. } if *code >= 500 || *code == 408 => {
-                (FailureKind::Transient, describe(*code, body), None)
-            }
+            // A 503 may say when to come back (RFC 9110 §10.2.3); it is honoured like a 429's.
+            Attempt::Status {
+                code,
+                body,
+                retry_after,
+            } if *code >= 500 || *code == 408 => (
+                FailureKind::Transient,
+                describe(*code, body),
+                retry_after.map(|after| after.min(self.max_retry_after)),
+            ),
             Attempt::Status {
                 code: code @ (401 | 403),
                 body,
@@ -188,8 +196,8 @@ impl RetryPolicy {
         let delay = retry_after.unwrap_or_else(|| self.backoff(failures, jitter));
         let age_ms = now_ms.saturating_sub(first_enqueued_ms);
         let max_age_ms = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
-        let hold = match kind {
-            FailureKind::RateLimited => Some(delay),
+        let hold = match (kind, retry_after) {
+            (FailureKind::RateLimited, _) | (_, Some(_)) => Some(delay),
             // Everyone else's events would most likely fail the same way: wait before the
             // next request, growing with the failures in a row.
             _ => Some(self.backoff(consecutive.max(1), jitter)),
@@ -327,6 +335,26 @@ mod tests {
         };
         match policy.decide(&far, 1, 0, 0, 0, 0.0) {
             Decision::Retry { at_ms, .. } => assert_eq!(at_ms, 3_600_000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_server_error_with_retry_after_is_honoured_too() {
+        let policy = RetryPolicy::default();
+        let attempt = Attempt::Status {
+            code: 503,
+            retry_after: Some(Duration::from_secs(30)),
+            body: String::new(),
+        };
+        match policy.decide(&attempt, 1, 0, 0, 5, 0.0) {
+            Decision::Retry {
+                at_ms, hold, kind, ..
+            } => {
+                assert_eq!(at_ms, 30_000);
+                assert_eq!(hold, Some(Duration::from_secs(30)));
+                assert_eq!(kind, FailureKind::Transient);
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -66,10 +66,12 @@ impl Store {
         self.call(move |conn| {
             let head: Option<(i64, String, i64, i64)> = conn
                 .query_row(
-                    "SELECT e.id, e.contact_id, e.attempts, e.enqueued_ms FROM event e
-                     WHERE e.id IN (SELECT min(id) FROM event WHERE state = 'pending'
-                                    GROUP BY contact_id)
-                       AND e.next_attempt_ms <= ?1
+                    "SELECT e.id, e.contact_id, e.attempts, e.enqueued_ms
+                     FROM event e INDEXED BY event_queue
+                     WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
+                       AND NOT EXISTS (SELECT 1 FROM event p
+                           WHERE p.state = 'pending' AND p.contact_id = e.contact_id
+                             AND p.id < e.id)
                      ORDER BY e.id LIMIT 1",
                     [now_ms],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),

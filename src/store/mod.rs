@@ -37,10 +37,16 @@ pub use outbound::{
 };
 
 /// Migrations, in order; entry `n` brings the schema to `user_version = n + 1`. Append-only.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_event_queue_order",
+        include_str!("../../migrations/0002_event_queue_order.sql"),
+    ),
+];
 
 /// How long a statement waits on a lock held by another connection (e.g. `sqlite3` opened by an
 /// operator) before it fails.
@@ -64,6 +70,8 @@ pub enum StoreError {
          put it on a local filesystem"
     )]
     NotWal(String),
+    #[error("SQLite did not accept `PRAGMA {0}`")]
+    Pragma(&'static str),
     #[error("migration {name} failed: {source}")]
     Migration {
         name: &'static str,
@@ -328,28 +336,6 @@ impl Store {
         .await
     }
 
-    /// Prunes rows finished more than `retention` ago, now and then every hour, until
-    /// `shutdown` (`store.retention_days`).
-    pub async fn run_pruning(
-        self,
-        retention: Duration,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> Result<(), StoreError> {
-        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        while !shutdown.is_cancelled() {
-            let now = chrono::Utc::now().timestamp_millis();
-            let pruned = self.prune(now.saturating_sub(retention_ms)).await?;
-            if pruned != PruneCounts::default() {
-                tracing::info!(?pruned, "pruned finished rows");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
-        Ok(())
-    }
-
     /// Counts for `smsgate status`.
     pub async fn summary(&self) -> Result<Summary, StoreError> {
         self.call(|conn| {
@@ -431,7 +417,7 @@ fn prepare(mut conn: Connection, file: bool) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
     if foreign_keys != 1 {
-        return Err(StoreError::Sqlite(rusqlite::Error::InvalidQuery));
+        return Err(StoreError::Pragma("foreign_keys = ON"));
     }
     migrate(&mut conn)?;
     Ok(conn)
@@ -485,6 +471,37 @@ mod tests {
             store.schema_version().await.expect("version"),
             MIGRATIONS.len() as i64
         );
+    }
+
+    #[tokio::test]
+    async fn older_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let conn = Connection::open(&path).expect("raw open");
+        conn.execute_batch(MIGRATIONS[0].1)
+            .expect("version 1 schema");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute("INSERT INTO meta (key, value) VALUES ('kept', 42)", [])
+            .expect("a row");
+        drop(conn);
+        let store = Store::open(&path).await.expect("upgrade");
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        let (kept, index): (i64, i64) = store
+            .call(|conn| {
+                Ok(conn.query_row(
+                    "SELECT (SELECT value FROM meta WHERE key = 'kept'),
+                            (SELECT count(*) FROM sqlite_master WHERE name = 'event_queue')",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .await
+            .expect("query");
+        assert_eq!((kept, index), (42, 1));
     }
 
     #[tokio::test]

@@ -247,6 +247,24 @@ async fn urcs_arrive_between_prompt_and_answer_and_at_rest() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_urc_right_behind_the_final_result_is_delivered_at_once() {
+    // Regression: the `+CDS` that the simulator wrote in the same burst as `+CMGS: 0 OK` sat in
+    // the frame queue until the next byte arrived.
+    for chunking in CHUNKINGS {
+        let (at, mut urcs, _seen) = engine(chunking, |input| match command(input) {
+            "AT+CSQ" => vec![Write("\r\n+CSQ: 9,99\r\n\r\nOK\r\n\r\n+CMTI: \"SM\",1\r\n")],
+            _ => vec![Write("\r\nOK\r\n")],
+        });
+        at.command("AT+CSQ", SECOND).await.expect("CSQ answers");
+        let urc = tokio::time::timeout(SECOND, urcs.recv())
+            .await
+            .expect("URC without further input")
+            .expect("URC channel open");
+        assert_eq!(urc.line, "+CMTI: \"SM\",1", "{chunking:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn list_answers_keep_their_pdu_lines() {
     let (at, mut urcs, _seen) = engine(Chunking::Random(3), |input| match command(input) {
         "AT+CMGL=4" => vec![Write(

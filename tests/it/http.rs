@@ -699,3 +699,20 @@ async fn http_unknown_routes_answer_in_the_error_shape() {
     let answer: Value = response.json().await.expect("json");
     assert!(error_message(&answer).starts_with("no route GET /messages"));
 }
+
+#[tokio::test]
+async fn http_a_wrong_method_answers_405_in_the_error_shape() {
+    let api = Api::start(settings(), Arc::new(MemoryOutbox::default())).await;
+    let response = api
+        .client
+        .get(format!("{}/message", api.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 405);
+    let answer: Value = response.json().await.expect("json");
+    assert!(
+        error_message(&answer).starts_with("GET is not served on /message"),
+        "{answer}"
+    );
+}

@@ -155,3 +155,33 @@ async fn http_store_the_worker_drains_the_stores_queue_in_order_through_an_outag
         assert_eq!(delivered, expected, "events of {contact}");
     }
 }
+
+#[tokio::test]
+async fn http_store_metrics_read_the_database() {
+    let (_dir, store) = file_store().await;
+    let api = Api::start(settings(), Arc::new(store.clone())).await;
+    assert_eq!(
+        api.send(&envelope(json!({"type": "text", "text": "hello"})))
+            .await
+            .0,
+        200
+    );
+    let text = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth(super::http::TOKEN)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "smsgate_outbox_messages{state=\"queued\"} 1\n",
+        "smsgate_messages_sent_total 0\n",
+        "smsgate_messages_received_total 0\n",
+        "smsgate_webhook_pending_events 0\n",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}

@@ -7,6 +7,9 @@
 mod at_engine;
 mod http;
 mod http_store;
+mod modem;
 mod pdu_cli;
+mod sim;
 mod store;
+mod store_modem;
 mod webhook;

@@ -639,43 +639,23 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
         m_id: m_id.clone(),
         events,
     };
-    assert_eq!(
-        store
-            .apply_status_report(report(5, CONTACT, 0x00, at))
+    // (TP-MR, TP-ST, expected outcome): part 1 delivered; part 2 still being tried (nothing
+    // yet), then delivered; a late failure after that changes nothing; an unknown TP-MR
+    // matches nothing.
+    let steps = [
+        (5, 0x00, matched(vec![])),
+        (6, 0x30, matched(vec![])),
+        (6, 0x00, matched(vec!["delivered"])),
+        (6, 0x45, matched(vec![])),
+        (99, 0x00, ReportOutcome::Unmatched),
+    ];
+    for (mr, status, want) in steps {
+        let got = store
+            .apply_status_report(report(mr, CONTACT, status, at))
             .await
-            .expect("r"),
-        matched(vec![])
-    );
-    // The centre is still trying part 2: nothing yet.
-    assert_eq!(
-        store
-            .apply_status_report(report(6, CONTACT, 0x30, at))
-            .await
-            .expect("r"),
-        matched(vec![])
-    );
-    assert_eq!(
-        store
-            .apply_status_report(report(6, CONTACT, 0x00, at))
-            .await
-            .expect("r"),
-        matched(vec!["delivered"])
-    );
-    // A late failure after delivered changes nothing.
-    assert_eq!(
-        store
-            .apply_status_report(report(6, CONTACT, 0x45, at))
-            .await
-            .expect("r"),
-        matched(vec![])
-    );
-    assert_eq!(
-        store
-            .apply_status_report(report(99, CONTACT, 0x00, at))
-            .await
-            .expect("r"),
-        ReportOutcome::Unmatched
-    );
+            .expect("report");
+        assert_eq!(got, want, "TP-MR {mr}, TP-ST {status:#04x}");
+    }
     assert_eq!(
         statuses(&drain_events(&store).await, &m_id),
         vec!["sent", "delivered"]
@@ -1221,4 +1201,40 @@ async fn inbox_loop_flushes_partial_messages() {
         .expect("stops promptly")
         .expect("join")
         .expect("clean exit");
+}
+
+/// How long picking the next batch takes with a large backlog (run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn store_next_batch_with_a_large_backlog() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let store = open(&dir.path().join("smsgate.db")).await;
+    let mut tasks = Vec::new();
+    for i in 0..50_000i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .enqueue_event(&format!("+6012{:07}", i % 5000), json!({"n": i}), T0 + i)
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("enqueue");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        let batch = store
+            .next_event_batch(T0 + 100_000, 20)
+            .await
+            .expect("q")
+            .expect("batch");
+        store
+            .events_delivered(&batch.event_ids, T0)
+            .await
+            .expect("delivered");
+    }
+    println!(
+        "next_event_batch + delivered, 50k pending: {:?} per batch",
+        started.elapsed() / 100
+    );
 }

@@ -286,7 +286,8 @@ async fn wait_until(deadline: Duration, what: &str, mut done: impl FnMut() -> bo
 }
 
 /// Checks that no window of one second holds more than `rate` request arrivals, allowing
-/// `slack` for loopback scheduling between the worker's pacing and the stand-in's clock.
+/// `slack` for loopback scheduling between the worker's pacing and the stand-in's clock
+/// (25 ms still fails anything faster than `rate + 1` per second).
 fn assert_rate(seen: &[Seen], rate: usize, slack: Duration) {
     let times: Vec<Instant> = seen.iter().map(|s| s.at).collect();
     for (i, start) in times.iter().enumerate() {
@@ -379,7 +380,7 @@ async fn webhook_every_event_arrives_in_order_after_an_outage_and_never_above_th
         after >= Duration::from_millis(990),
         "next request {after:?} after the 429"
     );
-    assert_rate(&seen, rate as usize, Duration::from_millis(10));
+    assert_rate(&seen, rate as usize, Duration::from_millis(25));
     assert_eq!(metrics.events_delivered(), 32);
     assert_eq!(metrics.requests() as usize, seen.len());
 }
@@ -405,7 +406,7 @@ async fn webhook_a_burst_is_paced_to_the_rate() {
     let spent = start.elapsed();
     // 45 requests at 20/s: the first is free, the other 44 wait 50 ms each.
     assert!(spent >= Duration::from_millis(2_190), "{spent:?}");
-    assert_rate(&stand_in.seen(), rate as usize, Duration::from_millis(10));
+    assert_rate(&stand_in.seen(), rate as usize, Duration::from_millis(25));
 }
 
 #[tokio::test]

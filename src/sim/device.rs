@@ -1,0 +1,660 @@
+//! The task that is the simulated modem: it owns the interpreter and the current pty, runs the
+//! reader and the paced writer of that pty, and turns the interpreter's effects and the handle's
+//! requests into timed events (network delay, status reports, noise, unplug and replug).
+//!
+//! Every timer is a small task that sleeps and then posts an [`Event`] back, tagged with the
+//! pty generation it belongs to, so an answer meant for a pty that is gone is dropped rather than
+//! sent to its successor.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::interpreter::{self, Effect, Interpreter, Profile, Submission};
+use super::line::Pacer;
+use super::network;
+use super::pty::{self, Pty};
+use super::{Control, LineStats, SimError, SimHandle, SimOptions, SubmittedPdu};
+use crate::pdu;
+
+/// How often the reader looks for a client while none has the port open.
+const CLIENT_POLL: Duration = Duration::from_millis(5);
+/// How long a resetting modem takes, after its `OK`, to leave the bus. Real modems take
+/// longer; the point is that the `OK` reaches the client (a pty drops what the client has not
+/// read when the master closes).
+const LEAVE_BUS_DELAY: Duration = Duration::from_millis(50);
+/// How long to wait before writing again to a client that is not reading.
+const WRITE_RETRY: Duration = Duration::from_millis(1);
+/// How long to wait before trying again when a new pty cannot be opened.
+const REOPEN_RETRY: Duration = Duration::from_millis(500);
+
+/// Line figures shared with the handle: bytes each way, and the idle gaps after `+CMGS`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// When the last byte of the latest `+CMGS` answer left the modem, until the client's next
+    /// byte arrives.
+    answered: Mutex<Option<Instant>>,
+    send_gaps: Mutex<Vec<Duration>>,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> LineStats {
+        LineStats {
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn send_gaps(&self) -> Vec<Duration> {
+        lock(&self.send_gaps).clone()
+    }
+
+    /// The client sent something at `now`: closes the gap after a `+CMGS` answer, if one is open.
+    fn client_spoke(&self, now: Instant) {
+        if let Some(answered) = lock(&self.answered).take() {
+            lock(&self.send_gaps).push(now.saturating_duration_since(answered));
+        }
+    }
+
+    fn answer_sent(&self, now: Instant) {
+        *lock(&self.answered) = Some(now);
+    }
+}
+
+/// Locks a mutex that holds plain data: a panic elsewhere cannot leave it inconsistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the reader, the writer and the timers post to the device task.
+#[derive(Debug)]
+enum Event {
+    Input {
+        generation: u64,
+        bytes: Vec<u8>,
+    },
+    SubmitDone {
+        generation: u64,
+    },
+    Report {
+        mr: u8,
+        recipient: pdu::Address,
+        status: u8,
+    },
+    AckTimeout {
+        generation: u64,
+        number: u64,
+    },
+    Replug {
+        plug: u64,
+    },
+    Restart {
+        generation: u64,
+    },
+    Noise {
+        chain: u64,
+    },
+}
+
+/// What the writer task is given.
+enum Write {
+    Bytes(Vec<u8>),
+    /// Everything before completes a `+CMGS` answer: note when the line has carried it.
+    AnswerSent,
+    /// Answer once everything before has been written.
+    Flushed(oneshot::Sender<()>),
+}
+
+/// The live pty and its reader and writer tasks.
+struct Port {
+    pty: Arc<Pty>,
+    writer: mpsc::UnboundedSender<Write>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Port {
+    /// Stops the reader and writer and waits until they have let go of the pty, so that the
+    /// pty closes (and its link goes) when this port is dropped.
+    async fn close(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Device {
+    options: SimOptions,
+    interpreter: Interpreter,
+    port: Option<Port>,
+    /// Bumped whenever the pty goes away; stale events carry an older number.
+    generation: u64,
+    /// Bumped on each unplug, so only the latest replug timer acts.
+    plug: u64,
+    hung: bool,
+    /// The live chain of noise timers.
+    noise_chain: u64,
+    submitting: Option<(Submission, Instant)>,
+    submitted: Vec<SubmittedPdu>,
+    concat_reference: u16,
+    events: mpsc::UnboundedSender<Event>,
+    path: Arc<Mutex<std::path::PathBuf>>,
+    counters: Arc<Counters>,
+    rng: StdRng,
+}
+
+pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
+    let pty = Pty::open(options.link.as_deref())?;
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let path = Arc::new(Mutex::new(pty.path()));
+    let counters = Arc::new(Counters::default());
+    let profile = Profile {
+        manufacturer: "smsgate".to_string(),
+        model: "Simulated GSM modem".to_string(),
+        revision: concat!("SIM-", env!("CARGO_PKG_VERSION")).to_string(),
+        imei: "356938035643809".to_string(),
+        imsi: "502129876543210".to_string(),
+        echo: options.echo,
+        notify: options.notify,
+        reports: options.reports,
+        capacity: options.capacity,
+        first_index: options.first_index,
+        smsc: options.smsc.clone(),
+        operator: options.operator.clone(),
+        rssi: options.rssi.min(31),
+    };
+    let mut interpreter = Interpreter::new(
+        profile,
+        options.pin.clone(),
+        options.puk.clone(),
+        options.puk_locked,
+    );
+    drop(interpreter.set_network(options.registered));
+    let rng = match options.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_os_rng(),
+    };
+    let mut device = Device {
+        options,
+        interpreter,
+        port: None,
+        generation: 0,
+        plug: 0,
+        hung: false,
+        noise_chain: 0,
+        submitting: None,
+        submitted: Vec::new(),
+        concat_reference: 0,
+        events: events_tx,
+        path: path.clone(),
+        counters: counters.clone(),
+        rng,
+    };
+    device.concat_reference = device.rng.random();
+    device.attach(pty);
+    if device.options.urc_noise {
+        device.start_noise();
+    }
+    tracing::info!(path = %device.path_now().display(), "simulated modem ready");
+    tokio::spawn(device.run(control_rx, events_rx));
+    Ok(SimHandle {
+        control: control_tx,
+        path,
+        stats: counters,
+    })
+}
+
+impl Device {
+    async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
+        loop {
+            tokio::select! {
+                request = control.recv() => match request {
+                    Some(Control::Shutdown(reply)) => {
+                        self.detach().await;
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(request) => self.control(request).await,
+                    None => break,
+                },
+                Some(event) = events.recv() => self.event(event).await,
+            }
+        }
+        self.detach().await;
+        tracing::info!("simulated modem stopped");
+    }
+
+    fn path_now(&self) -> std::path::PathBuf {
+        lock(&self.path).clone()
+    }
+
+    /// Makes `pty` the live port: starts its reader and writer.
+    fn attach(&mut self, pty: Arc<Pty>) {
+        *lock(&self.path) = pty.path();
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(
+            pty.clone(),
+            self.generation,
+            self.options.baud,
+            self.events.clone(),
+            self.counters.clone(),
+        ));
+        let writer = tokio::spawn(write_loop(
+            pty.clone(),
+            self.options.baud,
+            writer_rx,
+            self.counters.clone(),
+        ));
+        tracing::debug!(slave = %pty.slave_path().display(), fd = pty.fd(), "pty open");
+        self.port = Some(Port {
+            pty,
+            writer: writer_tx,
+            tasks: vec![reader, writer],
+        });
+    }
+
+    /// Pulls the plug: the pty closes (its link goes), the generation moves on.
+    async fn detach(&mut self) {
+        if let Some(port) = self.port.take() {
+            port.close().await;
+        }
+        self.generation += 1;
+        self.submitting = None;
+        self.interpreter.power_off();
+    }
+
+    async fn control(&mut self, request: Control) {
+        match request {
+            Control::InjectSms { from, text, reply } => {
+                let _ = reply.send(self.inject_sms(&from, &text));
+            }
+            Control::InjectPdu { pdu } => {
+                let effects = self.interpreter.incoming_sms(pdu);
+                self.apply(effects);
+            }
+            Control::InjectReport {
+                mr,
+                status,
+                recipient,
+                reply,
+            } => {
+                let recipient = recipient.or_else(|| {
+                    self.submitted
+                        .iter()
+                        .rev()
+                        .find(|part| part.mr == mr)
+                        .map(|part| part.submit.recipient.clone())
+                });
+                let result = match recipient {
+                    Some(recipient) => {
+                        self.deliver_report(mr, &recipient, status);
+                        Ok(())
+                    }
+                    None => Err(SimError::UnknownReference(mr)),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Submitted(reply) => {
+                let _ = reply.send(self.submitted.clone());
+            }
+            Control::CmsError(Some(code)) => self.interpreter.push_cms_error(code),
+            Control::CmsError(None) => self.interpreter.clear_cms_errors(),
+            Control::CmsErrorAlways(code) => self.interpreter.set_cms_error_always(code),
+            Control::Hang(on) => {
+                self.hung = on;
+                tracing::info!(on, "simulated modem hang");
+            }
+            Control::Unplug(for_, reply) => {
+                self.unplug(for_).await;
+                let _ = reply.send(());
+            }
+            Control::Registered(on) => {
+                let effects = self.interpreter.set_network(on);
+                self.apply(effects);
+            }
+            Control::StorageFull(on) => {
+                let effects = self.interpreter.set_storage_full(on);
+                self.apply(effects);
+            }
+            Control::Noise(on) => {
+                let was = self.options.urc_noise;
+                self.options.urc_noise = on;
+                if on && !was {
+                    self.start_noise();
+                }
+            }
+            Control::NetworkDelay(delay) => self.options.network_delay = delay,
+            Control::ReportDelay(delay) => self.options.report_delay = delay,
+            Control::ReportStatus(status) => self.options.report_status = status,
+            Control::Stored(reply) => {
+                let _ = reply.send(self.interpreter.storage().sms.entries().to_vec());
+            }
+            Control::StoredReports(reply) => {
+                let _ = reply.send(self.interpreter.storage().reports.entries().to_vec());
+            }
+            Control::Connected(reply) => {
+                let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty.has_client()));
+            }
+            Control::Shutdown(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn inject_sms(&mut self, from: &str, text: &str) -> Result<(), SimError> {
+        self.concat_reference = self.concat_reference.wrapping_add(1);
+        let parts = network::deliver(self.interpreter.smsc(), from, text, self.concat_reference)?;
+        for part in parts {
+            let effects = self.interpreter.incoming_sms(part);
+            self.apply(effects);
+        }
+        Ok(())
+    }
+
+    fn deliver_report(&mut self, mr: u8, recipient: &pdu::Address, status: u8) {
+        match network::status_report(self.interpreter.smsc(), mr, recipient, status) {
+            Ok(report) => {
+                let effects = self.interpreter.incoming_report(report);
+                self.apply(effects);
+            }
+            Err(error) => tracing::warn!(%error, "cannot encode a status report"),
+        }
+    }
+
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Input { generation, bytes } if generation == self.generation => {
+                if self.hung {
+                    return;
+                }
+                let effects = self.interpreter.receive(&bytes);
+                self.apply(effects);
+            }
+            Event::SubmitDone { generation } if generation == self.generation => {
+                self.finish_submit();
+            }
+            Event::Report {
+                mr,
+                recipient,
+                status,
+            } => self.deliver_report(mr, &recipient, status),
+            Event::AckTimeout { generation, number } if generation == self.generation => {
+                let effects = self.interpreter.ack_timeout(number);
+                self.apply(effects);
+            }
+            Event::Replug { plug } if plug == self.plug && self.port.is_none() => self.replug(),
+            Event::Restart { generation } if generation == self.generation => {
+                tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
+                self.unplug(self.options.restart_time).await;
+            }
+            Event::Noise { chain } if chain == self.noise_chain && self.options.urc_noise => {
+                self.noise();
+                self.schedule_noise();
+            }
+            _ => {}
+        }
+    }
+
+    fn finish_submit(&mut self) {
+        let Some((submission, _started)) = self.submitting.take() else {
+            return;
+        };
+        if let (Ok(mr), Some(mut submit)) = (submission.result, submission.submit) {
+            submit.message_reference = mr;
+            if submit.status_report_request {
+                self.schedule(
+                    self.options.report_delay,
+                    Event::Report {
+                        mr,
+                        recipient: submit.recipient.clone(),
+                        status: self.options.report_status,
+                    },
+                );
+            }
+            self.submitted.push(SubmittedPdu {
+                pdu_hex: interpreter::hex(&submission.pdu),
+                submit,
+                mr,
+                at: std::time::Instant::now(),
+            });
+        }
+        let effects = self.interpreter.finish_submit();
+        self.apply(effects);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Output(bytes) => self.output(bytes),
+                Effect::Submitted(submission) => {
+                    tracing::debug!(result = ?submission.result, "part submitted");
+                    self.submitting = Some((submission, Instant::now()));
+                    // Real modems emit URCs while the network works on a submit.
+                    if self.options.urc_noise && self.rng.random_bool(0.5) {
+                        self.noise();
+                    }
+                    let generation = self.generation;
+                    self.schedule(self.options.network_delay, Event::SubmitDone { generation });
+                }
+                Effect::AwaitAck(number) => {
+                    let generation = self.generation;
+                    self.schedule(
+                        self.options.ack_timeout,
+                        Event::AckTimeout { generation, number },
+                    );
+                }
+                Effect::SubmitAnswered => {
+                    if let Some(port) = &self.port
+                        && !self.hung
+                    {
+                        let _ = port.writer.send(Write::AnswerSent);
+                    }
+                }
+                Effect::Restart => {
+                    // Let the `OK` out before the modem leaves the bus.
+                    if let Some(port) = &self.port {
+                        let (flushed, done) = oneshot::channel();
+                        let _ = port.writer.send(Write::Flushed(flushed));
+                        let events = self.events.clone();
+                        let generation = self.generation;
+                        tokio::spawn(async move {
+                            let _ = done.await;
+                            tokio::time::sleep(LEAVE_BUS_DELAY).await;
+                            let _ = events.send(Event::Restart { generation });
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn output(&mut self, bytes: Vec<u8>) {
+        if self.hung {
+            return;
+        }
+        if let Some(port) = &self.port {
+            let _ = port.writer.send(Write::Bytes(bytes));
+        }
+    }
+
+    fn noise(&mut self) {
+        let line = network::noise_line(&mut self.rng);
+        self.output(format!("\r\n{line}\r\n").into_bytes());
+    }
+
+    /// Starts a new chain of noise timers; an older chain stops at its next tick.
+    fn start_noise(&mut self) {
+        self.noise_chain += 1;
+        self.schedule_noise();
+    }
+
+    fn schedule_noise(&mut self) {
+        let mean = self.options.noise_interval.max(Duration::from_millis(10));
+        let delay = mean.mul_f64(self.rng.random_range(0.2..1.8));
+        let chain = self.noise_chain;
+        self.schedule(delay, Event::Noise { chain });
+    }
+
+    fn schedule(&self, delay: Duration, event: Event) {
+        let events = self.events.clone();
+        if delay.is_zero() {
+            let _ = events.send(event);
+            return;
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = events.send(event);
+        });
+    }
+
+    async fn unplug(&mut self, for_: Duration) {
+        tracing::info!(?for_, "simulated modem unplugged");
+        self.detach().await;
+        self.plug += 1;
+        let plug = self.plug;
+        self.schedule(for_, Event::Replug { plug });
+    }
+
+    fn replug(&mut self) {
+        match Pty::open(self.options.link.as_deref()) {
+            Ok(pty) => {
+                // A power cycle cures a hang.
+                self.hung = false;
+                self.attach(pty);
+                let effects = self.interpreter.power_on();
+                self.apply(effects);
+                tracing::info!(path = %self.path_now().display(), "simulated modem plugged in");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot open a new pty; trying again");
+                let plug = self.plug;
+                self.schedule(REOPEN_RETRY, Event::Replug { plug });
+            }
+        }
+    }
+}
+
+/// Reads the client's bytes and hands them over as the line delivers them (paced at the baud).
+/// While no client has the port open it looks every [`CLIENT_POLL`]; while one has, it waits on
+/// a [`pty::Watch`] made for that client.
+async fn read_loop(
+    pty: Arc<Pty>,
+    generation: u64,
+    baud: Option<u32>,
+    events: mpsc::UnboundedSender<Event>,
+    counters: Arc<Counters>,
+) {
+    let mut pacer = Pacer::new(baud);
+    let mut buf = vec![0u8; 4096];
+    let mut watch: Option<pty::Watch> = None;
+    loop {
+        let read = match &watch {
+            Some(watch) => watch.read(&mut buf).await,
+            None => pty.try_read(&mut buf),
+        };
+        let n = match read {
+            Ok(pty::Read::Data(n)) => n,
+            Ok(pty::Read::Nothing) => {
+                // A client is here: wait on its input from now on.
+                match pty.watch() {
+                    Ok(new) => watch = Some(new),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch the pty");
+                        return;
+                    }
+                }
+                continue;
+            }
+            Ok(pty::Read::NoClient) => {
+                watch = None;
+                tokio::time::sleep(CLIENT_POLL).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the pty failed");
+                return;
+            }
+        };
+        tracing::trace!(bytes = ?String::from_utf8_lossy(&buf[..n]), "from the client");
+        counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        counters.client_spoke(Instant::now());
+        let arrives = pacer.schedule(Instant::now(), n);
+        tokio::time::sleep_until(arrives).await;
+        let bytes = buf[..n].to_vec();
+        if events.send(Event::Input { generation, bytes }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes the modem's output at the line's pace, about a millisecond's worth at a time, each
+/// slice when the line would have delivered its last byte. Output nobody has the port open for
+/// is dropped.
+async fn write_loop(
+    pty: Arc<Pty>,
+    baud: Option<u32>,
+    mut queue: mpsc::UnboundedReceiver<Write>,
+    counters: Arc<Counters>,
+) {
+    let mut pacer = Pacer::new(baud);
+    while let Some(item) = queue.recv().await {
+        let bytes = match item {
+            Write::Bytes(bytes) => bytes,
+            Write::Flushed(reply) => {
+                let _ = reply.send(());
+                continue;
+            }
+            Write::AnswerSent => {
+                counters.answer_sent(Instant::now());
+                continue;
+            }
+        };
+        tracing::trace!(bytes = ?String::from_utf8_lossy(&bytes), "to the client");
+        for slice in bytes.chunks(pacer.slice_len()) {
+            // A byte reaches the client once the line has carried all its bits.
+            if !pacer.is_unlimited() {
+                let carried = pacer.schedule(Instant::now(), slice.len());
+                tokio::time::sleep_until(carried).await;
+            }
+            let mut rest = slice;
+            while !rest.is_empty() {
+                match pty.try_write(rest) {
+                    Ok(pty::Written::Bytes(n)) => {
+                        counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                        rest = &rest[n..];
+                    }
+                    // The client is not reading: its buffer drains when it does.
+                    Ok(pty::Written::Full) => tokio::time::sleep(WRITE_RETRY).await,
+                    Ok(pty::Written::NoClient) => rest = &[],
+                    Err(error) => {
+                        tracing::warn!(%error, "writing the pty failed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

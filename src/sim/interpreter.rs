@@ -1,0 +1,1176 @@
+//! The AT command interpreter of the simulated modem: bytes from the DTE in, [`Effect`]s out.
+//!
+//! It is a plain state machine with no clock and no I/O, so every exchange can be tested by
+//! feeding bytes: echo, command lines (V.250), the `> ` prompt and PDU input of `AT+CMGS` /
+//! `AT+CMGW` (TS 27.005 §3.5.1, §3.5.3), SIM storage commands, `+CNMI` routing of incoming SMS and
+//! status reports (TS 27.005 §3.4.1) with `+CNMA` acknowledgement, registration and SIM PIN.
+//! Time-related behaviour (network delay, acknowledgement timeout, restart) is asked of the caller
+//! through [`Effect`]s; the caller answers with [`Interpreter::finish_submit`],
+//! [`Interpreter::ack_timeout`] and friends.
+
+use std::collections::VecDeque;
+
+use super::command::{self, Arg, Call, Command};
+use super::error_text;
+use super::storage::{Memory, SimStorage, Status};
+use super::{NotifyMode, ReportMode};
+use crate::pdu;
+
+/// Input beyond this many bytes without a line end is dropped, as a modem's line buffer would.
+const MAX_LINE: usize = 1024;
+/// The longest PDU (hex characters) accepted after the prompt: SMSC (12 octets) + 164-octet TPDU.
+const MAX_PDU_HEX: usize = 2 * (12 + 164);
+/// Ctrl-Z ends PDU input and sends (TS 27.005 §3.5.1).
+const CTRL_Z: u8 = 0x1A;
+/// ESC cancels PDU input (TS 27.005 §3.5.1).
+const ESC: u8 = 0x1B;
+/// Wrong PIN entries before the SIM asks for the PUK (TS 31.101 / common SIM behaviour).
+const PIN_ATTEMPTS: u8 = 3;
+/// Wrong PUK entries before the SIM is blocked for good.
+const PUK_ATTEMPTS: u8 = 10;
+
+/// What this modem is and supports; fixed for its lifetime.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// `AT+CGMI`.
+    pub manufacturer: String,
+    /// `AT+CGMM`.
+    pub model: String,
+    /// `AT+CGMR`.
+    pub revision: String,
+    /// `AT+CGSN`.
+    pub imei: String,
+    /// `AT+CIMI`.
+    pub imsi: String,
+    /// Echo after power-on (`ATE1`).
+    pub echo: bool,
+    /// Which new-message indication the modem supports besides storing silently.
+    pub notify: NotifyMode,
+    /// Which status report routing the modem supports besides none.
+    pub reports: ReportMode,
+    /// `+CPMS` storage size.
+    pub capacity: usize,
+    /// The first storage index (most modems 1, some 0).
+    pub first_index: u32,
+    /// `AT+CSCA?` answer, and the SMSC of delivered messages.
+    pub smsc: String,
+    /// `AT+COPS?` operator name.
+    pub operator: String,
+    /// `AT+CSQ` received signal strength indication, 0–31 (TS 27.007 §8.5).
+    pub rssi: u8,
+}
+
+/// What the interpreter asks of its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Bytes for the DTE.
+    Output(Vec<u8>),
+    /// The DTE submitted a part; the network takes its time. Call
+    /// [`Interpreter::finish_submit`] after the network delay; input meanwhile is held.
+    Submitted(Submission),
+    /// A routed `+CMT`/`+CDS` waits for `AT+CNMA`; call [`Interpreter::ack_timeout`] with this
+    /// number when the network stops waiting.
+    AwaitAck(u64),
+    /// `AT+CFUN=1,1`: the modem restarts (a USB modem leaves the bus and comes back).
+    Restart,
+    /// The output before this completes the answer to a submit (`+CMGS: <mr>` and `OK`, or the
+    /// error).
+    SubmitAnswered,
+}
+
+/// A part the DTE submitted with `AT+CMGS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// The PDU as the DTE sent it (SMSC field in front).
+    pub pdu: Vec<u8>,
+    /// Decoded, when it decodes as an SMS-SUBMIT.
+    pub submit: Option<pdu::Submit>,
+    /// The answer the network will give: TP-MR, or a `+CMS ERROR` code.
+    pub result: Result<u8, u16>,
+}
+
+/// The PIN state of the SIM (TS 27.007 §8.3 `+CPIN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lock {
+    Ready,
+    Pin { attempts: u8 },
+    Puk { attempts: u8 },
+    Blocked,
+}
+
+/// The SIM card: its lock survives a modem restart (only "unlocked" does not).
+#[derive(Debug, Clone)]
+struct Card {
+    pin: Option<String>,
+    puk: String,
+    pin_attempts: u8,
+    puk_attempts: u8,
+    puk_required: bool,
+}
+
+/// `+CNMI` settings (TS 27.005 §3.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cnmi {
+    mode: u32,
+    mt: u32,
+    bm: u32,
+    ds: u32,
+    bfr: u32,
+}
+
+/// What the interpreter is doing with input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// Reading a command line.
+    Command,
+    /// After the `> ` prompt: reading a PDU until Ctrl-Z.
+    Pdu {
+        purpose: PduPurpose,
+        length: usize,
+        hex: String,
+    },
+    /// Waiting for the network's answer to a submit; input is held until it comes.
+    Submitting(Result<u8, u16>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PduPurpose {
+    Send,
+    Write(Status),
+}
+
+/// A routed SMS or status report waiting for its turn or its `+CNMA`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Routed {
+    Sms(Vec<u8>),
+    Report(Vec<u8>),
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    /// Plain `ERROR`.
+    Error,
+    /// `+CME ERROR: n` (TS 27.007).
+    Cme(u16),
+    /// `+CMS ERROR: n` (TS 27.005).
+    Cms(u16),
+}
+
+/// What a command wants after its information lines.
+enum Next {
+    Continue,
+    Prompt(PduPurpose, usize),
+    Restart,
+}
+
+type Outcome = Result<Next, Fail>;
+
+/// The simulated modem's command interpreter and SMS state.
+#[derive(Debug)]
+pub struct Interpreter {
+    profile: Profile,
+    /// The SIM's storage; survives restarts.
+    storage: SimStorage,
+    card: Card,
+    // Switches set from outside.
+    network_available: bool,
+    storage_full: bool,
+    cms_once: VecDeque<u16>,
+    cms_always: Option<u16>,
+    // Volatile state, reset at power-on.
+    powered: bool,
+    unlocked: bool,
+    echo: bool,
+    cmee: u32,
+    csms: u32,
+    cscs: String,
+    cmms: u32,
+    cfun: u32,
+    cnmi: Cnmi,
+    read_memory: Memory,
+    reg_n: [u32; 3],
+    reported_registration: u8,
+    mode: Mode,
+    line: Vec<u8>,
+    held_input: VecDeque<u8>,
+    /// The routed URC awaiting `+CNMA`, by number, and those queued behind it.
+    awaiting_ack: Option<(u64, Routed)>,
+    routed_queue: VecDeque<Routed>,
+    ack_counter: u64,
+    /// SMS the network holds back (no room, no service) and delivers later.
+    network_queue: VecDeque<Vec<u8>>,
+}
+
+impl Interpreter {
+    /// A modem fresh from power-on with an empty SIM. `pin` locks the SIM; `puk_locked` starts
+    /// it asking for the PUK.
+    pub fn new(profile: Profile, pin: Option<String>, puk: String, puk_locked: bool) -> Self {
+        let storage = SimStorage::new(profile.first_index, profile.capacity);
+        let card = Card {
+            pin,
+            puk,
+            pin_attempts: PIN_ATTEMPTS,
+            puk_attempts: PUK_ATTEMPTS,
+            puk_required: puk_locked,
+        };
+        let mut interpreter = Interpreter {
+            profile,
+            storage,
+            card,
+            network_available: true,
+            storage_full: false,
+            cms_once: VecDeque::new(),
+            cms_always: None,
+            powered: true,
+            unlocked: false,
+            echo: true,
+            cmee: 0,
+            csms: 0,
+            cscs: String::new(),
+            cmms: 0,
+            cfun: 1,
+            cnmi: Cnmi {
+                mode: 0,
+                mt: 0,
+                bm: 0,
+                ds: 0,
+                bfr: 0,
+            },
+            read_memory: Memory::Sim,
+            reg_n: [0; 3],
+            reported_registration: 0,
+            mode: Mode::Command,
+            line: Vec::new(),
+            held_input: VecDeque::new(),
+            awaiting_ack: None,
+            routed_queue: VecDeque::new(),
+            ack_counter: 0,
+            network_queue: VecDeque::new(),
+        };
+        drop(interpreter.power_on());
+        interpreter
+    }
+
+    /// Power-on (and restart): volatile settings back to their defaults, the SIM locked again
+    /// if it has a PIN; storage, TP-MR and SMS held by the network stay (and may arrive now).
+    pub fn power_on(&mut self) -> Vec<Effect> {
+        self.powered = true;
+        self.unlocked = self.card.pin.is_none() && !self.card.puk_required;
+        self.reset_settings();
+        self.cfun = 1;
+        self.reg_n = [0; 3];
+        self.mode = Mode::Command;
+        self.line.clear();
+        self.held_input.clear();
+        // Anything routed but unacknowledged is the network's again (TS 27.005 §3.4.4).
+        self.requeue_routed();
+        self.reported_registration = self.registration();
+        let mut out = Vec::new();
+        self.settle(&mut out);
+        out
+    }
+
+    /// Power-off (unplugged): the modem reaches no network until [`Interpreter::power_on`].
+    pub fn power_off(&mut self) {
+        self.powered = false;
+        self.requeue_routed();
+    }
+
+    /// `ATZ` / `AT&F`: the settings a profile holds, not the SIM or the radio.
+    fn reset_settings(&mut self) {
+        self.echo = self.profile.echo;
+        self.cmee = 0;
+        self.csms = 0;
+        self.cscs = "GSM".to_string();
+        self.cmms = 0;
+        // Most modems power up with store-and-notify on (`+CNMI: 2,1,0,0,0`).
+        self.cnmi = Cnmi {
+            mode: 2,
+            mt: match self.profile.notify {
+                NotifyMode::Cmti => 1,
+                NotifyMode::Cmt => 0,
+            },
+            bm: 0,
+            ds: 0,
+            bfr: 0,
+        };
+        self.read_memory = Memory::Sim;
+    }
+
+    /// The SIM's storage.
+    pub fn storage(&self) -> &SimStorage {
+        &self.storage
+    }
+
+    /// The SMSC number this modem reports and stamps on delivered SMS.
+    pub fn smsc(&self) -> &str {
+        &self.profile.smsc
+    }
+
+    /// SMS the network still holds for this modem.
+    pub fn held_by_network(&self) -> usize {
+        self.network_queue.len()
+    }
+
+    /// Feeds bytes from the DTE.
+    pub fn receive(&mut self, bytes: &[u8]) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if matches!(self.mode, Mode::Submitting(_)) {
+            self.held_input.extend(bytes);
+        } else {
+            self.process(bytes, &mut out);
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// The network answered the submit in flight: prints `+CMGS: <mr>` or the error, then
+    /// carries on with input that came meanwhile.
+    pub fn finish_submit(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if let Mode::Submitting(result) = std::mem::replace(&mut self.mode, Mode::Command) {
+            match result {
+                Ok(mr) => {
+                    self.info(&mut out, &[format!("+CMGS: {mr}")]);
+                    self.ok(&mut out);
+                }
+                Err(code) => self.fail(&mut out, Fail::Cms(code)),
+            }
+            out.push(Effect::SubmitAnswered);
+            let held: Vec<u8> = self.held_input.drain(..).collect();
+            self.process(&held, &mut out);
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// An SMS-DELIVER (SMSC field in front) arrives from the network.
+    pub fn incoming_sms(&mut self, pdu: Vec<u8>) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.network_queue.push_back(pdu);
+        self.settle(&mut out);
+        out
+    }
+
+    /// An SMS-STATUS-REPORT (SMSC field in front) arrives from the network. Without routing
+    /// (`+CNMI` ds=0) it is dropped, as TS 27.005 §3.4.1 says; without service it is lost too.
+    pub fn incoming_report(&mut self, pdu: Vec<u8>) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.can_receive() && self.cnmi.mode != 0 {
+            match self.cnmi.ds {
+                1 => self.route(Routed::Report(pdu), &mut out),
+                2 => {
+                    if let Some(index) = self.storage.reports.store(Status::ReceivedUnread, pdu) {
+                        self.urc(&mut out, &format!("+CDSI: \"SR\",{index}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// The network stopped waiting for `+CNMA` for routed URC `number`: per TS 27.005 §3.4.4
+    /// routing is switched off (`+CNMI` mt and ds to 0) and the network keeps the SMS, which it
+    /// delivers again (now to storage).
+    pub fn ack_timeout(&mut self, number: u64) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self
+            .awaiting_ack
+            .as_ref()
+            .is_some_and(|(waiting, _)| *waiting == number)
+        {
+            self.cnmi.mt = 0;
+            self.cnmi.ds = 0;
+            self.requeue_routed();
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// Whether the modem can reach the network.
+    pub fn set_network(&mut self, available: bool) -> Vec<Effect> {
+        self.network_available = available;
+        let mut out = Vec::new();
+        self.settle(&mut out);
+        out
+    }
+
+    /// Whether SIM storage acts full.
+    pub fn set_storage_full(&mut self, full: bool) -> Vec<Effect> {
+        self.storage_full = full;
+        let mut out = Vec::new();
+        self.settle(&mut out);
+        out
+    }
+
+    /// Queues `+CMS ERROR: code` as the network's answer to the next submit.
+    pub fn push_cms_error(&mut self, code: u16) {
+        self.cms_once.push_back(code);
+    }
+
+    /// Answers every submit with `+CMS ERROR: code` until cleared with `None`.
+    pub fn set_cms_error_always(&mut self, code: Option<u16>) {
+        self.cms_always = code;
+    }
+
+    /// Clears every queued and standing `+CMS ERROR` injection.
+    pub fn clear_cms_errors(&mut self) {
+        self.cms_once.clear();
+        self.cms_always = None;
+    }
+
+    // ---- input
+
+    fn process(&mut self, bytes: &[u8], out: &mut Vec<Effect>) {
+        for (at, &byte) in bytes.iter().enumerate() {
+            if matches!(self.mode, Mode::Submitting(_)) {
+                self.held_input.extend(&bytes[at..]);
+                return;
+            }
+            if matches!(self.mode, Mode::Pdu { .. }) {
+                self.pdu_byte(byte, out);
+            } else {
+                self.command_byte(byte, out);
+            }
+        }
+    }
+
+    fn command_byte(&mut self, byte: u8, out: &mut Vec<Effect>) {
+        if self.echo {
+            emit(out, vec![byte]);
+        }
+        match byte {
+            b'\r' => {
+                let line = std::mem::take(&mut self.line);
+                let text = String::from_utf8_lossy(&line).into_owned();
+                self.execute_line(&text, out);
+            }
+            b'\n' => {}
+            // Backspace (V.250 S5) edits the line.
+            0x08 | 0x7F => {
+                self.line.pop();
+            }
+            _ if self.line.len() >= MAX_LINE => self.line.clear(),
+            _ => self.line.push(byte),
+        }
+    }
+
+    fn pdu_byte(&mut self, byte: u8, out: &mut Vec<Effect>) {
+        let Mode::Pdu {
+            purpose,
+            length,
+            hex,
+        } = &mut self.mode
+        else {
+            return;
+        };
+        match byte {
+            CTRL_Z => {
+                let (purpose, length, hex) = (*purpose, *length, std::mem::take(hex));
+                self.mode = Mode::Command;
+                self.pdu_done(purpose, length, &hex, out);
+            }
+            ESC => {
+                self.mode = Mode::Command;
+                self.ok(out);
+            }
+            b'\r' | b'\n' => {}
+            _ => {
+                if self.echo {
+                    emit(out, vec![byte]);
+                }
+                if hex.len() < MAX_PDU_HEX {
+                    hex.push(byte as char);
+                }
+            }
+        }
+    }
+
+    fn pdu_done(&mut self, purpose: PduPurpose, length: usize, hex: &str, out: &mut Vec<Effect>) {
+        let bytes = pdu::hex_to_bytes(hex).ok();
+        let valid_length = bytes
+            .as_ref()
+            .and_then(|b| tpdu_length(b))
+            .is_some_and(|tpdu| tpdu == length);
+        let Some(bytes) = bytes.filter(|_| valid_length) else {
+            self.fail(out, Fail::Cms(304));
+            return;
+        };
+        match purpose {
+            PduPurpose::Write(status) => {
+                if self.storage_full {
+                    self.fail(out, Fail::Cms(322));
+                    return;
+                }
+                match self.storage.sms.store(status, bytes) {
+                    Some(index) => {
+                        self.info(out, &[format!("+CMGW: {index}")]);
+                        self.ok(out);
+                    }
+                    None => self.fail(out, Fail::Cms(322)),
+                }
+            }
+            PduPurpose::Send => {
+                let submit = match pdu::decode(&bytes, true) {
+                    Ok(pdu::Pdu::Submit(submit)) => submit,
+                    _ => {
+                        self.fail(out, Fail::Cms(304));
+                        return;
+                    }
+                };
+                let result = if !self.registered() {
+                    Err(331)
+                } else if let Some(code) = self.cms_once.pop_front().or(self.cms_always) {
+                    Err(code)
+                } else {
+                    Ok(self.storage.next_message_reference())
+                };
+                self.mode = Mode::Submitting(result);
+                out.push(Effect::Submitted(Submission {
+                    pdu: bytes,
+                    submit: Some(submit),
+                    result,
+                }));
+            }
+        }
+    }
+
+    fn execute_line(&mut self, line: &str, out: &mut Vec<Effect>) {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return;
+        }
+        let commands = match command::parse_line(trimmed) {
+            Ok(commands) => commands,
+            // Lines that do not start with AT are noise to a modem (V.250 §5.2.1).
+            Err(command::ParseError::NoPrefix) => return,
+            Err(_) => {
+                self.fail(out, Fail::Error);
+                return;
+            }
+        };
+        for command in commands {
+            let mut lines = Vec::new();
+            let outcome = self.execute(&command, &mut lines);
+            if !lines.is_empty() {
+                self.info(out, &lines);
+            }
+            match outcome {
+                Ok(Next::Continue) => {}
+                Ok(Next::Prompt(purpose, length)) => {
+                    emit(out, b"\r\n> ".to_vec());
+                    self.mode = Mode::Pdu {
+                        purpose,
+                        length,
+                        hex: String::new(),
+                    };
+                    return;
+                }
+                Ok(Next::Restart) => {
+                    self.ok(out);
+                    out.push(Effect::Restart);
+                    return;
+                }
+                Err(fail) => {
+                    self.fail(out, fail);
+                    return;
+                }
+            }
+        }
+        self.ok(out);
+    }
+
+    // ---- commands
+
+    fn execute(&mut self, command: &Command, lines: &mut Vec<String>) -> Outcome {
+        match command {
+            Command::Basic { name, value } => self.basic(name, *value, lines),
+            Command::Extended { name, call } => self.extended(name, call, lines),
+        }
+    }
+
+    fn basic(&mut self, name: &str, value: Option<u32>, lines: &mut Vec<String>) -> Outcome {
+        let value = value.unwrap_or(0);
+        match name {
+            "E" if value <= 1 => self.echo = value == 1,
+            "V" if value == 1 => {}
+            "Q" if value == 0 => {}
+            "Z" | "&F" => self.reset_settings(),
+            "I" => lines.extend([
+                self.profile.manufacturer.clone(),
+                self.profile.model.clone(),
+                format!("Revision: {}", self.profile.revision),
+            ]),
+            "H" | "X" | "&C" | "&D" | "&W" => {}
+            _ => return Err(Fail::Error),
+        }
+        Ok(Next::Continue)
+    }
+
+    fn extended(&mut self, name: &str, call: &Call, lines: &mut Vec<String>) -> Outcome {
+        let args: &[Arg] = match call {
+            Call::Set(args) => args,
+            _ => &[],
+        };
+        let number = |i: usize| args.get(i).and_then(Arg::number);
+        match (name, call) {
+            ("+CGMI" | "+GMI", Call::Action) => lines.push(self.profile.manufacturer.clone()),
+            ("+CGMM" | "+GMM", Call::Action) => lines.push(self.profile.model.clone()),
+            ("+CGMR" | "+GMR", Call::Action) => lines.push(self.profile.revision.clone()),
+            ("+CGSN" | "+GSN", Call::Action) => lines.push(self.profile.imei.clone()),
+            ("+CIMI", Call::Action) => {
+                self.need_sim(false)?;
+                lines.push(self.profile.imsi.clone());
+            }
+            ("+CMEE", Call::Read) => lines.push(format!("+CMEE: {}", self.cmee)),
+            ("+CMEE", Call::Test) => lines.push("+CMEE: (0-2)".into()),
+            ("+CMEE", Call::Set(_)) => {
+                self.cmee = number(0).filter(|&n| n <= 2).ok_or(Fail::Error)?;
+            }
+            ("+CPIN", Call::Read) => lines.push(format!("+CPIN: {}", self.pin_state_word()?)),
+            ("+CPIN", Call::Test) => {}
+            ("+CPIN", Call::Set(_)) => self.enter_pin(args)?,
+            ("+CSQ", Call::Action) => lines.push(format!("+CSQ: {},99", self.profile.rssi)),
+            ("+CSQ", Call::Test) => lines.push("+CSQ: (0-31,99),(0-7,99)".into()),
+            ("+CREG" | "+CGREG" | "+CEREG", _) => self.registration_command(name, call, lines)?,
+            ("+COPS", Call::Read) => {
+                if self.registered() {
+                    lines.push(format!("+COPS: 0,0,\"{}\",0", self.profile.operator));
+                } else {
+                    lines.push("+COPS: 0".into());
+                }
+            }
+            ("+COPS", Call::Test) => lines.push(format!(
+                "+COPS: (2,\"{0}\",\"{0}\",\"50299\",0),,(0-4),(0-2)",
+                self.profile.operator
+            )),
+            ("+COPS", Call::Set(_)) => {}
+            ("+CFUN", Call::Read) => lines.push(format!("+CFUN: {}", self.cfun)),
+            ("+CFUN", Call::Test) => lines.push("+CFUN: (0,1,4),(0-1)".into()),
+            ("+CFUN", Call::Set(_)) => {
+                let fun = number(0).filter(|f| [0, 1, 4].contains(f));
+                let fun = fun.ok_or(Fail::Cme(4))?;
+                if number(1) == Some(1) {
+                    return Ok(Next::Restart);
+                }
+                self.cfun = fun;
+            }
+            ("+CSCS", Call::Read) => lines.push(format!("+CSCS: \"{}\"", self.cscs)),
+            ("+CSCS", Call::Test) => lines.push("+CSCS: (\"GSM\",\"IRA\",\"UCS2\")".into()),
+            ("+CSCS", Call::Set(_)) => {
+                let set = args.first().and_then(Arg::text).unwrap_or_default();
+                let set = set.to_ascii_uppercase();
+                if !["GSM", "IRA", "UCS2"].contains(&set.as_str()) {
+                    return Err(Fail::Cme(4));
+                }
+                self.cscs = set;
+            }
+            ("+CSMS", Call::Read) => lines.push(format!("+CSMS: {},1,1,1", self.csms)),
+            ("+CSMS", Call::Test) => lines.push("+CSMS: (0,1)".into()),
+            ("+CSMS", Call::Set(_)) => {
+                self.csms = number(0).filter(|&n| n <= 1).ok_or(Fail::Cms(303))?;
+                lines.push("+CSMS: 1,1,1".into());
+            }
+            ("+CMGF", Call::Read) => lines.push("+CMGF: 0".into()),
+            ("+CMGF", Call::Test) => lines.push("+CMGF: (0)".into()),
+            // PDU mode only: this is a gateway's modem, text mode is not offered.
+            ("+CMGF", Call::Set(_)) if number(0) == Some(0) => {}
+            ("+CMGF", Call::Set(_)) => return Err(Fail::Error),
+            ("+CMMS", Call::Read) => lines.push(format!("+CMMS: {}", self.cmms)),
+            ("+CMMS", Call::Test) => lines.push("+CMMS: (0-2)".into()),
+            ("+CMMS", Call::Set(_)) => {
+                self.cmms = number(0).filter(|&n| n <= 2).ok_or(Fail::Cms(303))?;
+            }
+            ("+CSCA", Call::Read) => {
+                self.need_sim(true)?;
+                let kind = if self.profile.smsc.starts_with('+') {
+                    145
+                } else {
+                    129
+                };
+                lines.push(format!("+CSCA: \"{}\",{kind}", self.profile.smsc));
+            }
+            ("+CSCA", Call::Set(_)) => {
+                self.need_sim(true)?;
+                let number = args.first().and_then(Arg::text).ok_or(Fail::Cms(304))?;
+                self.profile.smsc = number.to_string();
+            }
+            ("+CNMI", Call::Read) => {
+                let c = self.cnmi;
+                lines.push(format!(
+                    "+CNMI: {},{},{},{},{}",
+                    c.mode, c.mt, c.bm, c.ds, c.bfr
+                ));
+            }
+            ("+CNMI", Call::Test) => lines.push(format!(
+                "+CNMI: (0-3),({}),(0),({}),(0,1)",
+                self.supported_mt()
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                self.supported_ds()
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+            ("+CNMI", Call::Set(_)) => self.set_cnmi(args)?,
+            ("+CNMA", Call::Action | Call::Set(_)) => self.acknowledge()?,
+            ("+CPMS", Call::Read) => {
+                self.need_sim(true)?;
+                let (r_used, r_total) = self.usage(self.read_memory);
+                let (s_used, s_total) = self.usage(Memory::Sim);
+                lines.push(format!(
+                    "+CPMS: \"{}\",{r_used},{r_total},\"SM\",{s_used},{s_total},\"SM\",{s_used},{s_total}",
+                    self.read_memory.name()
+                ));
+            }
+            ("+CPMS", Call::Test) => lines.push("+CPMS: (\"SM\",\"SR\"),(\"SM\"),(\"SM\")".into()),
+            ("+CPMS", Call::Set(_)) => {
+                self.need_sim(true)?;
+                let mut memories = args.iter().map(|a| a.text().map(Memory::parse));
+                let read = match memories.next() {
+                    Some(Some(Some(memory))) => memory,
+                    _ => return Err(Fail::Cms(302)),
+                };
+                for other in memories {
+                    if !matches!(other, None | Some(Some(Memory::Sim))) {
+                        return Err(Fail::Cms(302));
+                    }
+                }
+                self.read_memory = read;
+                let (r_used, r_total) = self.usage(read);
+                let (s_used, s_total) = self.usage(Memory::Sim);
+                lines.push(format!(
+                    "+CPMS: {r_used},{r_total},{s_used},{s_total},{s_used},{s_total}"
+                ));
+            }
+            ("+CMGR", Call::Set(_)) => {
+                self.need_sim(true)?;
+                let index = number(0).ok_or(Fail::Cms(321))?;
+                let memory = self.read_memory;
+                if !self.storage.memory_ref(memory).is_valid_index(index) {
+                    return Err(Fail::Cms(321));
+                }
+                // An empty slot answers OK with nothing, as Quectel modems do.
+                if let Some(entry) = self.storage.memory(memory).read(index) {
+                    let length = tpdu_length(&entry.pdu).unwrap_or(0);
+                    lines.push(format!("+CMGR: {},,{length}", entry.status.code()));
+                    lines.push(hex(&entry.pdu));
+                }
+            }
+            ("+CMGL", Call::Test) => lines.push("+CMGL: (0-4)".into()),
+            ("+CMGL", Call::Action | Call::Set(_)) => {
+                self.need_sim(true)?;
+                let filter = match number(0).unwrap_or(0) {
+                    0 => Some(Status::ReceivedUnread),
+                    1 => Some(Status::ReceivedRead),
+                    2 => Some(Status::StoredUnsent),
+                    3 => Some(Status::StoredSent),
+                    4 => None,
+                    _ => return Err(Fail::Cms(302)),
+                };
+                let memory = self.read_memory;
+                for entry in self.storage.memory(memory).list(filter) {
+                    let length = tpdu_length(&entry.pdu).unwrap_or(0);
+                    lines.push(format!(
+                        "+CMGL: {},{},,{length}",
+                        entry.index,
+                        entry.status.code()
+                    ));
+                    lines.push(hex(&entry.pdu));
+                }
+            }
+            ("+CMGD", Call::Test) => {
+                self.need_sim(true)?;
+                let used: Vec<String> = self
+                    .storage
+                    .memory_ref(self.read_memory)
+                    .entries()
+                    .iter()
+                    .map(|e| e.index.to_string())
+                    .collect();
+                lines.push(format!("+CMGD: ({}),(0-4)", used.join(",")));
+            }
+            ("+CMGD", Call::Set(_)) => {
+                self.need_sim(true)?;
+                let index = number(0).ok_or(Fail::Cms(321))?;
+                let flag = number(1).unwrap_or(0);
+                if flag > 4 {
+                    return Err(Fail::Cms(302));
+                }
+                let memory = self.storage.memory(self.read_memory);
+                if flag == 0 && !memory.is_valid_index(index) {
+                    return Err(Fail::Cms(321));
+                }
+                memory.delete(index, flag as u8);
+            }
+            ("+CMGS", Call::Set(_)) => {
+                self.need_sim(true)?;
+                let length = number(0).filter(|l| (7..=164).contains(l));
+                let length = length.ok_or(Fail::Cms(304))?;
+                return Ok(Next::Prompt(PduPurpose::Send, length as usize));
+            }
+            ("+CMGS", Call::Test) => {}
+            ("+CMGW", Call::Set(_)) => {
+                self.need_sim(true)?;
+                let length = number(0).filter(|l| (7..=164).contains(l));
+                let length = length.ok_or(Fail::Cms(304))?;
+                let status = match number(1).unwrap_or(2) {
+                    0 => Status::ReceivedUnread,
+                    1 => Status::ReceivedRead,
+                    2 => Status::StoredUnsent,
+                    3 => Status::StoredSent,
+                    _ => return Err(Fail::Cms(304)),
+                };
+                return Ok(Next::Prompt(PduPurpose::Write(status), length as usize));
+            }
+            _ => return Err(Fail::Error),
+        }
+        Ok(Next::Continue)
+    }
+
+    fn registration_command(
+        &mut self,
+        name: &str,
+        call: &Call,
+        lines: &mut Vec<String>,
+    ) -> Result<(), Fail> {
+        let slot = match name {
+            "+CREG" => 0,
+            "+CGREG" => 1,
+            _ => 2,
+        };
+        match call {
+            Call::Read => {
+                let n = self.reg_n[slot];
+                let stat = self.registration();
+                lines.push(match n {
+                    2 if stat == 1 => format!("{name}: {n},{stat},\"1A2B\",\"01C3D4E5\""),
+                    _ => format!("{name}: {n},{stat}"),
+                });
+            }
+            Call::Test => lines.push(format!("{name}: (0-2)")),
+            Call::Set(args) => {
+                let n = args.first().and_then(Arg::number).filter(|&n| n <= 2);
+                self.reg_n[slot] = n.ok_or(Fail::Cme(4))?;
+            }
+            Call::Action => return Err(Fail::Error),
+        }
+        Ok(())
+    }
+
+    fn pin_state_word(&self) -> Result<&'static str, Fail> {
+        match self.lock() {
+            Lock::Ready => Ok("READY"),
+            Lock::Pin { .. } => Ok("SIM PIN"),
+            Lock::Puk { .. } => Ok("SIM PUK"),
+            Lock::Blocked => Err(Fail::Cme(13)),
+        }
+    }
+
+    fn lock(&self) -> Lock {
+        if self.card.puk_attempts == 0 {
+            Lock::Blocked
+        } else if self.card.puk_required {
+            Lock::Puk {
+                attempts: self.card.puk_attempts,
+            }
+        } else if !self.unlocked {
+            Lock::Pin {
+                attempts: self.card.pin_attempts,
+            }
+        } else {
+            Lock::Ready
+        }
+    }
+
+    /// `AT+CPIN="pin"` or, when the PUK is asked for, `AT+CPIN="puk","new pin"`.
+    fn enter_pin(&mut self, args: &[Arg]) -> Result<(), Fail> {
+        let first = args.first().and_then(Arg::text).unwrap_or_default();
+        match self.lock() {
+            Lock::Ready => Err(Fail::Cme(3)),
+            Lock::Blocked => Err(Fail::Cme(13)),
+            Lock::Pin { .. } => {
+                if self.card.pin.as_deref() == Some(first) {
+                    self.card.pin_attempts = PIN_ATTEMPTS;
+                    self.unlocked = true;
+                    Ok(())
+                } else {
+                    self.card.pin_attempts = self.card.pin_attempts.saturating_sub(1);
+                    if self.card.pin_attempts == 0 {
+                        self.card.puk_required = true;
+                    }
+                    Err(Fail::Cme(16))
+                }
+            }
+            Lock::Puk { .. } => {
+                let new_pin = args.get(1).and_then(Arg::text);
+                match new_pin {
+                    Some(new_pin) if first == self.card.puk => {
+                        self.card.pin = Some(new_pin.to_string());
+                        self.card.pin_attempts = PIN_ATTEMPTS;
+                        self.card.puk_attempts = PUK_ATTEMPTS;
+                        self.card.puk_required = false;
+                        self.unlocked = true;
+                        Ok(())
+                    }
+                    Some(_) => {
+                        self.card.puk_attempts = self.card.puk_attempts.saturating_sub(1);
+                        Err(Fail::Cme(16))
+                    }
+                    None => Err(Fail::Cme(12)),
+                }
+            }
+        }
+    }
+
+    /// Refuses SIM commands while the SIM is locked: `+CMS ERROR` 311/316/313 for SMS commands
+    /// (`sms` = true), `+CME ERROR` 11/12/13 otherwise.
+    fn need_sim(&self, sms: bool) -> Result<(), Fail> {
+        let (cme, cms) = match self.lock() {
+            Lock::Ready => return Ok(()),
+            Lock::Pin { .. } => (11, 311),
+            Lock::Puk { .. } => (12, 316),
+            Lock::Blocked => (13, 313),
+        };
+        Err(if sms { Fail::Cms(cms) } else { Fail::Cme(cme) })
+    }
+
+    fn supported_mt(&self) -> [u32; 2] {
+        match self.profile.notify {
+            NotifyMode::Cmti => [0, 1],
+            NotifyMode::Cmt => [0, 2],
+        }
+    }
+
+    fn supported_ds(&self) -> [u32; 2] {
+        match self.profile.reports {
+            ReportMode::Cds => [0, 1],
+            ReportMode::Cdsi => [0, 2],
+        }
+    }
+
+    fn set_cnmi(&mut self, args: &[Arg]) -> Result<(), Fail> {
+        let mut next = self.cnmi;
+        let fields = [
+            &mut next.mode,
+            &mut next.mt,
+            &mut next.bm,
+            &mut next.ds,
+            &mut next.bfr,
+        ];
+        for (field, arg) in fields.into_iter().zip(args) {
+            match arg {
+                Arg::Empty => {}
+                other => *field = other.number().ok_or(Fail::Cms(303))?,
+            }
+        }
+        let valid = next.mode <= 3
+            && self.supported_mt().contains(&next.mt)
+            && next.bm == 0
+            && self.supported_ds().contains(&next.ds)
+            && next.bfr <= 1;
+        if !valid || args.len() > 5 {
+            return Err(Fail::Cms(303));
+        }
+        self.cnmi = next;
+        Ok(())
+    }
+
+    /// `AT+CNMA`: acknowledges the routed URC, and sends the next one queued.
+    fn acknowledge(&mut self) -> Result<(), Fail> {
+        if self.csms != 1 || self.awaiting_ack.is_none() {
+            return Err(Fail::Cms(340));
+        }
+        self.awaiting_ack = None;
+        Ok(())
+    }
+
+    // ---- the network side
+
+    /// The registration status of `+CREG` (TS 27.007 §7.2): 1 home, 2 searching, 0 not
+    /// registered and not searching (radio off or SIM locked).
+    fn registration(&self) -> u8 {
+        if !self.powered || self.cfun != 1 || self.lock() != Lock::Ready {
+            0
+        } else if self.network_available {
+            1
+        } else {
+            2
+        }
+    }
+
+    fn registered(&self) -> bool {
+        self.registration() == 1
+    }
+
+    fn can_receive(&self) -> bool {
+        self.registered()
+    }
+
+    fn usage(&self, memory: Memory) -> (usize, usize) {
+        let slots = self.storage.memory_ref(memory);
+        if self.storage_full && memory == Memory::Sim {
+            // Full: every slot taken as far as the DTE can tell.
+            (slots.used(), slots.used())
+        } else {
+            (slots.used(), slots.capacity())
+        }
+    }
+
+    /// Hands a routed SMS or report to the DTE (or queues it behind the one awaiting
+    /// `+CNMA`).
+    fn route(&mut self, routed: Routed, out: &mut Vec<Effect>) {
+        if self.awaiting_ack.is_some() {
+            self.routed_queue.push_back(routed);
+            return;
+        }
+        match &routed {
+            Routed::Sms(pdu) => {
+                let length = tpdu_length(pdu).unwrap_or(0);
+                emit(
+                    out,
+                    format!("\r\n+CMT: ,{length}\r\n{}\r\n", hex(pdu)).into_bytes(),
+                );
+            }
+            Routed::Report(pdu) => {
+                let length = tpdu_length(pdu).unwrap_or(0);
+                emit(
+                    out,
+                    format!("\r\n+CDS: {length}\r\n{}\r\n", hex(pdu)).into_bytes(),
+                );
+            }
+        }
+        // Phase 2+ (`AT+CSMS=1`) makes the DTE acknowledge each routed message (TS 27.005 §3.4.4).
+        if self.csms == 1 {
+            self.ack_counter += 1;
+            self.awaiting_ack = Some((self.ack_counter, routed));
+            out.push(Effect::AwaitAck(self.ack_counter));
+        }
+    }
+
+    /// Routed messages not acknowledged go back to the network: SMS are delivered again later,
+    /// status reports are lost.
+    fn requeue_routed(&mut self) {
+        let waiting = self.awaiting_ack.take().map(|(_, routed)| routed);
+        let queued: Vec<Routed> = self.routed_queue.drain(..).collect();
+        for routed in waiting.into_iter().chain(queued).rev() {
+            if let Routed::Sms(pdu) = routed {
+                self.network_queue.push_front(pdu);
+            }
+        }
+    }
+
+    /// After every step: deliver what the network holds when the modem can take it, send the
+    /// next routed URC, and report a registration change to those who asked (`+CREG=1`).
+    fn settle(&mut self, out: &mut Vec<Effect>) {
+        let registration = self.registration();
+        if registration != self.reported_registration {
+            self.reported_registration = registration;
+            for (slot, name) in ["+CREG", "+CGREG", "+CEREG"].iter().enumerate() {
+                match self.reg_n[slot] {
+                    1 => self.urc(out, &format!("{name}: {registration}")),
+                    2 if registration == 1 => {
+                        self.urc(out, &format!("{name}: 1,\"1A2B\",\"01C3D4E5\""));
+                    }
+                    2 => self.urc(out, &format!("{name}: {registration}")),
+                    _ => {}
+                }
+            }
+        }
+        if matches!(self.mode, Mode::Submitting(_)) {
+            // The modem is busy with the network; deliveries wait.
+            return;
+        }
+        if self.awaiting_ack.is_none()
+            && let Some(next) = self.routed_queue.pop_front()
+        {
+            self.route(next, out);
+        }
+        while self.can_receive() {
+            let Some(pdu) = self.network_queue.pop_front() else {
+                break;
+            };
+            if self.cnmi.mode != 0 && self.cnmi.mt == 2 {
+                self.route(Routed::Sms(pdu), out);
+                continue;
+            }
+            let stored = if self.storage_full {
+                None
+            } else {
+                self.storage.sms.store(Status::ReceivedUnread, pdu.clone())
+            };
+            match stored {
+                Some(index) => {
+                    if self.cnmi.mode != 0 && self.cnmi.mt == 1 {
+                        self.urc(out, &format!("+CMTI: \"SM\",{index}"));
+                    }
+                }
+                None => {
+                    // No room: the network keeps it and tries again later (TS 23.040 §10.1).
+                    self.network_queue.push_front(pdu);
+                    break;
+                }
+            }
+        }
+    }
+
+    // ---- output
+
+    fn urc(&self, out: &mut Vec<Effect>, line: &str) {
+        emit(out, format!("\r\n{line}\r\n").into_bytes());
+    }
+
+    fn info(&self, out: &mut Vec<Effect>, lines: &[String]) {
+        emit(out, format!("\r\n{}\r\n", lines.join("\r\n")).into_bytes());
+    }
+
+    fn ok(&self, out: &mut Vec<Effect>) {
+        emit(out, b"\r\nOK\r\n".to_vec());
+    }
+
+    fn fail(&self, out: &mut Vec<Effect>, fail: Fail) {
+        let line = match (fail, self.cmee) {
+            (Fail::Error, _) | (Fail::Cme(_), 0) => "ERROR".to_string(),
+            (Fail::Cme(code), 1) => format!("+CME ERROR: {code}"),
+            (Fail::Cme(code), _) => format!("+CME ERROR: {}", error_text::cme(code)),
+            // `+CMS ERROR` is reported whatever `+CMEE` says (TS 27.005 §3.2.5); verbose with 2.
+            (Fail::Cms(code), 2) => format!("+CMS ERROR: {}", error_text::cms(code)),
+            (Fail::Cms(code), _) => format!("+CMS ERROR: {code}"),
+        };
+        emit(out, format!("\r\n{line}\r\n").into_bytes());
+    }
+}
+
+/// Appends bytes to the output, joining them to the previous output effect.
+fn emit(out: &mut Vec<Effect>, bytes: Vec<u8>) {
+    if let Some(Effect::Output(last)) = out.last_mut() {
+        last.extend(bytes);
+    } else {
+        out.push(Effect::Output(bytes));
+    }
+}
+
+/// Upper-case hex, as modems print PDUs.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut text, b| {
+        let _ = write!(text, "{b:02X}");
+        text
+    })
+}
+
+/// The TPDU length of a PDU with the SMSC field in front: what `+CMGS=<length>`, `+CMGR` and
+/// `+CMT` count (TS 27.005 §3.1 `<length>`: the SMSC octets are not counted).
+pub fn tpdu_length(pdu: &[u8]) -> Option<usize> {
+    let smsc = usize::from(*pdu.first()?);
+    pdu.len().checked_sub(1 + smsc).filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,501 @@
+//! Exchanges with the interpreter, byte for byte as a client sees them.
+
+use super::*;
+
+/// SMS-SUBMIT to +46708251358, "hellohello", no status report (a textbook vector).
+const SUBMIT: &str = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37";
+/// The same with TP-SRR set (first octet 0x31).
+const SUBMIT_SRR: &str = "0031000B916407281553F80000AA0AE8329BFD4697D9EC37";
+/// An SMS-DELIVER from +31641600986, "How are you?" (a textbook vector).
+const DELIVER: &str =
+    "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
+
+fn deliver() -> Vec<u8> {
+    pdu::hex_to_bytes(DELIVER).expect("hex")
+}
+
+fn profile() -> Profile {
+    Profile {
+        manufacturer: "smsgate".into(),
+        model: "Simulated GSM modem".into(),
+        revision: "SIM-test".into(),
+        imei: "356938035643809".into(),
+        imsi: "502129876543210".into(),
+        echo: true,
+        notify: NotifyMode::Cmti,
+        reports: ReportMode::Cds,
+        capacity: 3,
+        first_index: 1,
+        smsc: "+60120000015".into(),
+        operator: "smsgate sim".into(),
+        rssi: 20,
+    }
+}
+
+fn modem() -> Interpreter {
+    Interpreter::new(profile(), None, "12345678".into(), false)
+}
+
+/// The bytes of every output effect, as text.
+fn text(effects: &[Effect]) -> String {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Output(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn say(modem: &mut Interpreter, input: &str) -> String {
+    text(&modem.receive(input.as_bytes()))
+}
+
+fn quiet() -> Interpreter {
+    let mut m = modem();
+    say(&mut m, "ATE0\r");
+    m
+}
+
+#[test]
+fn echo_then_answer_and_ate0() {
+    let mut m = modem();
+    assert_eq!(say(&mut m, "AT\r"), "AT\r\r\nOK\r\n");
+    assert_eq!(say(&mut m, "ATE0\r"), "ATE0\r\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "ATE1\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT\r\n"), "AT\r\r\nOK\r\n\n");
+}
+
+#[test]
+fn byte_by_byte_input_gives_the_same_answer() {
+    let mut m = quiet();
+    let mut out = String::new();
+    for byte in "AT+CSQ\r".bytes() {
+        out.push_str(&text(&m.receive(&[byte])));
+    }
+    assert_eq!(out, "\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn identity_and_unknown_commands() {
+    let mut m = quiet();
+    assert_eq!(say(&mut m, "AT+CGMI\r"), "\r\nsmsgate\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "ATI\r"),
+        "\r\nsmsgate\r\nSimulated GSM modem\r\nRevision: SIM-test\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CGSN\r"),
+        "\r\n356938035643809\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CIMI\r"),
+        "\r\n502129876543210\r\n\r\nOK\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+FOO\r"), "\r\nERROR\r\n");
+    assert_eq!(say(&mut m, "ATD123;\r"), "\r\nERROR\r\n");
+    // Lines that are not commands are ignored, blank lines too.
+    assert_eq!(say(&mut m, "hello\r\r"), "");
+}
+
+#[test]
+fn settings_read_back_and_reset() {
+    let mut m = quiet();
+    assert_eq!(say(&mut m, "AT+CMEE=1\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMEE?\r"), "\r\n+CMEE: 1\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMGF=0\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMGF=1\r"), "\r\nERROR\r\n");
+    assert_eq!(say(&mut m, "AT+CSMS=1\r"), "\r\n+CSMS: 1,1,1\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CSCS=\"UCS2\"\r"), "\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CSCS?\r"),
+        "\r\n+CSCS: \"UCS2\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CMMS=2\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMMS?\r"), "\r\n+CMMS: 2\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CNMI?\r"),
+        "\r\n+CNMI: 2,1,0,0,0\r\n\r\nOK\r\n"
+    );
+    // ATZ restores the profile: echo back on, CMEE 0.
+    assert_eq!(say(&mut m, "ATZ\r"), "\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CMEE?\r"),
+        "AT+CMEE?\r\r\n+CMEE: 0\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
+fn several_commands_on_one_line() {
+    let mut m = quiet();
+    assert_eq!(
+        say(&mut m, "AT+CMEE=1;+CSQ;+CMEE?\r"),
+        "\r\n+CSQ: 20,99\r\n\r\n+CMEE: 1\r\n\r\nOK\r\n"
+    );
+    // The first failure ends the line.
+    assert_eq!(say(&mut m, "AT+CMEE=0;+NOPE;+CMEE=1\r"), "\r\nERROR\r\n");
+    assert_eq!(say(&mut m, "AT+CMEE?\r"), "\r\n+CMEE: 0\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn registration_signal_and_operator() {
+    let mut m = quiet();
+    assert_eq!(say(&mut m, "AT+CREG?\r"), "\r\n+CREG: 0,1\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CEREG?\r"), "\r\n+CEREG: 0,1\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut m, "AT+COPS?\r"),
+        "\r\n+COPS: 0,0,\"smsgate sim\",0\r\n\r\nOK\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CREG=1\r"), "\r\nOK\r\n");
+    assert_eq!(text(&m.set_network(false)), "\r\n+CREG: 2\r\n");
+    assert_eq!(say(&mut m, "AT+CREG?\r"), "\r\n+CREG: 1,2\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CGREG?\r"), "\r\n+CGREG: 0,2\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+COPS?\r"), "\r\n+COPS: 0\r\n\r\nOK\r\n");
+    assert_eq!(text(&m.set_network(true)), "\r\n+CREG: 1\r\n");
+    // Radio off.
+    // The URC follows the command's answer.
+    assert_eq!(say(&mut m, "AT+CFUN=4\r"), "\r\nOK\r\n\r\n+CREG: 0\r\n");
+    assert_eq!(say(&mut m, "AT+CFUN?\r"), "\r\n+CFUN: 4\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn pin_lock_wrong_pin_and_puk() {
+    let mut m = Interpreter::new(profile(), Some("1234".into()), "87654321".into(), false);
+    say(&mut m, "ATE0\r");
+    assert_eq!(
+        say(&mut m, "AT+CPIN?\r"),
+        "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CREG?\r"), "\r\n+CREG: 0,0\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CIMI\r"), "\r\nERROR\r\n");
+    say(&mut m, "AT+CMEE=1\r");
+    assert_eq!(say(&mut m, "AT+CIMI\r"), "\r\n+CME ERROR: 11\r\n");
+    assert_eq!(say(&mut m, "AT+CPMS?\r"), "\r\n+CMS ERROR: 311\r\n");
+    assert_eq!(say(&mut m, "AT+CPIN=\"0000\"\r"), "\r\n+CME ERROR: 16\r\n");
+    assert_eq!(say(&mut m, "AT+CPIN=\"1234\"\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CPIN?\r"), "\r\n+CPIN: READY\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CREG?\r"), "\r\n+CREG: 0,1\r\n\r\nOK\r\n");
+
+    // After a restart the PIN is asked again; three wrong ones ask for the PUK.
+    drop(m.power_on());
+    say(&mut m, "ATE0;+CMEE=2\r");
+    for _ in 0..3 {
+        assert_eq!(
+            say(&mut m, "AT+CPIN=\"9999\"\r"),
+            "\r\n+CME ERROR: incorrect password\r\n"
+        );
+    }
+    assert_eq!(
+        say(&mut m, "AT+CPIN?\r"),
+        "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CPIN=\"1234\"\r"),
+        "\r\n+CME ERROR: SIM PUK required\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CPIN=\"87654321\",\"4321\"\r"), "\r\nOK\r\n");
+    drop(m.power_on());
+    say(&mut m, "ATE0\r");
+    assert_eq!(say(&mut m, "AT+CPIN=\"4321\"\r"), "\r\nOK\r\n");
+}
+
+#[test]
+fn puk_locked_from_the_start() {
+    let mut m = Interpreter::new(profile(), Some("1234".into()), "87654321".into(), true);
+    say(&mut m, "ATE0\r");
+    assert_eq!(
+        say(&mut m, "AT+CPIN?\r"),
+        "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
+fn stored_sms_notified_read_listed_and_deleted() {
+    let mut m = quiet();
+    let pdu = deliver();
+    let length = tpdu_length(&pdu).expect("length");
+    assert_eq!(
+        text(&m.incoming_sms(pdu.clone())),
+        "\r\n+CMTI: \"SM\",1\r\n"
+    );
+    assert_eq!(
+        text(&m.incoming_sms(pdu.clone())),
+        "\r\n+CMTI: \"SM\",2\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CPMS?\r"),
+        "\r\n+CPMS: \"SM\",2,3,\"SM\",2,3,\"SM\",2,3\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CMGR=1\r"),
+        format!("\r\n+CMGR: 0,,{length}\r\n{DELIVER}\r\n\r\nOK\r\n")
+    );
+    assert_eq!(
+        say(&mut m, "AT+CMGL=4\r"),
+        format!(
+            "\r\n+CMGL: 1,1,,{length}\r\n{DELIVER}\r\n+CMGL: 2,0,,{length}\r\n{DELIVER}\r\n\r\nOK\r\n"
+        )
+    );
+    assert_eq!(say(&mut m, "AT+CMGL=0\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMGD=1\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMGR=1\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMGR=9\r"), "\r\n+CMS ERROR: 321\r\n");
+    assert_eq!(
+        say(&mut m, "AT+CMGD=?\r"),
+        "\r\n+CMGD: (2),(0-4)\r\n\r\nOK\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CMGD=1,4\r"), "\r\nOK\r\n");
+    assert_eq!(m.storage().sms.used(), 0);
+}
+
+#[test]
+fn full_storage_keeps_sms_at_the_network() {
+    let mut m = quiet();
+    let pdu = deliver();
+    for index in 1..=3 {
+        assert_eq!(
+            text(&m.incoming_sms(pdu.clone())),
+            format!("\r\n+CMTI: \"SM\",{index}\r\n")
+        );
+    }
+    // No room: no +CMTI, the network holds it.
+    assert_eq!(text(&m.incoming_sms(pdu.clone())), "");
+    assert_eq!(m.held_by_network(), 1);
+    // Deleting makes room; the held SMS arrives.
+    assert_eq!(
+        say(&mut m, "AT+CMGD=2\r"),
+        "\r\nOK\r\n\r\n+CMTI: \"SM\",2\r\n"
+    );
+    assert_eq!(m.held_by_network(), 0);
+
+    // The switch: storage acts full whatever the count.
+    say(&mut m, "AT+CMGD=1,4\r");
+    assert_eq!(text(&m.set_storage_full(true)), "");
+    assert_eq!(text(&m.incoming_sms(pdu.clone())), "");
+    assert_eq!(
+        say(&mut m, "AT+CPMS?\r"),
+        "\r\n+CPMS: \"SM\",0,0,\"SM\",0,0,\"SM\",0,0\r\n\r\nOK\r\n"
+    );
+    assert_eq!(text(&m.set_storage_full(false)), "\r\n+CMTI: \"SM\",1\r\n");
+}
+
+#[test]
+fn routed_sms_with_and_without_acknowledgement() {
+    let mut p = profile();
+    p.notify = NotifyMode::Cmt;
+    let mut m = Interpreter::new(p, None, "1".into(), false);
+    say(&mut m, "ATE0\r");
+    // This modem lacks +CMTI.
+    assert_eq!(
+        say(&mut m, "AT+CNMI=2,1,0,0,0\r"),
+        "\r\n+CMS ERROR: 303\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CNMI=2,2,0,0,0\r"), "\r\nOK\r\n");
+    let pdu = deliver();
+    let length = tpdu_length(&pdu).expect("length");
+    let routed = format!("\r\n+CMT: ,{length}\r\n{DELIVER}\r\n");
+    // Phase 2: no acknowledgement.
+    assert_eq!(text(&m.incoming_sms(pdu.clone())), routed);
+    assert_eq!(say(&mut m, "AT+CNMA\r"), "\r\n+CMS ERROR: 340\r\n");
+    // Phase 2+: one at a time, each acknowledged.
+    say(&mut m, "AT+CSMS=1\r");
+    let effects = m.incoming_sms(pdu.clone());
+    assert_eq!(text(&effects), routed);
+    assert!(effects.contains(&Effect::AwaitAck(1)));
+    assert_eq!(text(&m.incoming_sms(pdu.clone())), "");
+    assert_eq!(say(&mut m, "AT+CNMA\r"), format!("\r\nOK\r\n{routed}"));
+    assert_eq!(say(&mut m, "AT+CNMA\r"), "\r\nOK\r\n");
+    assert_eq!(m.storage().sms.used(), 0);
+    // Not acknowledged in time: routing off, the SMS is stored instead.
+    m.incoming_sms(pdu.clone());
+    assert_eq!(text(&m.ack_timeout(3)), "");
+    assert_eq!(
+        say(&mut m, "AT+CNMI?\r"),
+        "\r\n+CNMI: 2,0,0,0,0\r\n\r\nOK\r\n"
+    );
+    assert_eq!(m.storage().sms.used(), 1);
+}
+
+#[test]
+fn status_reports_routed_or_stored() {
+    let mut m = quiet();
+    let report = vec![0x00, 0x06, 0x05, 0x00, 0x81, 0x00, 0x00];
+    // ds=0: not routed.
+    assert_eq!(text(&m.incoming_report(report.clone())), "");
+    assert_eq!(say(&mut m, "AT+CNMI=2,1,0,1,0\r"), "\r\nOK\r\n");
+    assert_eq!(
+        text(&m.incoming_report(report.clone())),
+        "\r\n+CDS: 6\r\n00060500810000\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CNMI=2,1,0,2,0\r"),
+        "\r\n+CMS ERROR: 303\r\n"
+    );
+
+    let mut p = profile();
+    p.reports = ReportMode::Cdsi;
+    let mut m = Interpreter::new(p, None, "1".into(), false);
+    say(&mut m, "ATE0;+CNMI=2,1,0,2,0\r");
+    assert_eq!(
+        text(&m.incoming_report(report.clone())),
+        "\r\n+CDSI: \"SR\",1\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CPMS=\"SR\"\r"),
+        "\r\n+CPMS: 1,3,0,3,0,3\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CMGR=1\r"),
+        "\r\n+CMGR: 0,,6\r\n00060500810000\r\n\r\nOK\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CMGD=1\r"), "\r\nOK\r\n");
+    assert_eq!(m.storage().reports.used(), 0);
+    assert_eq!(say(&mut m, "AT+CPMS=\"ME\"\r"), "\r\n+CMS ERROR: 302\r\n");
+}
+
+#[test]
+fn prompt_escape_and_bad_lengths() {
+    let mut m = quiet();
+    assert_eq!(say(&mut m, "AT+CMGS=23\r"), "\r\n> ");
+    assert_eq!(say(&mut m, "0011\x1b"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CMGS=5\r"), "\r\n+CMS ERROR: 304\r\n");
+    assert_eq!(say(&mut m, "AT+CMGS=22\r"), "\r\n> ");
+    // Length does not match the PDU.
+    assert_eq!(
+        say(&mut m, &format!("{SUBMIT}\x1a")),
+        "\r\n+CMS ERROR: 304\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CMGS=23\r"), "\r\n> ");
+    assert_eq!(say(&mut m, "00ZZ\x1a"), "\r\n+CMS ERROR: 304\r\n");
+}
+
+#[test]
+fn echo_covers_the_pdu() {
+    let mut m = modem();
+    assert_eq!(say(&mut m, "AT+CMGS=23\r"), "AT+CMGS=23\r\r\n> ");
+    assert_eq!(say(&mut m, "00\x1b"), "00\r\nOK\r\n");
+}
+
+#[test]
+fn write_stores_a_pdu() {
+    let mut m = quiet();
+    assert_eq!(say(&mut m, "AT+CMGW=23\r"), "\r\n> ");
+    assert_eq!(
+        say(&mut m, &format!("{SUBMIT}\x1a")),
+        "\r\n+CMGW: 1\r\n\r\nOK\r\n"
+    );
+    assert_eq!(m.storage().sms.entries()[0].status, Status::StoredUnsent);
+    m.set_storage_full(true);
+    say(&mut m, "AT+CMGW=23\r");
+    assert_eq!(
+        say(&mut m, &format!("{SUBMIT}\x1a")),
+        "\r\n+CMS ERROR: 322\r\n"
+    );
+}
+
+/// Sends `pdu` with AT+CMGS and returns the effects of the Ctrl-Z.
+fn submit(m: &mut Interpreter, pdu: &str) -> Vec<Effect> {
+    let length = tpdu_length(&pdu::hex_to_bytes(pdu).expect("hex")).expect("length");
+    assert_eq!(say(m, &format!("AT+CMGS={length}\r")), "\r\n> ");
+    m.receive(format!("{pdu}\x1a").as_bytes())
+}
+
+fn submission(effects: &[Effect]) -> &Submission {
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Submitted(s) => Some(s),
+            _ => None,
+        })
+        .expect("a submission")
+}
+
+#[test]
+fn send_gets_incrementing_message_references() {
+    let mut m = quiet();
+    for expected in 0..3u8 {
+        let effects = submit(&mut m, SUBMIT);
+        let s = submission(&effects);
+        assert_eq!(s.result, Ok(expected));
+        let submit = s.submit.as_ref().expect("decoded");
+        assert_eq!(submit.recipient.value, "+46708251358");
+        assert!(!submit.status_report_request);
+        // Input meanwhile waits for the network's answer.
+        assert_eq!(say(&mut m, "AT\r"), "");
+        assert_eq!(
+            text(&m.finish_submit()),
+            format!("\r\n+CMGS: {expected}\r\n\r\nOK\r\n\r\nOK\r\n")
+        );
+    }
+    let effects = submit(&mut m, SUBMIT_SRR);
+    let decoded = submission(&effects).submit.as_ref().expect("decoded");
+    assert!(decoded.status_report_request);
+}
+
+#[test]
+fn send_errors_injected_or_from_no_service() {
+    let mut m = quiet();
+    m.push_cms_error(38);
+    submit(&mut m, SUBMIT);
+    assert_eq!(text(&m.finish_submit()), "\r\n+CMS ERROR: 38\r\n");
+    submit(&mut m, SUBMIT);
+    // One-shot: the next one goes, with the first TP-MR (a refused part uses none).
+    assert_eq!(text(&m.finish_submit()), "\r\n+CMGS: 0\r\n\r\nOK\r\n");
+    m.set_cms_error_always(Some(500));
+    for _ in 0..2 {
+        submit(&mut m, SUBMIT);
+        assert_eq!(text(&m.finish_submit()), "\r\n+CMS ERROR: 500\r\n");
+    }
+    m.clear_cms_errors();
+    m.set_network(false);
+    say(&mut m, "AT+CMEE=2\r");
+    submit(&mut m, SUBMIT);
+    assert_eq!(
+        text(&m.finish_submit()),
+        "\r\n+CMS ERROR: no network service\r\n"
+    );
+}
+
+#[test]
+fn submit_answer_is_marked() {
+    let mut m = quiet();
+    submit(&mut m, SUBMIT);
+    say(&mut m, "AT\r");
+    let effects = m.finish_submit();
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Output(b"\r\n+CMGS: 0\r\n\r\nOK\r\n".to_vec()),
+            Effect::SubmitAnswered,
+            Effect::Output(b"\r\nOK\r\n".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn restart_command() {
+    let mut m = quiet();
+    let effects = m.receive(b"AT+CFUN=1,1\r");
+    assert_eq!(text(&effects), "\r\nOK\r\n");
+    assert!(effects.contains(&Effect::Restart));
+}
+
+#[test]
+fn unplugged_modem_receives_nothing() {
+    let mut m = quiet();
+    m.power_off();
+    let pdu = deliver();
+    assert_eq!(text(&m.incoming_sms(pdu)), "");
+    assert_eq!(m.held_by_network(), 1);
+    // Power-on brings CNMI back to 2,1: the held SMS is stored and announced.
+    assert_eq!(text(&m.power_on()), "\r\n+CMTI: \"SM\",1\r\n");
+}
+
+#[test]
+fn hex_helpers() {
+    assert_eq!(hex(&[0x00, 0xAB, 0x1f]), "00AB1F");
+    assert_eq!(tpdu_length(&[0x00, 1, 2, 3]), Some(3));
+    assert_eq!(tpdu_length(&[0x07, 1, 2]), None);
+    assert_eq!(tpdu_length(&[]), None);
+}
