@@ -10,8 +10,9 @@
 //!
 //! Layout: [`pty`] (the pty pair and its link), [`line`] (pacing at a baud rate), [`command`]
 //! (V.250 command line parsing), [`interpreter`] (the AT state machine, no I/O), [`storage`] (SIM
-//! storage), [`network`] (the SMS centre and noise), [`device`] (the task that ties them together)
-//! and this file (options and the control API).
+//! storage), [`network`] (the SMS centre and noise), `port` (the workers that move bytes across
+//! the pty at the line's pace), `device` (the task that ties them together) and this file
+//! (options and the control API).
 //!
 //! It is not a conformance reference: it implements what smsgate and common SMS tools use, and
 //! answers `ERROR` to the rest, as a modem does for a command it lacks.
@@ -22,6 +23,7 @@ mod error_text;
 pub mod interpreter;
 pub mod line;
 pub mod network;
+mod port;
 pub mod pty;
 pub mod storage;
 
@@ -216,7 +218,7 @@ pub(crate) enum Control {
 pub struct SimHandle {
     control: mpsc::Sender<Control>,
     path: Arc<Mutex<PathBuf>>,
-    stats: Arc<device::Counters>,
+    stats: Arc<port::Counters>,
 }
 
 /// Starts a simulated modem on a new pty; it runs until [`SimHandle::shutdown`] or until every
@@ -229,7 +231,7 @@ impl SimHandle {
     /// What a client opens: the link if one was asked for, else the current pty slave (which
     /// changes after an unplug).
     pub fn path(&self) -> PathBuf {
-        device::lock(&self.path).clone()
+        port::lock(&self.path).clone()
     }
 
     /// Delivers an SMS from `from` (`+E.164`, national digits or an alphanumeric name) with
