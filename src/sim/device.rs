@@ -1,6 +1,6 @@
 //! The task that is the simulated modem: it owns the interpreter and the current [`Port`], and
-//! turns the interpreter's effects and the handle's
-//! requests into timed events (network delay, status reports, noise, unplug and replug).
+//! turns the interpreter's effects and the handle's requests into timed events (network delay,
+//! status reports, noise, unplug and replug).
 //!
 //! Every timer is a small task that sleeps and then posts an [`Event`] back, tagged with the
 //! pty generation it belongs to, so an answer meant for a pty that is gone is dropped rather than
@@ -105,17 +105,20 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         options.puk_locked,
     );
     drop(interpreter.set_network(options.registered));
+    drop(interpreter.set_storage_full(options.storage_full));
+    interpreter.set_cms_error_always(options.cms_error);
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
     };
+    let hung = options.hang;
     let mut device = Device {
         options,
         interpreter,
         port: None,
         generation: 0,
         plug: 0,
-        hung: false,
+        hung,
         noise_chain: 0,
         submitting: None,
         submitted: Vec::new(),

@@ -97,6 +97,13 @@ pub struct SimOptions {
     pub noise_interval: Duration,
     /// Registered with the network at start.
     pub registered: bool,
+    /// SIM storage acts full from the start (see [`SimHandle::set_storage_full`]).
+    pub storage_full: bool,
+    /// Answer every `AT+CMGS` with `+CMS ERROR: <code>` (see
+    /// [`SimHandle::set_cms_error_always`]).
+    pub cms_error: Option<u16>,
+    /// Start hung (see [`SimHandle::set_hang`]).
+    pub hang: bool,
     /// How long a routed `+CMT`/`+CDS` waits for `AT+CNMA` before routing is switched off.
     pub ack_timeout: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
@@ -130,6 +137,9 @@ impl Default for SimOptions {
             urc_noise: false,
             noise_interval: Duration::from_secs(2),
             registered: true,
+            storage_full: false,
+            cms_error: None,
+            hang: false,
             ack_timeout: Duration::from_secs(15),
             restart_time: Duration::from_secs(1),
             smsc: "+60120000015".to_string(),

@@ -686,6 +686,39 @@ async fn storage_full_and_no_registration() {
 }
 
 #[tokio::test]
+async fn switches_can_be_set_at_start() {
+    let (_dir, sim) = start(SimOptions {
+        storage_full: true,
+        cms_error: Some(42),
+        echo: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let mut client = Client::open(&sim.path());
+    sim.inject_sms("+60123456789", "held")
+        .await
+        .expect("inject");
+    assert_eq!(
+        client.command("AT+CPMS?").await,
+        "\r\n+CPMS: \"SM\",0,0,\"SM\",0,0,\"SM\",0,0\r\n\r\nOK\r\n"
+    );
+    let part = encode("+60123456789", "congested", false);
+    for _ in 0..2 {
+        client
+            .send(&format!("AT+CMGS={}\r", part.tpdu_length))
+            .await;
+        client.expect("\r\n> ").await;
+        client.send(&format!("{}\x1a", part.hex())).await;
+        client.expect("\r\n+CMS ERROR: 42\r\n").await;
+    }
+    sim.set_cms_error_always(None).await;
+    assert_eq!(send_part(&mut client, &part).await, 0);
+    sim.set_storage_full(false).await;
+    client.expect("\r\n+CMTI: \"SM\",1\r\n").await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn sim_command_prints_its_path_and_takes_controls_on_stdin() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().expect("temp dir");
