@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             get(health::get_metrics).layer(middleware::from_fn_with_state(state.clone(), bounded)),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -79,6 +80,19 @@ async fn bounded(State(state): State<AppState>, request: Request, next: Next) ->
         Ok(response) => response,
         Err(_) => ApiError::Timeout(timeout).into_response(),
     }
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let message = format!(
+        "{} is not served on {}: smsgate serves POST /message, GET /health and GET /metrics",
+        request.method(),
+        request.uri().path()
+    );
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(crate::respond::wire::ErrorBody::new(message)),
+    )
+        .into_response()
 }
 
 async fn not_found(request: Request) -> Response {

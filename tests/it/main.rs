@@ -5,8 +5,11 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod e2e;
+mod harness;
 mod http;
 mod http_store;
+mod modem;
 mod pdu_cli;
 mod sim;
 mod store;
