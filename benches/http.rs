@@ -5,6 +5,9 @@
 //! - 64 concurrent clients sending back to back (target: ≥ 2,000/s, p99 < 20 ms);
 //! - respond.io's own pace, 20 requests per second from one client (target: p99 < 5 ms).
 //!
+//! Then the other direction's last leg: an event committed to the store's webhook queue →
+//! its request arriving at a local respond.io stand-in, at 10 events per second.
+//!
 //! Run: `cargo bench --bench http` (optionally `-- --seconds 10 --clients 64 --direct`;
 //! `--direct` adds the same load committed straight into the store, without HTTP). The database
 //! goes to a temporary directory under `$TMPDIR` (put it on the disk you want to measure).
@@ -211,6 +214,7 @@ async fn main() {
     if options.direct {
         direct(&store, &options).await;
     }
+    webhook_latency(&store, &options).await;
 
     shutdown.cancel();
     let _ = server.await;
@@ -255,5 +259,101 @@ async fn direct(store: &Store, options: &Options) {
         latencies,
         started.elapsed(),
         0,
+    );
+}
+
+/// Event committed → webhook request received, through the real worker (notify wake-up, rate
+/// limiter, reqwest, loopback).
+async fn webhook_latency(store: &Store, options: &Options) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use axum::routing::post;
+    use smsgate::respond::{ClientOptions, RateLimiter, WebhookClient, Worker, WorkerOptions};
+
+    type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+    let arrivals: Arrivals = Arc::default();
+    let recorded = Arc::clone(&arrivals);
+    let stand_in = axum::Router::new().route(
+        "/webhook/",
+        post(move |body: axum::Json<serde_json::Value>| {
+            let recorded = Arc::clone(&recorded);
+            async move {
+                let now = Instant::now();
+                if let Some(events) = body["events"].as_array() {
+                    let mut recorded = recorded.lock().expect("arrivals lock");
+                    for event in events {
+                        if let Some(m_id) = event["mId"].as_str() {
+                            recorded.insert(m_id.to_owned(), now);
+                        }
+                    }
+                }
+                "OK"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind the stand-in");
+    let url = format!(
+        "http://{}/webhook/",
+        listener.local_addr().expect("address")
+    );
+    tokio::spawn(async move { axum::serve(listener, stand_in).await });
+
+    let client = WebhookClient::new(&ClientOptions {
+        webhook_url: url,
+        channel_id: CHANNEL.into(),
+        api_token: TOKEN.into(),
+        request_timeout: Duration::from_secs(5),
+    })
+    .expect("webhook client");
+    let worker = Worker::new(
+        store.clone(),
+        client,
+        Arc::new(RateLimiter::new(20, 1)),
+        WorkerOptions::default(),
+    )
+    .with_notify(store.event_signal());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+
+    let count = options.seconds as usize * 10;
+    let mut sent = Vec::with_capacity(count);
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    for n in 0..count {
+        ticker.tick().await;
+        let m_id = format!("bench-in-{n}");
+        let event = json!({"type": "message", "mId": m_id, "timestamp": 0,
+                           "message": {"type": "text", "text": "hi"}});
+        let started = Instant::now();
+        store
+            .enqueue_event(
+                &format!("+6019{n:07}"),
+                event,
+                chrono::Utc::now().timestamp_millis(),
+            )
+            .await
+            .expect("enqueue an event");
+        sent.push((m_id, started));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while arrivals.lock().expect("arrivals lock").len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    let _ = running.await;
+    let arrivals = arrivals.lock().expect("arrivals lock");
+    let latencies: Vec<Duration> = sent
+        .iter()
+        .filter_map(|(m_id, started)| arrivals.get(m_id).map(|at| at.duration_since(*started)))
+        .collect();
+    let missing = count - latencies.len();
+    let elapsed = Duration::from_secs(options.seconds);
+    report(
+        "event committed → webhook received, 10/s",
+        latencies,
+        elapsed,
+        missing,
     );
 }

@@ -65,6 +65,15 @@ pub struct Args {
     /// Start without network registration.
     #[arg(long)]
     pub unregistered: bool,
+    /// Start with SIM storage acting full.
+    #[arg(long)]
+    pub storage_full: bool,
+    /// Answer every AT+CMGS with this +CMS ERROR code.
+    #[arg(long)]
+    pub cms_error: Option<u16>,
+    /// Start hung (reads and answers nothing until `hang off`).
+    #[arg(long)]
+    pub hang: bool,
     /// How long a routed `+CMT`/`+CDS` waits for `AT+CNMA`.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub ack_timeout: Duration,
@@ -101,6 +110,9 @@ impl Args {
             urc_noise: self.noise,
             noise_interval: self.noise_interval,
             registered: !self.unregistered,
+            storage_full: self.storage_full,
+            cms_error: self.cms_error,
+            hang: self.hang,
             ack_timeout: self.ack_timeout,
             restart_time: self.restart_time,
             smsc: self.smsc.clone(),

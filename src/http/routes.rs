@@ -62,11 +62,6 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// What a checked request commits.
-struct Prepared {
-    message: NewMessage,
-}
-
 /// `POST /message`.
 pub async fn post_message(
     State(state): State<AppState>,
@@ -88,16 +83,15 @@ pub async fn post_message(
         // Reading and checking is bounded; the commit below is not, because a commit that
         // finished after its request was answered 408 would send an SMS respond.io retries.
         let timeout = inner.settings.request_timeout;
-        let prepared = tokio::time::timeout(timeout, prepare(&state, request))
+        let message = tokio::time::timeout(timeout, prepare(&state, request))
             .await
             .map_err(|_| ApiError::Timeout(timeout))??;
-        let contact = mask(&prepared.message.contact_id);
-        let parts = prepared.message.parts;
-        let m_id = inner
-            .outbox
-            .enqueue(prepared.message)
-            .await
-            .map_err(|error| ApiError::Internal(format!("cannot queue the message: {error}")))?;
+        let contact = mask(&message.contact_id);
+        let parts = message.parts;
+        let m_id =
+            inner.outbox.enqueue(message).await.map_err(|error| {
+                ApiError::Internal(format!("cannot queue the message: {error}"))
+            })?;
         inner.note_accepted();
         tracing::info!(contact, parts, m_id, "message queued");
         Ok(Json(Accepted { m_id }))
@@ -114,7 +108,8 @@ pub async fn post_message(
     result
 }
 
-async fn prepare(state: &AppState, request: Request) -> Result<Prepared, ApiError> {
+/// Reads, checks and renders a request into the message to commit.
+async fn prepare(state: &AppState, request: Request) -> Result<NewMessage, ApiError> {
     let inner = &state.inner;
     let settings = &inner.settings;
     let body = Bytes::from_request(request, &())
@@ -147,15 +142,13 @@ async fn prepare(state: &AppState, request: Request) -> Result<Prepared, ApiErro
         Message::QuickReply { replies, .. } => Some(replies),
         _ => None,
     };
-    Ok(Prepared {
-        message: NewMessage {
-            contact_id: checked.contact.to_string(),
-            text,
-            parts: plan.parts,
-            encoding: plan.encoding,
-            quick_replies,
-            now_ms,
-        },
+    Ok(NewMessage {
+        contact_id: checked.contact.to_string(),
+        text,
+        parts: plan.parts,
+        encoding: plan.encoding,
+        quick_replies,
+        now_ms,
     })
 }
 

@@ -1,80 +1,31 @@
-//! The task that is the simulated modem: it owns the interpreter and the current pty, runs the
-//! reader and the paced writer of that pty, and turns the interpreter's effects and the handle's
-//! requests into timed events (network delay, status reports, noise, unplug and replug).
+//! The task that is the simulated modem: it owns the interpreter and the current [`Port`], and
+//! turns the interpreter's effects and the handle's requests into timed events (network delay,
+//! status reports, noise, unplug and replug).
 //!
 //! Every timer is a small task that sleeps and then posts an [`Event`] back, tagged with the
 //! pty generation it belongs to, so an answer meant for a pty that is gone is dropped rather than
 //! sent to its successor.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::interpreter::{self, Effect, Interpreter, Profile, Submission};
-use super::line::Pacer;
 use super::network;
-use super::pty::{self, Pty};
-use super::{Control, LineStats, SimError, SimHandle, SimOptions, SubmittedPdu};
+use super::port::{Counters, Port, Write, lock};
+use super::pty::Pty;
+use super::{Control, SimError, SimHandle, SimOptions, SubmittedPdu};
 use crate::pdu;
 
-/// How often the reader looks for a client while none has the port open.
-const CLIENT_POLL: Duration = Duration::from_millis(5);
 /// How long a resetting modem takes, after its `OK`, to leave the bus. Real modems take
 /// longer; the point is that the `OK` reaches the client (a pty drops what the client has not
 /// read when the master closes).
 const LEAVE_BUS_DELAY: Duration = Duration::from_millis(50);
-/// How long to wait before writing again to a client that is not reading.
-const WRITE_RETRY: Duration = Duration::from_millis(1);
 /// How long to wait before trying again when a new pty cannot be opened.
 const REOPEN_RETRY: Duration = Duration::from_millis(500);
-
-/// Line figures shared with the handle: bytes each way, and the idle gaps after `+CMGS`.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    /// When the last byte of the latest `+CMGS` answer left the modem, until the client's next
-    /// byte arrives.
-    answered: Mutex<Option<Instant>>,
-    send_gaps: Mutex<Vec<Duration>>,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> LineStats {
-        LineStats {
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
-        }
-    }
-
-    pub(crate) fn send_gaps(&self) -> Vec<Duration> {
-        lock(&self.send_gaps).clone()
-    }
-
-    /// The client sent something at `now`: closes the gap after a `+CMGS` answer, if one is open.
-    fn client_spoke(&self, now: Instant) {
-        if let Some(answered) = lock(&self.answered).take() {
-            lock(&self.send_gaps).push(now.saturating_duration_since(answered));
-        }
-    }
-
-    fn answer_sent(&self, now: Instant) {
-        *lock(&self.answered) = Some(now);
-    }
-}
-
-/// Locks a mutex that holds plain data: a panic elsewhere cannot leave it inconsistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// What the reader, the writer and the timers post to the device task.
 #[derive(Debug)]
@@ -106,41 +57,6 @@ enum Event {
     },
 }
 
-/// What the writer task is given.
-enum Write {
-    Bytes(Vec<u8>),
-    /// Everything before completes a `+CMGS` answer: note when the line has carried it.
-    AnswerSent,
-    /// Answer once everything before has been written.
-    Flushed(oneshot::Sender<()>),
-}
-
-/// The live pty and its reader and writer tasks.
-struct Port {
-    pty: Arc<Pty>,
-    writer: mpsc::UnboundedSender<Write>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Port {
-    /// Stops the reader and writer and waits until they have let go of the pty, so that the
-    /// pty closes (and its link goes) when this port is dropped.
-    async fn close(mut self) {
-        for task in self.tasks.drain(..) {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Port {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
 struct Device {
     options: SimOptions,
     interpreter: Interpreter,
@@ -152,7 +68,7 @@ struct Device {
     hung: bool,
     /// The live chain of noise timers.
     noise_chain: u64,
-    submitting: Option<(Submission, Instant)>,
+    submitting: Option<Submission>,
     submitted: Vec<SubmittedPdu>,
     concat_reference: u16,
     events: mpsc::UnboundedSender<Event>,
@@ -189,17 +105,20 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         options.puk_locked,
     );
     drop(interpreter.set_network(options.registered));
+    drop(interpreter.set_storage_full(options.storage_full));
+    interpreter.set_cms_error_always(options.cms_error);
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
     };
+    let hung = options.hang;
     let mut device = Device {
         options,
         interpreter,
         port: None,
         generation: 0,
         plug: 0,
-        hung: false,
+        hung,
         noise_chain: 0,
         submitting: None,
         submitted: Vec::new(),
@@ -210,7 +129,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         rng,
     };
     device.concat_reference = device.rng.random();
-    device.attach(pty);
+    device.attach(pty)?;
     if device.options.urc_noise {
         device.start_noise();
     }
@@ -251,29 +170,22 @@ impl Device {
         lock(&self.path).clone()
     }
 
-    /// Makes `pty` the live port: starts its reader and writer.
-    fn attach(&mut self, pty: Arc<Pty>) {
+    /// Makes `pty` the live port: starts its reader and line workers.
+    fn attach(&mut self, pty: Arc<Pty>) -> std::io::Result<()> {
+        let events = self.events.clone();
+        let generation = self.generation;
+        let deliver =
+            Box::new(move |bytes| events.send(Event::Input { generation, bytes }).is_ok());
+        let port = Port::start(
+            pty.clone(),
+            self.options.baud,
+            deliver,
+            self.counters.clone(),
+        )?;
         *lock(&self.path) = pty.path();
-        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(
-            pty.clone(),
-            self.generation,
-            self.options.baud,
-            self.events.clone(),
-            self.counters.clone(),
-        ));
-        let writer = tokio::spawn(write_loop(
-            pty.clone(),
-            self.options.baud,
-            writer_rx,
-            self.counters.clone(),
-        ));
         tracing::debug!(slave = %pty.slave_path().display(), fd = pty.fd(), "pty open");
-        self.port = Some(Port {
-            pty,
-            writer: writer_tx,
-            tasks: vec![reader, writer],
-        });
+        self.port = Some(port);
+        Ok(())
     }
 
     /// Pulls the plug: the pty closes (its link goes), the generation moves on.
@@ -356,7 +268,7 @@ impl Device {
                 let _ = reply.send(self.interpreter.storage().reports.entries().to_vec());
             }
             Control::Connected(reply) => {
-                let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty.has_client()));
+                let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty().has_client()));
             }
             Control::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -419,7 +331,7 @@ impl Device {
     }
 
     fn finish_submit(&mut self) {
-        let Some((submission, _started)) = self.submitting.take() else {
+        let Some(submission) = self.submitting.take() else {
             return;
         };
         if let (Ok(mr), Some(mut submit)) = (submission.result, submission.submit) {
@@ -451,7 +363,7 @@ impl Device {
                 Effect::Output(bytes) => self.output(bytes),
                 Effect::Submitted(submission) => {
                     tracing::debug!(result = ?submission.result, "part submitted");
-                    self.submitting = Some((submission, Instant::now()));
+                    self.submitting = Some(submission);
                     // Real modems emit URCs while the network works on a submit.
                     if self.options.urc_noise && self.rng.random_bool(0.5) {
                         self.noise();
@@ -470,14 +382,14 @@ impl Device {
                     if let Some(port) = &self.port
                         && !self.hung
                     {
-                        let _ = port.writer.send(Write::AnswerSent);
+                        port.write(Write::AnswerSent);
                     }
                 }
                 Effect::Restart => {
                     // Let the `OK` out before the modem leaves the bus.
                     if let Some(port) = &self.port {
                         let (flushed, done) = oneshot::channel();
-                        let _ = port.writer.send(Write::Flushed(flushed));
+                        port.write(Write::Flushed(flushed));
                         let events = self.events.clone();
                         let generation = self.generation;
                         tokio::spawn(async move {
@@ -496,7 +408,7 @@ impl Device {
             return;
         }
         if let Some(port) = &self.port {
-            let _ = port.writer.send(Write::Bytes(bytes));
+            port.write(Write::Bytes(bytes));
         }
     }
 
@@ -539,11 +451,11 @@ impl Device {
     }
 
     fn replug(&mut self) {
-        match Pty::open(self.options.link.as_deref()) {
-            Ok(pty) => {
+        let attached = Pty::open(self.options.link.as_deref()).and_then(|pty| self.attach(pty));
+        match attached {
+            Ok(()) => {
                 // A power cycle cures a hang.
                 self.hung = false;
-                self.attach(pty);
                 let effects = self.interpreter.power_on();
                 self.apply(effects);
                 tracing::info!(path = %self.path_now().display(), "simulated modem plugged in");
@@ -552,108 +464,6 @@ impl Device {
                 tracing::warn!(%error, "cannot open a new pty; trying again");
                 let plug = self.plug;
                 self.schedule(REOPEN_RETRY, Event::Replug { plug });
-            }
-        }
-    }
-}
-
-/// Reads the client's bytes and hands them over as the line delivers them (paced at the baud).
-/// While no client has the port open it looks every [`CLIENT_POLL`]; while one has, it waits on
-/// a [`pty::Watch`] made for that client.
-async fn read_loop(
-    pty: Arc<Pty>,
-    generation: u64,
-    baud: Option<u32>,
-    events: mpsc::UnboundedSender<Event>,
-    counters: Arc<Counters>,
-) {
-    let mut pacer = Pacer::new(baud);
-    let mut buf = vec![0u8; 4096];
-    let mut watch: Option<pty::Watch> = None;
-    loop {
-        let read = match &watch {
-            Some(watch) => watch.read(&mut buf).await,
-            None => pty.try_read(&mut buf),
-        };
-        let n = match read {
-            Ok(pty::Read::Data(n)) => n,
-            Ok(pty::Read::Nothing) => {
-                // A client is here: wait on its input from now on.
-                match pty.watch() {
-                    Ok(new) => watch = Some(new),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot watch the pty");
-                        return;
-                    }
-                }
-                continue;
-            }
-            Ok(pty::Read::NoClient) => {
-                watch = None;
-                tokio::time::sleep(CLIENT_POLL).await;
-                continue;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "reading the pty failed");
-                return;
-            }
-        };
-        tracing::trace!(bytes = ?String::from_utf8_lossy(&buf[..n]), "from the client");
-        counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        counters.client_spoke(Instant::now());
-        let arrives = pacer.schedule(Instant::now(), n);
-        tokio::time::sleep_until(arrives).await;
-        let bytes = buf[..n].to_vec();
-        if events.send(Event::Input { generation, bytes }).is_err() {
-            return;
-        }
-    }
-}
-
-/// Writes the modem's output at the line's pace, about a millisecond's worth at a time, each
-/// slice when the line would have delivered its last byte. Output nobody has the port open for
-/// is dropped.
-async fn write_loop(
-    pty: Arc<Pty>,
-    baud: Option<u32>,
-    mut queue: mpsc::UnboundedReceiver<Write>,
-    counters: Arc<Counters>,
-) {
-    let mut pacer = Pacer::new(baud);
-    while let Some(item) = queue.recv().await {
-        let bytes = match item {
-            Write::Bytes(bytes) => bytes,
-            Write::Flushed(reply) => {
-                let _ = reply.send(());
-                continue;
-            }
-            Write::AnswerSent => {
-                counters.answer_sent(Instant::now());
-                continue;
-            }
-        };
-        tracing::trace!(bytes = ?String::from_utf8_lossy(&bytes), "to the client");
-        for slice in bytes.chunks(pacer.slice_len()) {
-            // A byte reaches the client once the line has carried all its bits.
-            if !pacer.is_unlimited() {
-                let carried = pacer.schedule(Instant::now(), slice.len());
-                tokio::time::sleep_until(carried).await;
-            }
-            let mut rest = slice;
-            while !rest.is_empty() {
-                match pty.try_write(rest) {
-                    Ok(pty::Written::Bytes(n)) => {
-                        counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                        rest = &rest[n..];
-                    }
-                    // The client is not reading: its buffer drains when it does.
-                    Ok(pty::Written::Full) => tokio::time::sleep(WRITE_RETRY).await,
-                    Ok(pty::Written::NoClient) => rest = &[],
-                    Err(error) => {
-                        tracing::warn!(%error, "writing the pty failed");
-                        return;
-                    }
-                }
             }
         }
     }

@@ -3,11 +3,9 @@
 //! A UART sends one start bit, eight data bits and one stop bit per byte (8N1), so a line at
 //! `baud` bits per second carries `baud / 10` bytes per second in each direction. [`Pacer`] keeps
 //! a virtual clock per direction and says when the last byte of a chunk has crossed the line;
-//! the pty writer and reader sleep until then. This module does no I/O and knows nothing of AT.
+//! the port's line threads sleep until then. This module does no I/O and knows nothing of AT.
 
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Bits on the wire per byte with 8N1 framing (start + 8 data + stop).
 pub const BITS_PER_BYTE: u64 = 10;

@@ -10,8 +10,9 @@
 //!
 //! Layout: [`pty`] (the pty pair and its link), [`line`] (pacing at a baud rate), [`command`]
 //! (V.250 command line parsing), [`interpreter`] (the AT state machine, no I/O), [`storage`] (SIM
-//! storage), [`network`] (the SMS centre and noise), [`device`] (the task that ties them together)
-//! and this file (options and the control API).
+//! storage), [`network`] (the SMS centre and noise), `port` (the workers that move bytes across
+//! the pty at the line's pace), `device` (the task that ties them together) and this file
+//! (options and the control API).
 //!
 //! It is not a conformance reference: it implements what smsgate and common SMS tools use, and
 //! answers `ERROR` to the rest, as a modem does for a command it lacks.
@@ -22,6 +23,7 @@ mod error_text;
 pub mod interpreter;
 pub mod line;
 pub mod network;
+mod port;
 pub mod pty;
 pub mod storage;
 
@@ -95,6 +97,13 @@ pub struct SimOptions {
     pub noise_interval: Duration,
     /// Registered with the network at start.
     pub registered: bool,
+    /// SIM storage acts full from the start (see [`SimHandle::set_storage_full`]).
+    pub storage_full: bool,
+    /// Answer every `AT+CMGS` with `+CMS ERROR: <code>` (see
+    /// [`SimHandle::set_cms_error_always`]).
+    pub cms_error: Option<u16>,
+    /// Start hung (see [`SimHandle::set_hang`]).
+    pub hang: bool,
     /// How long a routed `+CMT`/`+CDS` waits for `AT+CNMA` before routing is switched off.
     pub ack_timeout: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
@@ -128,6 +137,9 @@ impl Default for SimOptions {
             urc_noise: false,
             noise_interval: Duration::from_secs(2),
             registered: true,
+            storage_full: false,
+            cms_error: None,
+            hang: false,
             ack_timeout: Duration::from_secs(15),
             restart_time: Duration::from_secs(1),
             smsc: "+60120000015".to_string(),
@@ -216,7 +228,7 @@ pub(crate) enum Control {
 pub struct SimHandle {
     control: mpsc::Sender<Control>,
     path: Arc<Mutex<PathBuf>>,
-    stats: Arc<device::Counters>,
+    stats: Arc<port::Counters>,
 }
 
 /// Starts a simulated modem on a new pty; it runs until [`SimHandle::shutdown`] or until every
@@ -229,7 +241,7 @@ impl SimHandle {
     /// What a client opens: the link if one was asked for, else the current pty slave (which
     /// changes after an unplug).
     pub fn path(&self) -> PathBuf {
-        device::lock(&self.path).clone()
+        port::lock(&self.path).clone()
     }
 
     /// Delivers an SMS from `from` (`+E.164`, national digits or an alphanumeric name) with

@@ -578,6 +578,55 @@ async fn back_to_back_sends_at_115200_baud_report_gaps_and_bytes() {
     sim.shutdown().await;
 }
 
+/// Sends `parts` single-part 160-character SMS back to back at 115200 baud with a plain client
+/// and returns (SMS per second, the line's limit in SMS per second, median idle gap).
+async fn line_ceiling(parts: u16) -> (f64, f64, Duration) {
+    let (_dir, sim) = start(SimOptions {
+        baud: Some(115_200),
+        echo: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let mut client = Client::open(&sim.path());
+    let part = encode("+60123456789", &"w".repeat(160), false);
+    let started = Instant::now();
+    for _ in 0..parts {
+        send_part(&mut client, &part).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = sim.line_stats();
+    let mut gaps = sim.send_gaps();
+    gaps.sort();
+    sim.shutdown().await;
+    // Bytes on the wire per SMS, both directions, at 11,520 bytes per second (8N1).
+    let bytes_per_sms = (stats.bytes_in + stats.bytes_out) as f64 / f64::from(parts);
+    let limit = 11_520.0 / bytes_per_sms;
+    (f64::from(parts) / elapsed, limit, gaps[gaps.len() / 2])
+}
+
+#[tokio::test]
+async fn a_plain_client_sends_at_line_speed() {
+    let (rate, limit, _) = line_ceiling(40).await;
+    let ratio = rate / limit;
+    // Not slower than the line allows (the simulator adds no dead time) and not faster (the
+    // pacing holds).
+    assert!(
+        (0.8..=1.05).contains(&ratio),
+        "{rate:.1} SMS/s of {limit:.1}: {ratio:.3}"
+    );
+}
+
+/// The figures for the record: `cargo test --test it sim::line_ceiling_500 -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "takes about 15 s; run by hand for the figures"]
+async fn line_ceiling_500() {
+    let (rate, limit, gap) = line_ceiling(500).await;
+    println!(
+        "500 parts: {rate:.2} SMS/s, line limit {limit:.2} SMS/s, ratio {:.3}, median gap {gap:?}",
+        rate / limit
+    );
+}
+
 #[tokio::test]
 async fn noise_between_prompt_and_answer_does_not_break_a_send() {
     let (_dir, sim) = start(SimOptions {
@@ -633,6 +682,39 @@ async fn storage_full_and_no_registration() {
     client.expect("\r\n> ").await;
     client.send(&format!("{}\x1a", part.hex())).await;
     client.expect("\r\n+CMS ERROR: 331\r\n").await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn switches_can_be_set_at_start() {
+    let (_dir, sim) = start(SimOptions {
+        storage_full: true,
+        cms_error: Some(42),
+        echo: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let mut client = Client::open(&sim.path());
+    sim.inject_sms("+60123456789", "held")
+        .await
+        .expect("inject");
+    assert_eq!(
+        client.command("AT+CPMS?").await,
+        "\r\n+CPMS: \"SM\",0,0,\"SM\",0,0,\"SM\",0,0\r\n\r\nOK\r\n"
+    );
+    let part = encode("+60123456789", "congested", false);
+    for _ in 0..2 {
+        client
+            .send(&format!("AT+CMGS={}\r", part.tpdu_length))
+            .await;
+        client.expect("\r\n> ").await;
+        client.send(&format!("{}\x1a", part.hex())).await;
+        client.expect("\r\n+CMS ERROR: 42\r\n").await;
+    }
+    sim.set_cms_error_always(None).await;
+    assert_eq!(send_part(&mut client, &part).await, 0);
+    sim.set_storage_full(false).await;
+    client.expect("\r\n+CMTI: \"SM\",1\r\n").await;
     sim.shutdown().await;
 }
 
