@@ -716,3 +716,70 @@ async fn http_a_wrong_method_answers_405_in_the_error_shape() {
         "{answer}"
     );
 }
+
+/// An outbox whose commit takes a while, to have a request in flight at shutdown.
+struct SlowCommit(MemoryOutbox, tokio::sync::Notify);
+
+impl Outbox for SlowCommit {
+    fn enqueue(&self, message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>> {
+        Box::pin(async move {
+            self.1.notify_one();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.0.enqueue(message).await
+        })
+    }
+    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>> {
+        self.0.outbox_stats(now_ms)
+    }
+    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>> {
+        self.0.webhook_stats(now_ms)
+    }
+}
+
+#[tokio::test]
+async fn http_shutdown_answers_the_request_in_flight_then_stops() {
+    let (_modem, modem_rx) = watch::channel(ready_modem());
+    let outbox = Arc::new(SlowCommit(
+        MemoryOutbox::default(),
+        tokio::sync::Notify::new(),
+    ));
+    let state = AppState::new(
+        settings(),
+        outbox.clone(),
+        Arc::new(modem_rx),
+        Arc::default(),
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let url = format!("http://{}/message", listener.local_addr().expect("address"));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, http::router(state), shutdown.clone()));
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(TOKEN)
+            .json(&envelope(json!({"type": "text", "text": "in flight"})))
+            .send()
+            .await
+            .map(|response| response.status().as_u16())
+    });
+    // Shut down once the request is inside the commit.
+    tokio::time::timeout(Duration::from_secs(5), outbox.1.notified())
+        .await
+        .expect("the commit starts");
+    assert!(outbox.0.messages().is_empty(), "still committing");
+    shutdown.cancel();
+    let status = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("answered")
+        .expect("task")
+        .expect("the request in flight gets its answer");
+    assert_eq!(status, 200);
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops after draining")
+        .expect("task")
+        .expect("serve returns Ok");
+    assert_eq!(outbox.0.messages().len(), 1);
+}
