@@ -195,9 +195,18 @@ fn digit_char(code: u8) -> char {
     }
 }
 
-/// Reads `count` semi-octets; 0xF is accepted only as the filler of an odd last octet.
-fn read_digits(octets: &[u8], count: usize, field: &'static str) -> Result<String, PduError> {
+/// Reads `count` semi-octets; 0xF is accepted only as the filler of an odd last octet. An
+/// international number gets its `+` (unless it has no digits at all).
+fn read_digits(
+    octets: &[u8],
+    count: usize,
+    ton: TypeOfNumber,
+    field: &'static str,
+) -> Result<String, PduError> {
     let mut out = String::with_capacity(count + 1);
+    if ton == TypeOfNumber::International && count > 0 {
+        out.push('+');
+    }
     for index in 0..count {
         let octet = octets.get(index / 2).copied().unwrap_or(0xFF);
         let code = if index % 2 == 0 {
@@ -211,14 +220,6 @@ fn read_digits(octets: &[u8], count: usize, field: &'static str) -> Result<Strin
         out.push(digit_char(code));
     }
     Ok(out)
-}
-
-fn value_from_digits(ton: TypeOfNumber, digits: String) -> String {
-    if ton == TypeOfNumber::International && !digits.is_empty() {
-        format!("+{digits}")
-    } else {
-        digits
-    }
 }
 
 /// Decodes TP-OA / TP-DA / TP-RA: length in semi-octets, type of address, value.
@@ -237,11 +238,13 @@ pub(crate) fn read_address(
     let value = if ton == TypeOfNumber::Alphanumeric {
         // The length counts the semi-octets the packed septets use (TS 23.040 §9.1.2.5).
         let septets = length * 4 / 7;
+        let mut unpacked = Vec::with_capacity(septets);
+        septet::unpack_into(octets, 0, septets, &mut unpacked);
         let mut text = String::with_capacity(septets);
-        Tables::DEFAULT.decode_into(septet::unpack(octets, 0, septets), &mut text);
+        Tables::DEFAULT.decode_into(unpacked, &mut text);
         text
     } else {
-        value_from_digits(ton, read_digits(octets, length, field)?)
+        read_digits(octets, length, ton, field)?
     };
     Ok(Address { ton, npi, value })
 }
@@ -266,11 +269,10 @@ pub(crate) fn read_smsc(reader: &mut Reader<'_>) -> Result<Option<Address>, PduE
     if octets.last().is_some_and(|last| last >> 4 == 0x0F) {
         count -= 1;
     }
-    let digits = read_digits(octets, count, FIELD)?;
     Ok(Some(Address {
         ton,
         npi: type_octet & 0x0F,
-        value: value_from_digits(ton, digits),
+        value: read_digits(octets, count, ton, FIELD)?,
     }))
 }
 

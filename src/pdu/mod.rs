@@ -170,8 +170,7 @@ pub fn encode_submit(
             reason: "no recipient",
         });
     }
-    let (encoding, chosen, _) = split::choose(text, options.smart_encoding, options.force_ucs2);
-    let parts = split::Split::new(&chosen, encoding);
+    let (parts, _, _) = split::prepare(text, options.smart_encoding, options.force_ucs2);
     check_parts(parts.parts(), options.max_parts)?;
     parts
         .payloads(options.concat_reference)
@@ -203,8 +202,7 @@ pub fn encode_deliver(
     timestamp: DateTime<FixedOffset>,
     concat_reference: u16,
 ) -> Result<Vec<Vec<u8>>, PduError> {
-    let (encoding, chosen, _) = split::choose(text, false, false);
-    let parts = split::Split::new(&chosen, encoding);
+    let (parts, _, _) = split::prepare(text, false, false);
     check_parts(parts.parts(), None)?;
     parts
         .payloads(concat_reference)

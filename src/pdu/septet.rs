@@ -17,23 +17,29 @@ pub(crate) fn octets_for(septets: usize) -> usize {
     (septets * 7).div_ceil(8)
 }
 
-/// Septet `index` of `data`; bits past the end read as zero (callers check lengths first).
-fn septet_at(data: &[u8], index: usize) -> u8 {
-    let bit = index * 7;
-    let byte = bit / 8;
-    let shift = bit % 8;
-    let low = data.get(byte).map_or(0, |b| b >> shift);
-    let high = if shift > 1 {
-        data.get(byte + 1).map_or(0, |b| b << (8 - shift))
-    } else {
-        0
-    };
-    (low | high) & 0x7F
-}
-
-/// Septets `first..end` of `data`.
-pub(crate) fn unpack(data: &[u8], first: usize, end: usize) -> impl Iterator<Item = u8> + '_ {
-    (first..end).map(move |index| septet_at(data, index))
+/// Appends septets `first..end` of `data` to `out`, one per octet. Bits past the end of
+/// `data` read as zero (callers check lengths first).
+pub(crate) fn unpack_into(data: &[u8], first: usize, end: usize, out: &mut Vec<u8>) {
+    if first >= end {
+        return;
+    }
+    out.reserve(end - first);
+    let start_bit = first * 7;
+    let mut next = start_bit / 8;
+    // A bit accumulator: low `bits` bits of `acc` are the next unread bits, LSB first.
+    let mut acc = u32::from(data.get(next).copied().unwrap_or(0)) >> (start_bit % 8);
+    let mut bits = 8 - start_bit % 8;
+    next += 1;
+    for _ in first..end {
+        if bits < 7 {
+            acc |= u32::from(data.get(next).copied().unwrap_or(0)) << bits;
+            bits += 8;
+            next += 1;
+        }
+        out.push((acc & 0x7F) as u8);
+        acc >>= 7;
+        bits -= 7;
+    }
 }
 
 /// Appends a TP-UD to `out`: `header` (the UDH octets including UDHL, or empty), fill bits,
@@ -41,19 +47,22 @@ pub(crate) fn unpack(data: &[u8], first: usize, end: usize) -> impl Iterator<Ite
 pub(crate) fn pack(header: &[u8], septets: &[u8], out: &mut Vec<u8>) -> usize {
     let first = header_septets(header.len());
     let total = first + septets.len();
-    let base = out.len();
-    out.resize(base + octets_for(total), 0);
-    let data = &mut out[base..];
-    data[..header.len()].copy_from_slice(header);
-    for (offset, &septet) in septets.iter().enumerate() {
-        let bit = (first + offset) * 7;
-        let byte = bit / 8;
-        let shift = bit % 8;
-        let septet = septet & 0x7F;
-        data[byte] |= septet << shift;
-        if shift > 1 {
-            data[byte + 1] |= septet >> (8 - shift);
+    out.reserve(octets_for(total));
+    out.extend_from_slice(header);
+    // Fill bits (zero) up to the next septet boundary, then the septets, LSB first.
+    let mut acc: u32 = 0;
+    let mut bits = first * 7 - header.len() * 8;
+    for &septet in septets {
+        acc |= u32::from(septet & 0x7F) << bits;
+        bits += 7;
+        if bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
         }
+    }
+    if bits > 0 {
+        out.push(acc as u8);
     }
     total
 }
@@ -69,7 +78,8 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(pack(&[], &septets, &mut out), 10);
         assert_eq!(out, [0xE8, 0x32, 0x9B, 0xFD, 0x46, 0x97, 0xD9, 0xEC, 0x37]);
-        let back: Vec<u8> = unpack(&out, 0, 10).collect();
+        let mut back = Vec::new();
+        unpack_into(&out, 0, 10, &mut back);
         assert_eq!(back, septets);
     }
 
@@ -86,11 +96,37 @@ mod tests {
         assert_eq!(&out[..6], &header);
         // 'A' = 0x41 at bit 49: octet 6 holds bits 48..56, so 0x41 << 1 = 0x82.
         assert_eq!(out[6], 0x82);
-        assert_eq!(unpack(&out, 7, 8).collect::<Vec<_>>(), [0x41]);
+        let mut back = Vec::new();
+        unpack_into(&out, 7, 8, &mut back);
+        assert_eq!(back, [0x41]);
+    }
+
+    #[test]
+    fn every_offset_round_trips() {
+        let septets: Vec<u8> = (0..=127).collect();
+        for header_len in 0..8 {
+            let header: Vec<u8> = (0..header_len).map(|i| 0xA0 | i as u8).collect();
+            let mut out = Vec::new();
+            let udl = pack(&header, &septets, &mut out);
+            assert_eq!(out.len(), octets_for(udl));
+            assert_eq!(&out[..header.len()], &header[..]);
+            let first = header_septets(header.len());
+            for start in [first, first + 1, first + 7] {
+                let mut back = Vec::new();
+                unpack_into(&out, start, udl, &mut back);
+                assert_eq!(
+                    back,
+                    septets[start - first..],
+                    "header {header_len}, from {start}"
+                );
+            }
+        }
     }
 
     #[test]
     fn reading_past_the_end_gives_zero_bits_not_a_panic() {
-        assert_eq!(unpack(&[0xFF], 0, 3).collect::<Vec<_>>(), [0x7F, 0x01, 0]);
+        let mut back = Vec::new();
+        unpack_into(&[0xFF], 0, 3, &mut back);
+        assert_eq!(back, [0x7F, 0x01, 0]);
     }
 }

@@ -31,28 +31,39 @@ pub struct Plan {
 /// Octets of the 8-bit concatenation header, UDHL included.
 pub(crate) const CONCAT_HEADER_OCTETS: usize = 6;
 
-/// The encoding and the text to encode, after smart encoding if it helps.
-pub(crate) fn choose(
+/// The parts `text` would be sent in, and the text they carry (after smart encoding, if
+/// that made it GSM), with what smart encoding replaced.
+pub(crate) fn prepare(
     text: &str,
     smart_encoding: bool,
     force_ucs2: bool,
-) -> (Encoding, Cow<'_, str>, Vec<Replacement>) {
-    if force_ucs2 {
-        return (Encoding::Ucs2, Cow::Borrowed(text), Vec::new());
-    }
-    if gsm7::is_gsm7(text) {
-        return (Encoding::Gsm7, Cow::Borrowed(text), Vec::new());
-    }
-    if smart_encoding {
+) -> (Split, Cow<'_, str>, Vec<Replacement>) {
+    if !force_ucs2 {
+        if let Some(septets) = gsm7_septets(text) {
+            return (Split::gsm7(septets), Cow::Borrowed(text), Vec::new());
+        }
         // Replacements are worth it only if they make the whole text GSM: UCS-2 carries
         // curly quotes as they are.
-        if let Some((replaced, replacements)) = smart::replace(text) {
-            if gsm7::is_gsm7(&replaced) {
-                return (Encoding::Gsm7, Cow::Owned(replaced), replacements);
+        if smart_encoding {
+            if let Some((replaced, replacements)) = smart::replace(text) {
+                if let Some(septets) = gsm7_septets(&replaced) {
+                    return (Split::gsm7(septets), Cow::Owned(replaced), replacements);
+                }
             }
         }
     }
-    (Encoding::Ucs2, Cow::Borrowed(text), Vec::new())
+    (Split::ucs2(text), Cow::Borrowed(text), Vec::new())
+}
+
+/// The septets of `text`, or `None` at the first character GSM 7-bit cannot write.
+fn gsm7_septets(text: &str) -> Option<Vec<u8>> {
+    let mut septets = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        if !gsm7::encode_char(c, &mut septets) {
+            return None;
+        }
+    }
+    Some(septets)
 }
 
 /// A text encoded and cut into parts.
@@ -75,48 +86,37 @@ pub(crate) struct Payload<'a> {
 }
 
 impl Split {
-    /// Encodes `text`, which must fit `encoding` (GSM characters are checked by [`choose`]).
-    pub(crate) fn new(text: &str, encoding: Encoding) -> Split {
-        match encoding {
-            Encoding::Gsm7 => {
-                let mut units = Vec::with_capacity(text.len());
-                for c in text.chars() {
-                    // `choose` picked GSM 7-bit only if every character has septets.
-                    let encoded = gsm7::encode_char(c, &mut units);
-                    debug_assert!(encoded, "{c:?} is not GSM");
-                }
-                let whole = MAX_SEPTETS;
-                let part = MAX_SEPTETS - septet::header_septets(CONCAT_HEADER_OCTETS);
-                let ranges = cut(units.len(), whole, part, |end| {
-                    units[end - 1] == gsm7::ESCAPE
-                });
-                Split {
-                    encoding,
-                    units,
-                    ranges,
-                }
-            }
-            // Text is never sent as 8-bit data; asked for it, send UCS-2, which carries any text.
-            Encoding::Ucs2 | Encoding::EightBit => {
-                let mut units = Vec::with_capacity(text.len() * 2);
-                for unit in text.encode_utf16() {
-                    units.extend_from_slice(&unit.to_be_bytes());
-                }
-                let whole = MAX_OCTETS / 2;
-                let part = (MAX_OCTETS - CONCAT_HEADER_OCTETS) / 2;
-                let ranges = cut(units.len() / 2, whole, part, |end| {
-                    // A high surrogate (0xD800–0xDBFF) must stay with its low half.
-                    (0xD8..=0xDB).contains(&units[2 * (end - 1)])
-                })
-                .into_iter()
-                .map(|(start, end)| (start * 2, end * 2))
-                .collect();
-                Split {
-                    encoding: Encoding::Ucs2,
-                    units,
-                    ranges,
-                }
-            }
+    /// Cuts GSM septets into parts.
+    fn gsm7(units: Vec<u8>) -> Split {
+        let part = MAX_SEPTETS - septet::header_septets(CONCAT_HEADER_OCTETS);
+        let ranges = cut(units.len(), MAX_SEPTETS, part, |end| {
+            units[end - 1] == gsm7::ESCAPE
+        });
+        Split {
+            encoding: Encoding::Gsm7,
+            units,
+            ranges,
+        }
+    }
+
+    /// Encodes `text` as UTF-16 and cuts it into parts.
+    fn ucs2(text: &str) -> Split {
+        let mut units = Vec::with_capacity(text.len() * 2);
+        for unit in text.encode_utf16() {
+            units.extend_from_slice(&unit.to_be_bytes());
+        }
+        let part = (MAX_OCTETS - CONCAT_HEADER_OCTETS) / 2;
+        let ranges = cut(units.len() / 2, MAX_OCTETS / 2, part, |end| {
+            // A high surrogate (0xD800–0xDBFF) must stay with its low half.
+            (0xD8..=0xDB).contains(&units[2 * (end - 1)])
+        })
+        .into_iter()
+        .map(|(start, end)| (start * 2, end * 2))
+        .collect();
+        Split {
+            encoding: Encoding::Ucs2,
+            units,
+            ranges,
         }
     }
 
@@ -178,11 +178,10 @@ fn cut(
 /// encoding and what it replaced. Pure; the gateway uses it to refuse a message over its part
 /// cap before storing it. [`super::encode_submit`] produces exactly `parts` parts.
 pub fn plan(text: &str, smart_encoding: bool, force_ucs2: bool) -> Plan {
-    let (encoding, chosen, replacements) = choose(text, smart_encoding, force_ucs2);
-    let parts = Split::new(&chosen, encoding).parts();
+    let (split, chosen, replacements) = prepare(text, smart_encoding, force_ucs2);
     Plan {
-        encoding,
-        parts,
+        encoding: split.encoding,
+        parts: split.parts(),
         text: chosen.into_owned(),
         replacements,
     }
@@ -219,12 +218,12 @@ mod tests {
     fn never_splits_an_escape_or_a_surrogate_pair() {
         // 152 plain septets then '€' (2 septets): the escape would be septet 153.
         let text = format!("{}€{}", "a".repeat(152), "b".repeat(10));
-        let split = Split::new(&text, Encoding::Gsm7);
+        let split = prepare(&text, false, false).0;
         let lengths: Vec<usize> = split.payloads(1).map(|p| p.payload.len()).collect();
         assert_eq!(lengths, [152, 12]);
         // 66 units then an emoji (2 units): the pair would straddle unit 67.
         let text = format!("{}😀{}", "ж".repeat(66), "ж".repeat(10));
-        let split = Split::new(&text, Encoding::Ucs2);
+        let split = prepare(&text, false, false).0;
         let lengths: Vec<usize> = split.payloads(1).map(|p| p.payload.len()).collect();
         assert_eq!(lengths, [132, 24]);
     }

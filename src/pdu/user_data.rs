@@ -70,7 +70,8 @@ pub(crate) fn read(
         if first > udl {
             return Err(PduError::Header("header longer than the user data"));
         }
-        let data: Vec<u8> = septet::unpack(ud, first, udl).collect();
+        let mut data = Vec::new();
+        septet::unpack_into(ud, first, udl, &mut data);
         text.reserve(data.len());
         Tables::national(header.locking_shift, header.single_shift)
             .decode_into(data.iter().copied(), &mut text);
