@@ -302,6 +302,10 @@ impl Device {
                 if self.hung {
                     return;
                 }
+                // Now and then a URC slips in between a command and its reply.
+                if self.options.urc_noise && bytes.contains(&b'\r') && self.rng.random_bool(0.2) {
+                    self.noise();
+                }
                 let effects = self.interpreter.receive(&bytes);
                 self.apply(effects);
             }

@@ -453,6 +453,9 @@ impl Interpreter {
             0x08 | 0x7F => {
                 self.line.pop();
             }
+            // Other control characters (a stray ESC or Ctrl-Z from an aborted send) are not
+            // part of a command line.
+            0x00..=0x1F => {}
             _ if self.line.len() >= MAX_LINE => self.line.clear(),
             _ => self.line.push(byte),
         }
@@ -539,13 +542,17 @@ impl Interpreter {
     }
 
     fn execute_line(&mut self, line: &str, out: &mut Vec<Effect>) {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
+        // Whatever comes before the `AT` prefix is ignored (V.250 §5.2.1); a line without one
+        // is noise to a modem.
+        let Some(start) = line
+            .as_bytes()
+            .windows(2)
+            .position(|pair| pair.eq_ignore_ascii_case(b"AT"))
+        else {
             return;
-        }
-        let commands = match command::parse_line(trimmed) {
+        };
+        let commands = match command::parse_line(&line[start..]) {
             Ok(commands) => commands,
-            // Lines that do not start with AT are noise to a modem (V.250 §5.2.1).
             Err(command::ParseError::NoPrefix) => return,
             Err(_) => {
                 self.fail(out, Fail::Error);

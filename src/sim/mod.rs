@@ -91,7 +91,7 @@ pub struct SimOptions {
     /// The first storage index (1 on most modems, 0 on some).
     pub first_index: u32,
     /// Emit vendor URCs (`^RSSI`, `^BOOT`, `RING`, `+CREG`) at random moments, including between
-    /// the `> ` prompt and `+CMGS:`.
+    /// a command and its reply and between the `> ` prompt and `+CMGS:`.
     pub urc_noise: bool,
     /// Mean time between noise URCs.
     pub noise_interval: Duration,

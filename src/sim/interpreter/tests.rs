@@ -97,6 +97,8 @@ fn identity_and_unknown_commands() {
     assert_eq!(say(&mut m, "ATD123;\r"), "\r\nERROR\r\n");
     // Lines that are not commands are ignored, blank lines too.
     assert_eq!(say(&mut m, "hello\r\r"), "");
+    // Garbage before the prefix and stray control characters do not spoil a command.
+    assert_eq!(say(&mut m, "xx\x1b\x1aAT\r"), "\r\nOK\r\n");
 }
 
 #[test]
