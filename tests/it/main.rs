@@ -5,6 +5,8 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod e2e;
+mod harness;
 mod http;
 mod http_store;
 mod modem;
