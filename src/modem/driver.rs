@@ -485,7 +485,8 @@ impl Driver {
             }
             Request::Confirm { slot, reply } => {
                 let result = self.confirm(conn, &slot).await;
-                if result.is_ok() && conn.storage_full && !work.contains(&Work::Sweep) {
+                // A slot freed in a full storage: look again soon, the network holds SMS back.
+                if result.is_ok() && conn.storage_full && !work.contains(&Work::Refresh) {
                     work.push_back(Work::Refresh);
                 }
                 let _ = reply.send(result);
