@@ -15,7 +15,8 @@
 //! A bare number answering the quick-reply menu last sent to the contact (within
 //! `sms.quick_reply_window`) becomes the chosen reply's text. Multipart messages whose parts do
 //! not all arrive within `sms.reassembly_timeout` are forwarded with a gap marker
-//! ([`crate::store::gap_marker`]). This module does not talk to the modem.
+//! ([`crate::store::gap_marker`]); a straggler arriving after that starts a message of its own,
+//! forwarded the same way once its own timeout passes. This module does not talk to the modem.
 
 use std::sync::Arc;
 use std::time::Duration;
