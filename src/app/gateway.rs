@@ -23,9 +23,7 @@ use crate::http::{self, AppState, Settings};
 use crate::inbox::{Inbox, InboxOptions};
 use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions};
 use crate::outbox::{Outbox, OutboxOptions};
-use crate::respond::client::{ClientOptions, WebhookClient};
-use crate::respond::ratelimit::RateLimiter;
-use crate::respond::worker::{Worker, WorkerOptions};
+use crate::respond::worker::Worker;
 use crate::store::Store;
 
 /// How long the tasks get to finish after shutdown is requested (the unit's `TimeoutStopSec=`
@@ -64,30 +62,10 @@ impl Gateway {
         let mut tasks = JoinSet::new();
 
         // respond.io: the webhook worker, woken whenever the store queues an event.
-        let client = WebhookClient::new(&ClientOptions::from_config(&config.respond))
-            .context("cannot build the webhook client")?;
-        let limiter = Arc::new(RateLimiter::new(
-            config.respond.rate_limit,
-            config.respond.rate_limit,
-        ));
-        let worker = Worker::new(
-            store.clone(),
-            client,
-            limiter,
-            WorkerOptions::from_config(&config.respond),
-        );
+        let worker = Worker::from_config(store.clone(), &config.respond)
+            .context("cannot build the webhook client")?
+            .with_notify(store.event_signal());
         let webhook_metrics = worker.metrics();
-        let waker = worker.waker();
-        let event_signal = store.event_signal();
-        let token = shutdown.clone();
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return ("event signal", Ok(())),
-                    () = event_signal.notified() => waker.wake(),
-                }
-            }
-        });
         let token = shutdown.clone();
         tasks.spawn(async move {
             worker.run(token).await;
