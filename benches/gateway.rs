@@ -102,13 +102,17 @@ async fn main() {
         sim.inject_sms("+60123456789", &text).await.expect("inject");
         let arrived = loop {
             let requests = standin.requests();
-            if let Some(request) = requests[before..]
-                .iter()
-                .find(|r| r.events().iter().any(|e| e["message"]["text"] == text.as_str()))
-            {
+            if let Some(request) = requests[before..].iter().find(|r| {
+                r.events()
+                    .iter()
+                    .any(|e| e["message"]["text"] == text.as_str())
+            }) {
                 break request.at;
             }
-            assert!(injected.elapsed() < Duration::from_secs(30), "SMS {i} never arrived");
+            assert!(
+                injected.elapsed() < Duration::from_secs(30),
+                "SMS {i} never arrived"
+            );
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
         latencies.push(arrived.duration_since(injected));
@@ -158,7 +162,10 @@ async fn wait_for_modem(address: SocketAddr) {
                 }
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the gateway never became ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the gateway never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -197,7 +204,9 @@ async fn load(address: SocketAddr, sim: &SimHandle, clients: usize, seconds: u64
     }
     let mut n = 0;
     while Instant::now() < until {
-        let _ = sim.inject_sms("+60198765432", &format!("inbound under load {n}")).await;
+        let _ = sim
+            .inject_sms("+60198765432", &format!("inbound under load {n}"))
+            .await;
         n += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
