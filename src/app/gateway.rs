@@ -23,14 +23,21 @@ use crate::http::{self, AppState, Settings};
 use crate::inbox::{Inbox, InboxOptions};
 use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions};
 use crate::outbox::{Outbox, OutboxOptions};
-use crate::respond::client::{ClientOptions, WebhookClient};
-use crate::respond::ratelimit::RateLimiter;
-use crate::respond::worker::{Worker, WorkerOptions};
-use crate::store::Store;
+use crate::pdu::StatusReport;
+use crate::respond::worker::Worker;
+use crate::store::{ReportOutcome, Store};
 
 /// How long the tasks get to finish after shutdown is requested (the unit's `TimeoutStopSec=`
 /// is longer).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// When an unmatched status report is tried again (see [`rematch`]).
+const REMATCH_DELAYS: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+];
 
 /// How often finished rows are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
@@ -64,30 +71,10 @@ impl Gateway {
         let mut tasks = JoinSet::new();
 
         // respond.io: the webhook worker, woken whenever the store queues an event.
-        let client = WebhookClient::new(&ClientOptions::from_config(&config.respond))
-            .context("cannot build the webhook client")?;
-        let limiter = Arc::new(RateLimiter::new(
-            config.respond.rate_limit,
-            config.respond.rate_limit,
-        ));
-        let worker = Worker::new(
-            store.clone(),
-            client,
-            limiter,
-            WorkerOptions::from_config(&config.respond),
-        );
+        let worker = Worker::from_config(store.clone(), &config.respond)
+            .context("cannot build the webhook client")?
+            .with_notify(store.event_signal());
         let webhook_metrics = worker.metrics();
-        let waker = worker.waker();
-        let event_signal = store.event_signal();
-        let token = shutdown.clone();
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return ("event signal", Ok(())),
-                    () = event_signal.notified() => waker.wake(),
-                }
-            }
-        });
         let token = shutdown.clone();
         tasks.spawn(async move {
             worker.run(token).await;
@@ -96,9 +83,9 @@ impl Gateway {
 
         // Outbound: the sender worker, and a second handle on the outbox for status reports.
         let outbox_options = OutboxOptions::from_config(&config.sms, &config.modem);
-        let reports = Outbox::new(store.clone(), modem.clone(), outbox_options.clone());
         let sender = Outbox::new(store.clone(), modem.clone(), outbox_options)
             .with_shutdown(shutdown.clone());
+        let reports = sender.clone();
         tasks.spawn(async move { ("outbox", sender.run().await.map_err(Into::into)) });
 
         // Inbound: modem events into the store, then the SIM copy deleted.
@@ -249,8 +236,14 @@ async fn receive(
             }
             ModemEvent::StatusReport { report, slot } => {
                 let outcome = reports.status_report(&report).await;
-                if let Err(error) = &outcome {
-                    tracing::error!(%error, "cannot store a status report; it stays on the SIM");
+                match &outcome {
+                    Err(error) => {
+                        tracing::error!(%error, "cannot store a status report; it stays on the SIM");
+                    }
+                    Ok(ReportOutcome::Unmatched) => {
+                        tokio::spawn(rematch(reports.clone(), report, shutdown.clone()));
+                    }
+                    Ok(ReportOutcome::Matched { .. }) => {}
                 }
                 (outcome.is_ok(), slot)
             }
@@ -259,6 +252,27 @@ async fn receive(
             if let Err(error) = modem.confirm(slot).await {
                 // Not lost: the part is committed, and a re-read has the same dedupe key.
                 tracing::warn!(%error, "cannot delete a stored SMS from the SIM; the next sweep will");
+            }
+        }
+    }
+}
+
+/// A status report can overtake its own `+CMGS: <mr>` answer: the network may report within
+/// milliseconds, and the report reaches the receiver while the outbox is still committing the
+/// part's TP-MR. An unmatched report is therefore tried again a few times over the next seconds
+/// before it is given up as belonging to no part of ours.
+async fn rematch(reports: Outbox<ModemHandle>, report: StatusReport, shutdown: CancellationToken) {
+    for delay in REMATCH_DELAYS {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        match reports.status_report(&report).await {
+            Ok(ReportOutcome::Unmatched) => {}
+            Ok(ReportOutcome::Matched { .. }) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot store a status report");
+                return;
             }
         }
     }

@@ -731,7 +731,9 @@ impl Driver {
         self.health.garbage_bytes = live.garbage_bytes;
         self.health.bytes_sent = live.bytes_out;
         self.health.bytes_received = live.bytes_in;
-        self.health.state = if conn.report.registered && !conn.storage_full {
+        // A full storage only delays receiving (the network holds SMS back until the caller's
+        // confirmations free slots); sending works, so it does not make the modem degraded.
+        self.health.state = if conn.report.registered {
             ModemState::Ready
         } else {
             ModemState::Degraded

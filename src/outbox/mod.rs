@@ -346,7 +346,9 @@ impl<S: PartSender> Outbox<S> {
     }
 
     /// Recovers, then sends until `shutdown`: wakes on a new message, at the next retry time,
-    /// or at least once a minute; waits while the modem is not ready.
+    /// or at least once a minute; waits while the modem is not ready. Only a failed recovery
+    /// ends it (sending before parts in doubt are marked would lose the doubt); a failed step
+    /// is logged and tried again.
     pub async fn run(self) -> Result<(), OutboxError> {
         self.recover().await?;
         let signal = self.store.outbound_signal();
@@ -355,8 +357,12 @@ impl<S: PartSender> Outbox<S> {
             let idle_for = match self.try_one().await {
                 Ok(Outcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
                 Ok(Outcome::Idle) => {
-                    let next = self.store.next_outbound_wakeup(self.options.policy).await?;
-                    let wait = next.map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
+                    // Unknown (a database error): look again within the minute anyway.
+                    let next = self.store.next_outbound_wakeup(self.options.policy).await;
+                    let wait = next
+                        .ok()
+                        .flatten()
+                        .map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
                     Duration::from_millis(wait as u64)
                 }
                 Ok(_) => continue,

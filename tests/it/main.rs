@@ -5,6 +5,7 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod cli;
 mod e2e;
 mod harness;
 mod http;
