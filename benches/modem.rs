@@ -228,4 +228,23 @@ async fn run(count: usize, baud: Option<u32>, marks: &Mutex<Marks>) {
         ms(median(&prompt_gaps)),
         prompt_gaps.len()
     );
+    // Where the rest of each SMS's time goes: the two waits on the modem, against the time
+    // their bytes need on the line (TS 27.005 §3.5.1: `AT+CMGS=<n>\r`, `\r\n> `, the PDU and
+    // Ctrl-Z, `\r\n+CMGS: <mr>\r\n\r\nOK\r\n`).
+    let line = |bytes: usize| Duration::from_secs_f64(bytes as f64 / LINE_BYTES_PER_SECOND);
+    let command_bytes = format!("AT+CMGS={}\r", part.tpdu_length).len();
+    let pdu_bytes = part.hex().len() + 1;
+    let answer_bytes = "\r\n+CMGS: 0\r\n\r\nOK\r\n".len();
+    let to_prompt = gaps(&marks.commands, &marks.prompts);
+    let to_answer = gaps(&marks.payloads, &marks.answers);
+    println!(
+        "  AT+CMGS → prompt, at the modem         median {:.3} ms (line time {:.3} ms)",
+        ms(median(&to_prompt)),
+        ms(line(command_bytes + 4))
+    );
+    println!(
+        "  PDU → +CMGS:, at the modem             median {:.3} ms (line time {:.3} ms)",
+        ms(median(&to_answer)),
+        ms(line(pdu_bytes + answer_bytes))
+    );
 }

@@ -37,7 +37,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cmd::init_logging();
+    // The demo narrates on stdout; its logs stay quiet unless asked for with RUST_LOG.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    cmd::init_logging(default_level);
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),

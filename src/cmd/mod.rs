@@ -16,12 +16,13 @@ pub mod status;
 /// The result every subcommand returns: an exit code, or an error printed as one line.
 pub type CmdResult = anyhow::Result<ExitCode>;
 
-/// Starts `tracing` with a `RUST_LOG` filter (default `info`), plain lines on stderr.
+/// Starts `tracing` with a `RUST_LOG` filter (default `default_level`), plain lines on stderr.
 ///
 /// Under systemd (`JOURNAL_STREAM` is set) the timestamp is left out: journald adds its own.
-pub fn init_logging() {
+pub fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

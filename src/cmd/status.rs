@@ -1,12 +1,115 @@
-//! `smsgate status` (see DESIGN.md §4).
+//! `smsgate status -c FILE [--retry-dead]`: what the gateway's database says — queue depths,
+//! the oldest waiting items, the last errors and dead webhook events — read straight from
+//! SQLite, so it works whether or not the daemon runs. `--retry-dead` re-drives dead events.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
 
 use super::CmdResult;
+use crate::config::Config;
+use crate::store::Store;
 
 /// Arguments of `smsgate status`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The configuration file (for the database path).
+    #[arg(short, long, default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Queue the dead webhook events again (after fixing what killed them, e.g. the token).
+    #[arg(long)]
+    pub retry_dead: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs `smsgate status`.
-pub fn run(_args: Args) -> CmdResult {
-    anyhow::bail!("`smsgate status` is not available in this build yet")
+/// Runs `smsgate status`. Exit status 0, or 2 when dead events wait for attention.
+pub fn run(args: Args) -> CmdResult {
+    let config = Config::load(&args.config)?;
+    super::runtime()?.block_on(async move {
+        let store = Store::open(&config.store.path)
+            .await
+            .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;
+        let now = chrono::Utc::now().timestamp_millis();
+        if args.retry_dead {
+            let requeued = store.retry_dead_events(now).await?;
+            println!("re-queued {requeued} dead webhook event(s); the daemon sends them now");
+        }
+        let summary = store.summary().await?;
+        let outbox = store.outbox_stats(now).await?;
+        let webhook = store.webhook_stats(now).await?;
+        if args.json {
+            let report = serde_json::json!({
+                "outbound": summary.outbound.iter().map(|(s, n)| (s.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+                "oldest_queued_age_s": outbox.oldest_queued_ms.map(|t| (now - t) / 1000),
+                "last_send_error": summary.last_send_error,
+                "inbound_messages": summary.inbound_messages,
+                "inbound_assembling": summary.inbound_assembling,
+                "inbound_kept": summary.inbound_kept,
+                "webhook_pending": webhook.pending,
+                "oldest_webhook_age_s": webhook.oldest_pending_ms.map(|t| (now - t) / 1000),
+                "webhook_dead": webhook.dead,
+                "last_webhook_error": webhook.last_error,
+            });
+            println!("{report:#}");
+        } else {
+            let states: Vec<String> = summary
+                .outbound
+                .iter()
+                .map(|(state, count)| format!("{state} {count}"))
+                .collect();
+            println!("database   {}", config.store.path.display());
+            println!(
+                "outbound   {}",
+                if states.is_empty() { "none".to_owned() } else { states.join(", ") }
+            );
+            println!(
+                "queue      {} waiting, {} sending, {} unknown; oldest waiting {}",
+                outbox.queued,
+                outbox.sending,
+                outbox.unknown,
+                age(now, outbox.oldest_queued_ms)
+            );
+            if let Some(error) = &summary.last_send_error {
+                println!("last send error   {error}");
+            }
+            println!(
+                "inbound    {} messages, {} awaiting parts, {} kept locally (alphanumeric senders)",
+                summary.inbound_messages, summary.inbound_assembling, summary.inbound_kept
+            );
+            println!(
+                "webhook    {} pending (oldest {}), {} dead",
+                webhook.pending,
+                age(now, webhook.oldest_pending_ms),
+                webhook.dead
+            );
+            if let Some(error) = &webhook.last_error {
+                println!("last webhook error   {error}");
+            }
+            if webhook.dead > 0 && !args.retry_dead {
+                println!(
+                    "{} event(s) are dead: fix the cause above, then run `smsgate status --retry-dead`",
+                    webhook.dead
+                );
+            }
+        }
+        let dead_left = webhook.dead > 0 && !args.retry_dead;
+        Ok(if dead_left { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    })
+}
+
+/// "3m 20s ago" style age of a Unix-ms instant, or "—".
+fn age(now_ms: i64, at_ms: Option<i64>) -> String {
+    match at_ms {
+        Some(at) => {
+            let secs = u64::try_from((now_ms - at).max(0) / 1000).unwrap_or(0);
+            format!(
+                "{} ago",
+                humantime::format_duration(std::time::Duration::from_secs(secs))
+            )
+        }
+        None => "—".to_owned(),
+    }
 }

@@ -15,7 +15,8 @@
 //! A bare number answering the quick-reply menu last sent to the contact (within
 //! `sms.quick_reply_window`) becomes the chosen reply's text. Multipart messages whose parts do
 //! not all arrive within `sms.reassembly_timeout` are forwarded with a gap marker
-//! ([`crate::store::gap_marker`]). This module does not talk to the modem.
+//! ([`crate::store::gap_marker`]); a straggler arriving after that starts a message of its own,
+//! forwarded the same way once its own timeout passes. This module does not talk to the modem.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,21 +187,34 @@ impl Inbox {
         Ok(flushed)
     }
 
-    /// Flushes timed-out partial messages until `shutdown`.
+    /// Flushes timed-out partial messages until `shutdown`. A database error is logged and
+    /// retried a little later: the parts are safe where they are.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), InboxError> {
         while !shutdown.is_cancelled() {
-            self.flush_expired().await?;
-            let timeout = millis(self.options.reassembly_timeout);
-            let wait = match self.store.oldest_partial_ms().await? {
-                Some(first) => (first + timeout - (self.clock)()).clamp(100, 60_000),
-                None => 60_000,
+            let wait = match self.flush_and_plan().await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::error!(%error, "reassembly timeout check failed; retrying shortly");
+                    Duration::from_secs(5)
+                }
             };
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => {}
             }
         }
         Ok(())
+    }
+
+    /// One round of [`Inbox::run`]: flush, then how long until the next message may time out.
+    async fn flush_and_plan(&self) -> Result<Duration, InboxError> {
+        self.flush_expired().await?;
+        let timeout = millis(self.options.reassembly_timeout);
+        let wait = match self.store.oldest_partial_ms().await? {
+            Some(first) => (first + timeout - (self.clock)()).clamp(100, 60_000),
+            None => 60_000,
+        };
+        Ok(Duration::from_millis(wait as u64))
     }
 
     /// The contact ID of a sender and whether its messages go to respond.io.

@@ -485,7 +485,8 @@ impl Driver {
             }
             Request::Confirm { slot, reply } => {
                 let result = self.confirm(conn, &slot).await;
-                if result.is_ok() && conn.storage_full && !work.contains(&Work::Sweep) {
+                // A slot freed in a full storage: look again soon, the network holds SMS back.
+                if result.is_ok() && conn.storage_full && !work.contains(&Work::Refresh) {
                     work.push_back(Work::Refresh);
                 }
                 let _ = reply.send(result);
@@ -730,7 +731,9 @@ impl Driver {
         self.health.garbage_bytes = live.garbage_bytes;
         self.health.bytes_sent = live.bytes_out;
         self.health.bytes_received = live.bytes_in;
-        self.health.state = if conn.report.registered && !conn.storage_full {
+        // A full storage only delays receiving (the network holds SMS back until the caller's
+        // confirmations free slots); sending works, so it does not make the modem degraded.
+        self.health.state = if conn.report.registered {
             ModemState::Ready
         } else {
             ModemState::Degraded

@@ -496,15 +496,8 @@ pub async fn probe(options: &ModemOptions) -> (InitReport, Option<ModemError>) {
     };
     let result = initialiser.initialise(&mut report).await;
     if result.is_ok() {
-        if let Ok(response) = at
-            .run(Command::new("AT+CMMS=2").timeout(options.command_timeout))
-            .await
-        {
-            drop(response);
-            report.cmms = Some(true);
-        } else {
-            report.cmms = Some(false);
-        }
+        let command = Command::new("AT+CMMS=2").timeout(options.command_timeout);
+        report.cmms = Some(at.run(command).await.is_ok());
     }
     (report, result.err())
 }

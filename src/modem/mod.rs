@@ -154,7 +154,7 @@ pub enum ModemState {
     Starting,
     /// Initialised and registered.
     Ready,
-    /// Initialised, but not registered or otherwise limited (see `last_error`).
+    /// Initialised, but not registered (see `registration` and `last_error`).
     Degraded,
     /// The device path is gone (unplugged, re-enumerating).
     Unplugged,

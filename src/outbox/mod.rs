@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::config::{ModemConfig, SmsConfig};
 use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
 use crate::store::{
-    AttemptEnd, AttemptResult, OutboxPolicy, ReportOutcome, StatusReportInput, Store, StoreError,
+    AttemptEnd, AttemptResult, Claimed, OutboxPolicy, ReportOutcome, StatusReportInput, Store,
+    StoreError,
 };
 
 /// Why the modem did not take a part, as the outbox needs to know it.
@@ -206,7 +208,11 @@ impl<S: PartSender> Outbox<S> {
             return Ok(Outcome::Idle);
         };
         let span = tracing::info_span!("outbox", m_id = %job.m_id, attempt = job.attempt);
-        let _enter = span.enter();
+        self.send(job).instrument(span).await
+    }
+
+    /// One attempt at a claimed message: every part, in order.
+    async fn send(&self, job: Claimed) -> Result<Outcome, OutboxError> {
         let recipient = match Address::parse(&job.contact_id) {
             Ok(address) => address,
             Err(error) => {
@@ -346,7 +352,9 @@ impl<S: PartSender> Outbox<S> {
     }
 
     /// Recovers, then sends until `shutdown`: wakes on a new message, at the next retry time,
-    /// or at least once a minute; waits while the modem is not ready.
+    /// or at least once a minute; waits while the modem is not ready. Only a failed recovery
+    /// ends it (sending before parts in doubt are marked would lose the doubt); a failed step
+    /// is logged and tried again.
     pub async fn run(self) -> Result<(), OutboxError> {
         self.recover().await?;
         let signal = self.store.outbound_signal();
@@ -355,8 +363,12 @@ impl<S: PartSender> Outbox<S> {
             let idle_for = match self.try_one().await {
                 Ok(Outcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
                 Ok(Outcome::Idle) => {
-                    let next = self.store.next_outbound_wakeup(self.options.policy).await?;
-                    let wait = next.map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
+                    // Unknown (a database error): look again within the minute anyway.
+                    let next = self.store.next_outbound_wakeup(self.options.policy).await;
+                    let wait = next
+                        .ok()
+                        .flatten()
+                        .map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
                     Duration::from_millis(wait as u64)
                 }
                 Ok(_) => continue,

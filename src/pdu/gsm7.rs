@@ -2,7 +2,7 @@
 //! table (§6.2.1.1), and the Turkish, Spanish and Portuguese national language tables
 //! (annex A.2 single shift, A.3 locking shift).
 //!
-//! Septets here are one per `u8`; packing them into octets is [`super::septet`]'s job. Sending
+//! Septets here are one per `u8`; packing them into octets is the `septet` module's job. Sending
 //! uses only the default alphabet and its extension table (every handset reads those); the
 //! national tables are for reading what others send.
 

@@ -5,18 +5,22 @@
 //! It uses `tokio::time::Instant`, so tests run it under paused time. It paces the caller; it
 //! does not queue fairly between several callers (smsgate has one webhook worker).
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 /// A token bucket: `capacity` tokens, refilled at `rate` tokens per second; each request takes
-/// one. With `capacity = 1` requests are evenly spaced `1/rate` apart, so no window of one
-/// second ever holds more than `rate` of them.
+/// one. With `capacity = 1` requests are evenly spaced `1/rate` apart. Whatever the capacity,
+/// no window of one second ever holds more than `rate` requests: the last `rate` grants are
+/// remembered, and a burst that would exceed that waits.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
     capacity: f64,
+    /// Requests allowed in any one-second window.
+    per_second: usize,
     state: Mutex<Bucket>,
 }
 
@@ -25,6 +29,8 @@ struct Bucket {
     tokens: f64,
     refilled_at: Instant,
     held_until: Option<Instant>,
+    /// When the last `per_second` requests were let through, oldest first.
+    recent: VecDeque<Instant>,
 }
 
 impl RateLimiter {
@@ -32,13 +38,16 @@ impl RateLimiter {
     /// The bucket starts full.
     pub fn new(rate: u32, capacity: u32) -> Self {
         let capacity = f64::from(capacity.max(1));
+        let per_second = rate.max(1) as usize;
         Self {
             rate: f64::from(rate.max(1)),
             capacity,
+            per_second,
             state: Mutex::new(Bucket {
                 tokens: capacity,
                 refilled_at: Instant::now(),
                 held_until: None,
+                recent: VecDeque::with_capacity(per_second),
             }),
         }
     }
@@ -57,6 +66,14 @@ impl RateLimiter {
             }
             bucket.held_until = None;
         }
+        if bucket.recent.len() >= self.per_second {
+            if let Some(&oldest) = bucket.recent.front() {
+                let window_ends = oldest + Duration::from_secs(1);
+                if now < window_ends {
+                    return Err(window_ends - now);
+                }
+            }
+        }
         let elapsed = now
             .saturating_duration_since(bucket.refilled_at)
             .as_secs_f64();
@@ -64,6 +81,10 @@ impl RateLimiter {
         bucket.refilled_at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.recent.push_back(now);
+            while bucket.recent.len() > self.per_second {
+                bucket.recent.pop_front();
+            }
             Ok(())
         } else {
             let missing = 1.0 - bucket.tokens;
@@ -145,6 +166,19 @@ mod tests {
                 "rate {rate}: {spent:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_never_exceed_the_rate_in_any_second() {
+        let limiter = RateLimiter::new(20, 20);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..70 {
+            limiter.acquire().await;
+            times.push(Instant::now());
+        }
+        assert_eq!(times[19], start, "the first burst goes at once");
+        assert_eq!(busiest_second(&times), 20);
     }
 
     #[tokio::test(start_paused = true)]

@@ -256,8 +256,7 @@ pub fn report_failure_text(status: u8) -> String {
 }
 
 /// Expires queued messages and applies the unknown policy; part of every claim.
-fn housekeeping(tx: &Connection, now_ms: i64, policy: &OutboxPolicy) -> Result<bool, StoreError> {
-    let mut requeued = false;
+fn housekeeping(tx: &Connection, now_ms: i64, policy: &OutboxPolicy) -> Result<(), StoreError> {
     let expired: Vec<(i64, Option<String>)> = tx
         .prepare(
             "SELECT id, last_error FROM outbound WHERE state = 'queued' AND created_ms + ?1 <= ?2",
@@ -299,13 +298,10 @@ fn housekeeping(tx: &Connection, now_ms: i64, policy: &OutboxPolicy) -> Result<b
                 ),
                 now_ms,
             )?,
-            UnknownPolicy::Resend => {
-                requeue(tx, id, now_ms, now_ms)?;
-                requeued = true;
-            }
+            UnknownPolicy::Resend => requeue(tx, id, now_ms, now_ms)?,
         }
     }
-    Ok(requeued)
+    Ok(())
 }
 
 impl Store {

@@ -5,6 +5,9 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod cli;
+mod e2e;
+mod harness;
 mod http;
 mod http_store;
 mod modem;

@@ -59,6 +59,7 @@ fn tuning() -> Tuning {
         retry_backoff: (Duration::from_millis(100), Duration::from_millis(400)),
         device_poll: Duration::from_millis(50),
         busy_backoff: Duration::from_millis(50),
+        health_interval: Duration::from_millis(300),
         ..Tuning::default()
     }
 }
@@ -523,4 +524,69 @@ async fn the_doctor_command_exits_zero_for_a_working_modem() {
         .expect("smsgate runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("fix:"));
+}
+
+#[tokio::test]
+async fn a_full_storage_is_seen_and_drained_by_confirmations() {
+    let sim_options = SimOptions {
+        capacity: 2,
+        ..SimOptions::default()
+    };
+    let mut rig = ready_rig(sim_options).await;
+    for i in 1..=3 {
+        rig.sim
+            .inject_sms("+60111222333", &format!("message {i}"))
+            .await
+            .expect("inject");
+    }
+    let (first, first_slot) = received(&mut rig.events).await;
+    let (second, second_slot) = received(&mut rig.events).await;
+    assert_eq!(first.user_data.text, "message 1");
+    assert_eq!(second.user_data.text, "message 2");
+    // The third waits at the network while both slots hold unconfirmed messages.
+    let health = wait_health(&rig.modem, "seeing the storage full", |h| {
+        h.storage_used == Some(2) && h.storage_total == Some(2)
+    })
+    .await;
+    assert_eq!(health.state, ModemState::Ready, "sending still works");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rig.events.recv())
+            .await
+            .is_err(),
+        "nothing can arrive while the storage is full"
+    );
+    rig.modem.confirm(first_slot).await.expect("deleted");
+    rig.modem.confirm(second_slot).await.expect("deleted");
+    let (third, third_slot) = received(&mut rig.events).await;
+    assert_eq!(third.user_data.text, "message 3");
+    rig.modem.confirm(third_slot).await.expect("deleted");
+    assert_eq!(rig.sim.stored_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_refused_pin_is_never_entered_again() {
+    let sim_options = SimOptions {
+        pin: Some("2468".into()),
+        ..SimOptions::default()
+    };
+    let rig = rig_with(sim_options, |o| o.pin = Some("1357".into())).await;
+    wait_health(&rig.modem, "refusing the PIN", |h| {
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("refused"))
+    })
+    .await;
+    // Initialisation keeps retrying (every 100–400 ms here), publishing its health each time;
+    // entering the wrong PIN on each attempt would lock the SIM with its PUK after three.
+    let mut watch = rig.modem.health_watch();
+    tokio::time::timeout(DEADLINE, async {
+        for _ in 0..12 {
+            watch.changed().await.expect("modem task alive");
+        }
+    })
+    .await
+    .expect("initialisation retried");
+    let health = rig.modem.health();
+    assert_eq!(health.sim, "SIM PIN", "{health:?}");
+    assert_ne!(health.state, ModemState::Ready);
 }

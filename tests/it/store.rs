@@ -1238,3 +1238,91 @@ async fn store_next_batch_with_a_large_backlog() {
         started.elapsed() / 100
     );
 }
+
+// ---------------------------------------------------------------- a real crash
+
+/// Set for the child process of [`store_survives_sigkill_mid_burst`]: the database it writes.
+const CRASH_CHILD_DB: &str = "SMSGATE_STORE_CRASH_CHILD_DB";
+
+/// Runs only as that child: enqueues forever, printing each mId once its commit returned.
+#[tokio::test]
+#[ignore = "the child half of store_survives_sigkill_mid_burst"]
+async fn store_crash_child() {
+    let Some(path) = std::env::var_os(CRASH_CHILD_DB) else {
+        return;
+    };
+    let store = open(Path::new(&path)).await;
+    let (accepted, mut printed) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for writer in 0..16 {
+        let (store, accepted) = (store.clone(), accepted.clone());
+        tokio::spawn(async move {
+            for i in 0.. {
+                let mut msg = new_message(CONTACT, &format!("w{writer} m{i}"), T0 + i);
+                msg.source = Source::Cli;
+                let m_id = store.enqueue_outbound(msg).await.expect("enqueue");
+                if accepted.send(m_id).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    use std::io::Write as _;
+    while let Some(m_id) = printed.recv().await {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "accepted {m_id}").expect("stdout");
+        stdout.flush().expect("flush");
+    }
+}
+
+#[tokio::test]
+async fn store_survives_sigkill_mid_burst() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smsgate.db");
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "store::store_crash_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CRASH_CHILD_DB, &path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the child");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut accepted = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while accepted.len() < 300 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("the child accepts messages in time")
+            .expect("read")
+            .expect("the child is still running");
+        if let Some(m_id) = line.strip_prefix("accepted ") {
+            accepted.push(m_id.to_owned());
+        }
+    }
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("reaped");
+
+    let store = open(&path).await;
+    for m_id in &accepted {
+        let row = store.outbound_state(m_id).await.expect("query");
+        assert!(row.is_some(), "{m_id} was accepted, so it must survive");
+    }
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    let (messages, echoes): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM outbound),
+                    (SELECT count(*) FROM event WHERE body LIKE '%\"message_echo\"%')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("snapshot");
+    assert_eq!(messages, echoes, "never a message without its echo");
+    assert!(messages as usize >= accepted.len());
+}

@@ -1,0 +1,334 @@
+//! The running gateway: every long-lived task of `smsgate run`, started in order and stopped
+//! together.
+//!
+//! Start-up order matters for "nothing is lost": the store opens (and migrates) first, the HTTP
+//! port is bound before systemd hears `READY=1`, and the outbox recovers parts left *submitting*
+//! by a crash before it sends anything. Any task that ends on its own is a fault: the gateway
+//! stops everything and returns the error, so systemd restarts the daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::probe::HealthProbe;
+use super::systemd;
+use crate::config::Config;
+use crate::http::{self, AppState, Settings};
+use crate::inbox::{Inbox, InboxOptions};
+use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions};
+use crate::outbox::{Outbox, OutboxOptions};
+use crate::pdu::StatusReport;
+use crate::respond::worker::Worker;
+use crate::store::{ReportOutcome, Store};
+
+/// How long the tasks get to finish after shutdown is requested (the unit's `TimeoutStopSec=`
+/// is longer).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// When an unmatched status report is tried again (see [`rematch`]).
+const REMATCH_DELAYS: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+];
+
+/// How often finished rows are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+
+type TaskResult = (&'static str, anyhow::Result<()>);
+
+/// The gateway's tasks, running.
+pub struct Gateway {
+    http_address: SocketAddr,
+    store: Store,
+    modem: ModemHandle,
+    shutdown: CancellationToken,
+    tasks: JoinSet<TaskResult>,
+}
+
+impl Gateway {
+    /// Opens the store, binds the HTTP port, starts the modem and every worker, then tells
+    /// systemd the gateway is ready. Returns once all of that is done; the modem keeps
+    /// initialising (and recovering) in the background.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let store = Store::open(&config.store.path)
+            .await
+            .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+        let http_address = listener.local_addr()?;
+
+        let (modem, modem_events) =
+            modem::spawn(ModemOptions::from(&config.modem), shutdown.child_token());
+        let mut tasks = JoinSet::new();
+
+        // respond.io: the webhook worker, woken whenever the store queues an event.
+        let worker = Worker::from_config(store.clone(), &config.respond)
+            .context("cannot build the webhook client")?
+            .with_notify(store.event_signal());
+        let webhook_metrics = worker.metrics();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            worker.run(token).await;
+            ("webhook worker", Ok(()))
+        });
+
+        // Outbound: the sender worker, and a second handle on the outbox for status reports.
+        let outbox_options = OutboxOptions::from_config(&config.sms, &config.modem);
+        let sender = Outbox::new(store.clone(), modem.clone(), outbox_options)
+            .with_shutdown(shutdown.clone());
+        let reports = sender.clone();
+        tasks.spawn(async move { ("outbox", sender.run().await.map_err(Into::into)) });
+
+        // Inbound: modem events into the store, then the SIM copy deleted.
+        let inbox = Inbox::new(store.clone(), InboxOptions::from_config(&config));
+        let token = shutdown.clone();
+        let reassembly = inbox.clone();
+        tasks.spawn(async move {
+            (
+                "reassembly",
+                reassembly.run(token).await.map_err(Into::into),
+            )
+        });
+        let token = shutdown.clone();
+        let receiving = modem.clone();
+        tasks.spawn(async move {
+            let result = receive(modem_events, inbox, reports, receiving, token).await;
+            ("receiver", result)
+        });
+
+        // Housekeeping: prune finished rows.
+        let token = shutdown.clone();
+        let pruning = store.clone();
+        let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
+        tasks.spawn(async move { ("pruning", prune(pruning, retention, token).await) });
+
+        // The HTTP API.
+        let probe = HealthProbe::new(modem.health_watch());
+        let state = AppState::new(
+            Settings::from_config(&config),
+            Arc::new(store.clone()),
+            Arc::new(probe),
+            webhook_metrics,
+        );
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let served = http::serve(listener, http::router(state), token).await;
+            ("HTTP server", served.context("the HTTP server failed"))
+        });
+
+        // systemd: ready now; the watchdog only while the modem and the store are healthy.
+        systemd::ready(&format!("listening on {http_address}"));
+        if let Some(interval) = systemd::watchdog_interval() {
+            let token = shutdown.clone();
+            let (watched_store, watched_modem) = (store.clone(), modem.clone());
+            tasks.spawn(async move {
+                watchdog(watched_store, watched_modem, interval, token).await;
+                ("watchdog", Ok(()))
+            });
+        }
+        tracing::info!(%http_address, "smsgate is running");
+        Ok(Self {
+            http_address,
+            store,
+            modem,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Where the HTTP API listens (useful when the configuration asked for port 0).
+    pub fn http_address(&self) -> SocketAddr {
+        self.http_address
+    }
+
+    /// The store the gateway uses.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The modem the gateway drives.
+    pub fn modem(&self) -> &ModemHandle {
+        &self.modem
+    }
+
+    /// Runs until shutdown is requested or a task fails, then stops every task within
+    /// [`SHUTDOWN_DEADLINE`]. Returns the first failure, if any.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut failure: Option<anyhow::Error> = None;
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => {}
+            Some(joined) = self.tasks.join_next() => {
+                let error = match joined {
+                    // Tasks end on their own when shutdown was requested meanwhile.
+                    Ok((_, Ok(()))) if self.shutdown.is_cancelled() => None,
+                    Ok((name, Ok(()))) => Some(anyhow::anyhow!("the {name} stopped unexpectedly")),
+                    Ok((name, Err(error))) => Some(error.context(format!("the {name} failed"))),
+                    Err(error) => Some(anyhow::anyhow!("a task panicked: {error}")),
+                };
+                if let Some(error) = error {
+                    tracing::error!("{error:#}; stopping");
+                    failure = Some(error);
+                }
+                self.shutdown.cancel();
+            }
+        }
+        systemd::stopping();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(Ok((_, Ok(()))))) => {}
+                Ok(Some(Ok((name, Err(error))))) => {
+                    tracing::warn!("the {name} failed while stopping: {error:#}");
+                }
+                Ok(Some(Err(error))) => tracing::warn!("a task panicked while stopping: {error}"),
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        "tasks still running after {}s; stopping them",
+                        SHUTDOWN_DEADLINE.as_secs()
+                    );
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        tracing::info!("smsgate stopped");
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Commits every received part and status report, and only then deletes the SIM copy. A part
+/// that cannot be committed stays on the SIM: the next storage sweep offers it again.
+async fn receive(
+    mut events: mpsc::Receiver<ModemEvent>,
+    inbox: Inbox,
+    reports: Outbox<ModemHandle>,
+    modem: ModemHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            event = events.recv() => event,
+        };
+        let Some(event) = event else {
+            // The modem task ended; during shutdown that is expected.
+            shutdown.cancelled().await;
+            return Ok(());
+        };
+        let (committed, slot) = match event {
+            ModemEvent::Received { deliver, pdu, slot } => {
+                let outcome = inbox.receive(&deliver, &pdu).await;
+                if let Err(error) = &outcome {
+                    tracing::error!(%error, "cannot store a received SMS; it stays on the SIM");
+                }
+                (outcome.is_ok(), slot)
+            }
+            ModemEvent::StatusReport { report, slot } => {
+                let outcome = reports.status_report(&report).await;
+                match &outcome {
+                    Err(error) => {
+                        tracing::error!(%error, "cannot store a status report; it stays on the SIM");
+                    }
+                    Ok(ReportOutcome::Unmatched) => {
+                        tokio::spawn(rematch(reports.clone(), report, shutdown.clone()));
+                    }
+                    Ok(ReportOutcome::Matched { .. }) => {}
+                }
+                (outcome.is_ok(), slot)
+            }
+        };
+        if committed {
+            if let Err(error) = modem.confirm(slot).await {
+                // Not lost: the part is committed, and a re-read has the same dedupe key.
+                tracing::warn!(%error, "cannot delete a stored SMS from the SIM; the next sweep will");
+            }
+        }
+    }
+}
+
+/// A status report can overtake its own `+CMGS: <mr>` answer: the network may report within
+/// milliseconds, and the report reaches the receiver while the outbox is still committing the
+/// part's TP-MR. An unmatched report is therefore tried again a few times over the next seconds
+/// before it is given up as belonging to no part of ours.
+async fn rematch(reports: Outbox<ModemHandle>, report: StatusReport, shutdown: CancellationToken) {
+    for delay in REMATCH_DELAYS {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        match reports.status_report(&report).await {
+            Ok(ReportOutcome::Unmatched) => {}
+            Ok(ReportOutcome::Matched { .. }) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot store a status report");
+                return;
+            }
+        }
+    }
+}
+
+/// Prunes finished rows older than `retention`, at start-up and then every few hours.
+async fn prune(
+    store: Store,
+    retention: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let before = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match store.prune(before).await {
+            Ok(counts) if counts.outbound + counts.inbound + counts.events > 0 => {
+                tracing::info!(?counts, "pruned finished rows");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "pruning failed; will try again"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+        }
+    }
+}
+
+/// Pets the systemd watchdog while the modem loop reports healthy and the store answers. When
+/// either stops, systemd restarts the daemon after `WatchdogSec=`.
+async fn watchdog(
+    store: Store,
+    modem: ModemHandle,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut was_healthy = true;
+    loop {
+        let store_ok = tokio::time::timeout(interval, store.schema_version())
+            .await
+            .is_ok_and(|answer| answer.is_ok());
+        let health = modem.health();
+        let healthy = store_ok && health.healthy;
+        if healthy {
+            systemd::watchdog();
+        } else if was_healthy {
+            tracing::error!(
+                store_ok,
+                modem = ?health.state,
+                "unhealthy: no longer petting the systemd watchdog"
+            );
+        }
+        was_healthy = healthy;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
