@@ -91,15 +91,19 @@ echo "binary: $BIN, $binary_bytes bytes ($((binary_bytes / 1024)) KiB) stripped,
 
 # ---------------------------------------------------------------------------------------------
 step "run under $QEMU_AARCH64"
-pi() { "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" "$@"; }
+# qemu-user lacks the termios2 ioctls the serial-port crate uses; the shim maps them onto the
+# classic ones so the gateway can open the simulated modem's pty (see .ci/qemu-termios2.c).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+aarch64-linux-gnu-gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$work/qemu-termios2.so" .ci/qemu-termios2.c
+QEMU_RUN=("$QEMU_AARCH64" -L /usr/aarch64-linux-gnu -E "LD_PRELOAD=$work/qemu-termios2.so")
+pi() { "${QEMU_RUN[@]}" "$BIN" "$@"; }
 version_line=$(pi --version)
 echo "$version_line"
 [ "$version_line" = "smsgate $VERSION" ] || fail "--version printed '$version_line', expected 'smsgate $VERSION'"
 
 # A configuration check on the packaged default file with every key uncommented: proves the
 # documented keys and defaults are ones smsgate accepts (unknown keys are an error).
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 sed -E 's/^# ([a-z_]+ = )/\1/; s/^channel_id = ""/channel_id = "ci-channel"/' \
     packaging/smsgate.toml >"$work/all-keys.toml"
 SMSGATE_API_TOKEN=ci-token pi check-config -c "$work/all-keys.toml" >/dev/null \
@@ -142,7 +146,7 @@ if pi demo --help 2>/dev/null | grep -q -- '--self-test'; then
     demo_args=(--self-test)
     pi demo --help | grep -q -- '--listen' && demo_args+=(--listen "127.0.0.1:$((20000 + RANDOM % 20000))")
     demo_started=$SECONDS
-    timeout 300 "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" demo "${demo_args[@]}" </dev/null \
+    timeout 300 "${QEMU_RUN[@]}" "$BIN" demo "${demo_args[@]}" </dev/null \
         || fail "demo --self-test under qemu failed"
     echo "demo --self-test passed under qemu in $((SECONDS - demo_started))s"
 else
@@ -172,7 +176,7 @@ EOF
     # WATCHDOG_PID must be the daemon's own pid: the shell execs into qemu, which runs the
     # binary in the same process.
     SMSGATE_API_TOKEN=ci-token NOTIFY_SOCKET="$work/notify" WATCHDOG_USEC=4000000 \
-        bash -c 'WATCHDOG_PID=$$ exec "$@"' _ "$QEMU_AARCH64" -L /usr/aarch64-linux-gnu "$BIN" \
+        bash -c 'WATCHDOG_PID=$$ exec "$@"' _ "${QEMU_RUN[@]}" "$BIN" \
         run -c "$work/run.toml" >"$work/run.log" 2>&1 &
     daemon=$!
     listening="" ready=""

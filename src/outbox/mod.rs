@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::config::{ModemConfig, SmsConfig};
 use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
 use crate::store::{
-    AttemptEnd, AttemptResult, OutboxPolicy, ReportOutcome, StatusReportInput, Store, StoreError,
+    AttemptEnd, AttemptResult, Claimed, OutboxPolicy, ReportOutcome, StatusReportInput, Store,
+    StoreError,
 };
 
 /// Why the modem did not take a part, as the outbox needs to know it.
@@ -206,7 +208,11 @@ impl<S: PartSender> Outbox<S> {
             return Ok(Outcome::Idle);
         };
         let span = tracing::info_span!("outbox", m_id = %job.m_id, attempt = job.attempt);
-        let _enter = span.enter();
+        self.send(job).instrument(span).await
+    }
+
+    /// One attempt at a claimed message: every part, in order.
+    async fn send(&self, job: Claimed) -> Result<Outcome, OutboxError> {
         let recipient = match Address::parse(&job.contact_id) {
             Ok(address) => address,
             Err(error) => {
