@@ -176,6 +176,17 @@ async fn init_sequence_and_identity() {
 }
 
 #[tokio::test]
+async fn clients_are_seen_coming_and_going() {
+    let (_dir, sim) = start(SimOptions::default()).await;
+    assert!(!sim.connected().await);
+    let client = Client::open(&sim.path());
+    wait_for("the client to be seen", || sim.connected()).await;
+    drop(client);
+    wait_for("the client to be gone", || async { !sim.connected().await }).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn send_one_part_and_message_references_increment() {
     let (_dir, sim) = start(SimOptions {
         network_delay: Duration::from_millis(20),
