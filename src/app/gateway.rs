@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::probe::HealthProbe;
 use super::systemd;
 use crate::config::Config;
 use crate::http::{self, AppState, Settings};
@@ -112,11 +111,10 @@ impl Gateway {
         tasks.spawn(async move { ("pruning", prune(pruning, retention, token).await) });
 
         // The HTTP API.
-        let probe = HealthProbe::new(modem.health_watch());
         let state = AppState::new(
             Settings::from_config(&config),
             Arc::new(store.clone()),
-            Arc::new(probe),
+            Arc::new(modem.health_watch()),
             webhook_metrics,
         );
         let token = shutdown.clone();

@@ -3,7 +3,6 @@
 //! gateway is healthy. Also the local respond.io stand-in that `demo` and the tests use.
 
 mod gateway;
-pub mod probe;
 pub mod signals;
 pub mod standin;
 pub mod systemd;

@@ -38,7 +38,12 @@ pub fn init_logging(default_level: &str) {
 
 /// A multi-threaded tokio runtime for the async subcommands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Two workers are plenty for one modem and respond.io's 20 requests per second, and each
+    // extra thread costs resident memory on a Pi; blocking threads (SQLite runs on its own) are
+    // capped for the same reason.
     Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
         .enable_all()
         .thread_name("smsgate")
         .build()?)

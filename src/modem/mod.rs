@@ -16,6 +16,7 @@ mod driver;
 pub mod error;
 pub mod init;
 pub mod parse;
+pub mod port;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -303,19 +304,6 @@ pub fn spawn_with(
 }
 
 /// Opens the serial device at `baud` (8N1, no flow control: what USB modems expect).
-pub fn open_port(
-    path: &std::path::Path,
-    baud: u32,
-) -> Result<tokio_serial::SerialStream, ModemError> {
-    use tokio_serial::SerialPortBuilderExt;
-    tokio_serial::new(path.to_string_lossy(), baud)
-        .data_bits(tokio_serial::DataBits::Eight)
-        .parity(tokio_serial::Parity::None)
-        .stop_bits(tokio_serial::StopBits::One)
-        .flow_control(tokio_serial::FlowControl::None)
-        .open_native_async()
-        .map_err(|error| ModemError::Open {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })
+pub fn open_port(path: &std::path::Path, baud: u32) -> Result<port::SerialPort, ModemError> {
+    port::open(path, baud)
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod metrics;
 pub mod ratelimit;
 pub mod retry;
+mod store;
 pub mod wire;
 pub mod worker;
 

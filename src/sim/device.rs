@@ -78,7 +78,7 @@ struct Device {
 }
 
 pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
-    let pty = Pty::open(options.link.as_deref())?;
+    let pty = Arc::new(Pty::open(options.link.as_deref())?);
     let (control_tx, control_rx) = mpsc::channel(64);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let path = Arc::new(Mutex::new(pty.path()));
@@ -455,7 +455,8 @@ impl Device {
     }
 
     fn replug(&mut self) {
-        let attached = Pty::open(self.options.link.as_deref()).and_then(|pty| self.attach(pty));
+        let attached =
+            Pty::open(self.options.link.as_deref()).and_then(|pty| self.attach(Arc::new(pty)));
         match attached {
             Ok(()) => {
                 // A power cycle cures a hang.

@@ -377,7 +377,7 @@ impl SimHandle {
         self.ask(Control::StoredReports).await.unwrap_or_default()
     }
 
-    /// Whether a client has the port open (as last seen by the reader, within milliseconds).
+    /// Whether a client has the port open (opens and closes of the pty, as inotify reports them).
     pub async fn connected(&self) -> bool {
         self.ask(Control::Connected).await.unwrap_or(false)
     }

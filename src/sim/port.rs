@@ -1,8 +1,8 @@
 //! The live serial port of the simulated modem: one pty and the three workers that move bytes
 //! across it at the line's pace.
 //!
-//! - the reader, a tokio task: waits for the client's bytes (see [`Pty`] for how it knows a
-//!   client is there) and counts them;
+//! - the reader, a tokio task: waits for the client's bytes and counts them (and lets [`Pty`]
+//!   note clients coming and going);
 //! - the inbound line, an OS thread: hands those bytes to the modem when the line would have
 //!   delivered their last bit;
 //! - the outbound line, an OS thread: writes the modem's output to the client, a millisecond's
@@ -26,8 +26,6 @@ use super::LineStats;
 use super::line::Pacer;
 use super::pty::{self, Pty};
 
-/// How often the reader looks for a client while none has the port open.
-const CLIENT_POLL: Duration = Duration::from_millis(5);
 /// How long to wait before writing again to a client that is not reading.
 const WRITE_RETRY: Duration = Duration::from_millis(1);
 
@@ -185,32 +183,14 @@ enum Inbound {
     Paced(std_mpsc::Sender<(Vec<u8>, Instant)>),
 }
 
-/// Reads the client's bytes. While no client has the port open it looks every
-/// [`CLIENT_POLL`]; while one has, it waits on a [`pty::Watch`] made for that client.
+/// Reads the client's bytes as they come, and notes clients coming and going.
 async fn read_loop(pty: Arc<Pty>, inbound: Inbound, counters: Arc<Counters>) {
     let mut buf = vec![0u8; 4096];
-    let mut watch: Option<pty::Watch> = None;
     loop {
-        let read = match &watch {
-            Some(watch) => watch.read(&mut buf).await,
-            None => pty.try_read(&mut buf),
-        };
-        let n = match read {
-            Ok(pty::Read::Data(n)) => n,
-            Ok(pty::Read::Nothing) => {
-                // A client is here: wait on its input from now on.
-                match pty.watch() {
-                    Ok(new) => watch = Some(new),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot watch the pty");
-                        return;
-                    }
-                }
-                continue;
-            }
-            Ok(pty::Read::NoClient) => {
-                watch = None;
-                tokio::time::sleep(CLIENT_POLL).await;
+        let n = match pty.next(&mut buf).await {
+            Ok(pty::Activity::Data(n)) => n,
+            Ok(activity) => {
+                tracing::debug!(?activity, "client");
                 continue;
             }
             Err(error) => {

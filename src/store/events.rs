@@ -235,50 +235,6 @@ impl Store {
     }
 }
 
-impl From<EventBatch> for crate::respond::EventBatch {
-    fn from(batch: EventBatch) -> Self {
-        Self {
-            contact_id: batch.contact_id,
-            event_ids: batch.event_ids,
-            events: batch.events,
-            attempts: batch.attempts,
-            first_enqueued_ms: batch.first_enqueued_ms,
-        }
-    }
-}
-
-/// The webhook worker drains this queue.
-impl crate::respond::EventQueue for Store {
-    type Error = StoreError;
-
-    async fn next_event_batch(
-        &self,
-        now_ms: i64,
-        max_events: usize,
-    ) -> Result<Option<crate::respond::EventBatch>, StoreError> {
-        Ok(Store::next_event_batch(self, now_ms, max_events)
-            .await?
-            .map(Into::into))
-    }
-
-    async fn events_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
-        Store::events_delivered(self, ids, now_ms).await
-    }
-
-    async fn events_retry(
-        &self,
-        ids: &[i64],
-        next_attempt_ms: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        Store::events_retry(self, ids, next_attempt_ms, error).await
-    }
-
-    async fn events_dead(&self, ids: &[i64], error: &str) -> Result<(), StoreError> {
-        Store::events_dead(self, ids, error).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

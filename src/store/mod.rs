@@ -415,6 +415,9 @@ fn prepare(mut conn: Connection, file: bool) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 1 MiB of page cache (SQLite's default is 2 MiB): the working set is the queue heads, and
+    // resident memory matters on a Pi.
+    conn.pragma_update(None, "cache_size", -1024)?;
     let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
     if foreign_keys != 1 {
         return Err(StoreError::Pragma("foreign_keys = ON"));

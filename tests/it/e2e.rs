@@ -387,7 +387,9 @@ async fn the_daemon_killed_mid_burst_loses_nothing() {
         network_delay: Duration::from_millis(100),
         ..fast_sim()
     };
-    let h = Harness::new(sim, "").await;
+    // The part in flight at the kill is *unknown*; a short window lets the resend policy
+    // settle it within the test.
+    let h = Harness::new(sim, "[sms]\nunknown_window = \"2s\"\n").await;
     let mut child = h.spawn_binary().await;
     let mut accepted = Vec::new();
     for i in 0..20 {

@@ -484,6 +484,20 @@ async fn vendor_noise_at_any_moment_changes_nothing() {
     assert_eq!(rig.modem.health().timeouts, 0);
 }
 
+/// Runs `smsgate doctor -c CONFIG --port PORT` as a user would.
+async fn doctor_command(config: &std::path::Path, port: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .arg("doctor")
+        .arg("-c")
+        .arg(config)
+        .arg("--port")
+        .arg(port)
+        .env_remove("SMSGATE_API_TOKEN")
+        .output()
+        .await
+        .expect("smsgate runs")
+}
+
 #[tokio::test]
 async fn the_doctor_command_exits_zero_for_a_working_modem() {
     let (sim, dir) = sim_with(SimOptions::default()).await;
@@ -493,16 +507,7 @@ async fn the_doctor_command_exits_zero_for_a_working_modem() {
         "[respond]\nchannel_id = \"doctor-test\"\napi_token = \"token\"\n",
     )
     .expect("config written");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
-        .arg("doctor")
-        .arg("-c")
-        .arg(&config)
-        .arg("--port")
-        .arg(sim.path())
-        .env_remove("SMSGATE_API_TOKEN")
-        .output()
-        .await
-        .expect("smsgate runs");
+    let output = doctor_command(&config, &sim.path()).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -512,16 +517,7 @@ async fn the_doctor_command_exits_zero_for_a_working_modem() {
     assert!(stdout.contains("can send and receive"), "{stdout}");
 
     sim.set_registered(false).await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
-        .arg("doctor")
-        .arg("-c")
-        .arg(&config)
-        .arg("--port")
-        .arg(sim.path())
-        .env_remove("SMSGATE_API_TOKEN")
-        .output()
-        .await
-        .expect("smsgate runs");
+    let output = doctor_command(&config, &sim.path()).await;
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("fix:"));
 }
