@@ -9,7 +9,7 @@
 #
 # Environment:
 #   SMSGATE_PI_PROFILE  cargo profile of the cross build (default: release)
-#   SMSGATE_PI_ARMV7=1  also build the armv7 (32-bit Raspberry Pi OS) binary and .deb
+#   SMSGATE_PI_ARMV7=0  skip the armv7 (32-bit Raspberry Pi OS) build, on by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -34,7 +34,8 @@ command -v qemu-aarch64-static >/dev/null || command -v qemu-aarch64 >/dev/null 
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 command -v adduser >/dev/null || packages+=(adduser)
 command -v socat >/dev/null || packages+=(socat) # listens on the daemon's notify socket
-if [ "${SMSGATE_PI_ARMV7:-0}" = 1 ]; then
+ARMV7=${SMSGATE_PI_ARMV7:-1}
+if [ "$ARMV7" = 1 ]; then
     command -v arm-linux-gnueabihf-gcc >/dev/null || packages+=(gcc-arm-linux-gnueabihf)
     [ -e /usr/arm-linux-gnueabihf/lib/crt1.o ] || packages+=(libc6-dev-armhf-cross)
 fi
@@ -315,7 +316,7 @@ echo "systemd-analyze security exposure: $exposure"
 awk -v e="${exposure%% *}" 'BEGIN { exit !(e <= 2.0) }' || fail "exposure $exposure is over 2.0"
 
 # ---------------------------------------------------------------------------------------------
-if [ "${SMSGATE_PI_ARMV7:-0}" = 1 ]; then
+if [ "$ARMV7" = 1 ]; then
     step "cross build armv7-unknown-linux-gnueabihf ($PROFILE profile)"
     rustup target add armv7-unknown-linux-gnueabihf
     armv7_started=$SECONDS
@@ -325,6 +326,14 @@ if [ "${SMSGATE_PI_ARMV7:-0}" = 1 ]; then
     command -v "$qemu_arm" >/dev/null || qemu_arm=qemu-arm
     armv7_version=$("$qemu_arm" -L /usr/arm-linux-gnueabihf "$ARMV7_BIN" --version)
     [ "$armv7_version" = "smsgate $VERSION" ] || fail "armv7 --version printed '$armv7_version'"
+    # The 32-bit build end to end as well (its own time_t, pointer size and atomics).
+    if "$qemu_arm" -L /usr/arm-linux-gnueabihf "$ARMV7_BIN" demo --help | grep -q -- '--self-test'; then
+        arm-linux-gnueabihf-gcc -shared -fPIC -O2 -Wall -Wextra -Werror \
+            -o "$work/qemu-termios2-armhf.so" .ci/qemu-termios2.c
+        timeout 300 "$qemu_arm" -L /usr/arm-linux-gnueabihf -E "LD_PRELOAD=$work/qemu-termios2-armhf.so" \
+            "$ARMV7_BIN" demo --self-test --listen "127.0.0.1:$((20000 + RANDOM % 20000))" </dev/null \
+            || fail "armv7 demo --self-test under qemu failed"
+    fi
     ARMHF_DEB=$work/smsgate_${VERSION}_armhf.deb
     cargo deb --target armv7-unknown-linux-gnueabihf --no-build "${deb_profile[@]}" \
         --output "$ARMHF_DEB" >/dev/null
