@@ -133,15 +133,22 @@ async fn main() {
     // 2. Memory: idle, then under load.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = memory(pid);
-    println!("resident memory idle: {:.1} MB", mb(idle.rss_kb));
+    println!(
+        "resident memory idle: {:.1} MB ({:.1} MB private, {:.1} MB file-backed)",
+        mb(idle.rss_kb),
+        mb(idle.anon_kb),
+        mb(idle.file_kb)
+    );
     let accepted = load(address, &sim, options.clients, options.seconds).await;
     let loaded = memory(pid);
     println!(
-        "resident memory under load ({} clients, {} accepted in {} s): {:.1} MB now, {:.1} MB peak",
+        "resident memory under load ({} clients, {} accepted in {} s): {:.1} MB now \
+         ({:.1} MB private), {:.1} MB peak",
         options.clients,
         accepted,
         options.seconds,
         mb(loaded.rss_kb),
+        mb(loaded.anon_kb),
         mb(loaded.hwm_kb)
     );
     child.start_kill().expect("kill");
@@ -223,6 +230,10 @@ async fn load(address: SocketAddr, sim: &SimHandle, clients: usize, seconds: u64
 struct Memory {
     rss_kb: u64,
     hwm_kb: u64,
+    /// Private memory (heap, stacks): what the daemon really costs.
+    anon_kb: u64,
+    /// Clean pages of the executable and libraries: shared and reclaimable.
+    file_kb: u64,
 }
 
 fn memory(pid: u32) -> Memory {
@@ -238,6 +249,8 @@ fn memory(pid: u32) -> Memory {
     Memory {
         rss_kb: field("VmRSS:"),
         hwm_kb: field("VmHWM:"),
+        anon_kb: field("RssAnon:"),
+        file_kb: field("RssFile:"),
     }
 }
 
