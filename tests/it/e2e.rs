@@ -11,7 +11,7 @@ use smsgate::app::standin::Behaviour;
 use smsgate::pdu::{self, Address};
 use smsgate::sim::SimOptions;
 
-use crate::harness::{CHANNEL, CONTACT, Harness, statuses_of, wait_until};
+use crate::harness::{CHANNEL, CONTACT, Harness, statuses_of, wait_for_status, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -364,12 +364,7 @@ async fn the_queue_drains_after_the_modem_is_unplugged_mid_send() {
     .await;
     h.sim.unplug(Duration::from_secs(2)).await;
     for mid in &mids {
-        wait_until(
-            Duration::from_secs(90),
-            &format!("{mid} is sent after the unplug"),
-            || async { statuses_of(&h.standin, mid).iter().any(|s| s == "sent") },
-        )
-        .await;
+        wait_for_status(&h.standin, mid, "sent", Duration::from_secs(90)).await;
     }
     let texts = sent_texts(&h, CONTACT).await;
     for i in 0..5 {
@@ -426,12 +421,7 @@ async fn the_daemon_killed_mid_burst_loses_nothing() {
         ));
     }
     for (_, mid) in &accepted {
-        wait_until(
-            Duration::from_secs(90),
-            &format!("{mid} is sent"),
-            || async { statuses_of(&h.standin, mid).iter().any(|s| s == "sent") },
-        )
-        .await;
+        wait_for_status(&h.standin, mid, "sent", Duration::from_secs(90)).await;
     }
     let texts = sent_texts(&h, CONTACT).await;
     let mut duplicates = 0;

@@ -230,3 +230,11 @@ pub fn init_logging() {
         .with_test_writer()
         .try_init();
 }
+
+/// Waits until the stand-in accepted a `message_status` `value` for `mid`.
+pub async fn wait_for_status(standin: &StandIn, mid: &str, value: &str, deadline: Duration) {
+    wait_until(deadline, &format!("{mid} is {value}"), || async {
+        statuses_of(standin, mid).iter().any(|s| s == value)
+    })
+    .await;
+}
