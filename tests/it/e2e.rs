@@ -231,8 +231,7 @@ async fn failed_reports_carry_a_reason_and_statuses_never_go_backwards() {
     let gw = h.start().await;
     // A permanent error from the network.
     h.sim.set_cms_error(Some(21)).await;
-    let (_, body) = h.post_text(gw.address, CONTACT, "rejected").await;
-    let rejected = body["mId"].as_str().expect("mId").to_owned();
+    let rejected = h.send_text(gw.address, CONTACT, "rejected").await;
     wait_until(LONG, "the rejected message fails", || async {
         statuses_of(&h.standin, &rejected) == ["failed"]
     })
@@ -248,8 +247,7 @@ async fn failed_reports_carry_a_reason_and_statuses_never_go_backwards() {
 
     // A delivery report that says failed, after `sent`.
     h.sim.set_report_status(0x41).await;
-    let (_, body) = h.post_text(gw.address, CONTACT, "undeliverable").await;
-    let undeliverable = body["mId"].as_str().expect("mId").to_owned();
+    let undeliverable = h.send_text(gw.address, CONTACT, "undeliverable").await;
     wait_until(LONG, "the undeliverable message fails", || async {
         statuses_of(&h.standin, &undeliverable) == ["sent", "failed"]
     })
@@ -258,8 +256,7 @@ async fn failed_reports_carry_a_reason_and_statuses_never_go_backwards() {
     let mr = h.sim.submitted().await.last().expect("submitted").mr;
     h.sim.inject_status_report(mr, 0x00).await.expect("report");
     h.sim.set_report_status(0x00).await;
-    let (_, body) = h.post_text(gw.address, CONTACT, "fine").await;
-    let fine = body["mId"].as_str().expect("mId").to_owned();
+    let fine = h.send_text(gw.address, CONTACT, "fine").await;
     wait_until(LONG, "the last message is delivered", || async {
         statuses_of(&h.standin, &fine) == ["sent", "delivered"]
     })

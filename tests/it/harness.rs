@@ -117,6 +117,13 @@ impl Harness {
         .await
     }
 
+    /// `POST /message` with a text that must be accepted; returns its `mId`.
+    pub async fn send_text(&self, address: SocketAddr, contact: &str, text: &str) -> String {
+        let (status, body) = self.post_text(address, contact, text).await;
+        assert_eq!(status, 200, "{text:?} refused: {body}");
+        body["mId"].as_str().expect("mId").to_owned()
+    }
+
     /// `POST /message` with any body, with the right token.
     pub async fn post_message(&self, address: SocketAddr, body: Value) -> (u16, Value) {
         let response = self
