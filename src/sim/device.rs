@@ -49,6 +49,9 @@ enum Event {
     Replug {
         plug: u64,
     },
+    /// The network tries again to deliver what it kept (not tied to a pty: the network keeps
+    /// trying while the modem is away).
+    NetworkRetry,
     Restart {
         generation: u64,
     },
@@ -195,7 +198,8 @@ impl Device {
         }
         self.generation += 1;
         self.submitting = None;
-        self.interpreter.power_off();
+        let effects = self.interpreter.power_off();
+        self.apply(effects);
     }
 
     async fn control(&mut self, request: Control) {
@@ -322,6 +326,10 @@ impl Device {
                 self.apply(effects);
             }
             Event::Replug { plug } if plug == self.plug && self.port.is_none() => self.replug(),
+            Event::NetworkRetry => {
+                let effects = self.interpreter.retry_held();
+                self.apply(effects);
+            }
             Event::Restart { generation } if generation == self.generation => {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
                 self.unplug(self.options.restart_time).await;
@@ -381,6 +389,9 @@ impl Device {
                         self.options.ack_timeout,
                         Event::AckTimeout { generation, number },
                     );
+                }
+                Effect::RetryLater => {
+                    self.schedule(self.options.network_retry, Event::NetworkRetry);
                 }
                 Effect::SubmitAnswered => {
                     if let Some(port) = &self.port

@@ -4,9 +4,10 @@
 //! feeding bytes: echo, command lines (V.250), the `> ` prompt and PDU input of `AT+CMGS` /
 //! `AT+CMGW` (TS 27.005 §3.5.1, §3.5.3), SIM storage commands, `+CNMI` routing of incoming SMS and
 //! status reports (TS 27.005 §3.4.1) with `+CNMA` acknowledgement, registration and SIM PIN.
-//! Time-related behaviour (network delay, acknowledgement timeout, restart) is asked of the caller
-//! through [`Effect`]s; the caller answers with [`Interpreter::finish_submit`],
-//! [`Interpreter::ack_timeout`] and friends.
+//! Time-related behaviour (network delay, acknowledgement timeout, the network's retries, restart)
+//! is asked of the caller through [`Effect`]s; the caller answers with
+//! [`Interpreter::finish_submit`], [`Interpreter::ack_timeout`], [`Interpreter::retry_held`] and
+//! friends.
 
 use std::collections::VecDeque;
 
@@ -76,6 +77,10 @@ pub enum Effect {
     /// The output before this completes the answer to a submit (`+CMGS: <mr>` and `OK`, or the
     /// error).
     SubmitAnswered,
+    /// The network kept an SMS or status report it could not hand over (no service, refused
+    /// with `AT+CNMA=2`, no `AT+CNMA` in time, no room in `"SR"`); call
+    /// [`Interpreter::retry_held`] after the network's retry interval.
+    RetryLater,
 }
 
 /// A part the DTE submitted with `AT+CMGS`.
@@ -200,6 +205,10 @@ pub struct Interpreter {
     ack_counter: u64,
     /// SMS the network holds back (no room, no service) and delivers later.
     network_queue: VecDeque<Vec<u8>>,
+    /// What the network keeps for its next retry (see [`Effect::RetryLater`]), and whether
+    /// that retry was asked for already.
+    held: VecDeque<Routed>,
+    retry_asked: bool,
 }
 
 impl Interpreter {
@@ -247,6 +256,8 @@ impl Interpreter {
             routed_queue: VecDeque::new(),
             ack_counter: 0,
             network_queue: VecDeque::new(),
+            held: VecDeque::new(),
+            retry_asked: false,
         };
         drop(interpreter.power_on());
         interpreter
@@ -263,18 +274,21 @@ impl Interpreter {
         self.mode = Mode::Command;
         self.line.clear();
         self.held_input.clear();
+        let mut out = Vec::new();
         // Anything routed but unacknowledged is the network's again (TS 27.005 §3.4.4).
         self.requeue_routed();
         self.reported_registration = self.registration();
-        let mut out = Vec::new();
         self.settle(&mut out);
         out
     }
 
     /// Power-off (unplugged): the modem reaches no network until [`Interpreter::power_on`].
-    pub fn power_off(&mut self) {
+    pub fn power_off(&mut self) -> Vec<Effect> {
         self.powered = false;
         self.requeue_routed();
+        let mut out = Vec::new();
+        self.ask_retry(&mut out);
+        out
     }
 
     /// `ATZ` / `AT&F`: the settings a profile holds, not the SIM or the radio.
@@ -311,6 +325,11 @@ impl Interpreter {
     /// SMS the network still holds for this modem.
     pub fn held_by_network(&self) -> usize {
         self.network_queue.len()
+    }
+
+    /// SMS and status reports the network keeps for its next retry.
+    pub fn held_for_retry(&self) -> usize {
+        self.held.len()
     }
 
     /// Feeds bytes from the DTE.
@@ -353,28 +372,63 @@ impl Interpreter {
         out
     }
 
-    /// An SMS-STATUS-REPORT (SMSC field in front) arrives from the network. Without routing
-    /// (`+CNMI` ds=0) it is dropped, as TS 27.005 §3.4.1 says; without service it is lost too.
+    /// An SMS-STATUS-REPORT (SMSC field in front) arrives from the network. The modem takes it
+    /// when it has service; without routing (`+CNMI` ds=0) it then drops it, as TS 27.005
+    /// §3.4.1 says. A modem out of service, or with no room in `"SR"`, cannot take it: the
+    /// service centre keeps it and tries again later (TS 23.040 §3.2.5, as for any SMS).
     pub fn incoming_report(&mut self, pdu: Vec<u8>) -> Vec<Effect> {
         let mut out = Vec::new();
-        if self.can_receive() && self.cnmi.mode != 0 {
-            match self.cnmi.ds {
-                1 => self.route(Routed::Report(pdu), &mut out),
-                2 => {
-                    if let Some(index) = self.storage.reports.store(Status::ReceivedUnread, pdu) {
-                        self.urc(&mut out, &format!("+CDSI: \"SR\",{index}"));
-                    }
-                }
-                _ => {}
+        self.take_report(pdu, &mut out);
+        self.settle(&mut out);
+        out
+    }
+
+    fn take_report(&mut self, pdu: Vec<u8>, out: &mut Vec<Effect>) {
+        if !self.can_receive() {
+            self.hold(Routed::Report(pdu));
+            return;
+        }
+        if self.cnmi.mode == 0 {
+            return;
+        }
+        match self.cnmi.ds {
+            1 => self.route(Routed::Report(pdu), out),
+            2 => match self
+                .storage
+                .reports
+                .store(Status::ReceivedUnread, pdu.clone())
+            {
+                Some(index) => self.urc(out, &format!("+CDSI: \"SR\",{index}")),
+                None => self.hold(Routed::Report(pdu)),
+            },
+            _ => {}
+        }
+    }
+
+    /// The network's retry: what it kept is offered again (status reports as new arrivals,
+    /// SMS behind those it already holds).
+    pub fn retry_held(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.retry_asked = false;
+        let held: Vec<Routed> = self.held.drain(..).collect();
+        for routed in held {
+            match routed {
+                Routed::Report(pdu) => self.take_report(pdu, &mut out),
+                Routed::Sms(pdu) => self.network_queue.push_back(pdu),
             }
         }
         self.settle(&mut out);
         out
     }
 
+    /// Keeps `routed` at the network for its next retry ([`Self::settle`] asks for it).
+    fn hold(&mut self, routed: Routed) {
+        self.held.push_back(routed);
+    }
+
     /// The network stopped waiting for `+CNMA` for routed URC `number`: per TS 27.005 §3.4.4
     /// routing is switched off (`+CNMI` mt and ds to 0) and the network keeps the SMS, which it
-    /// delivers again (now to storage).
+    /// delivers again (now to storage), and the status report, which it tries again later.
     pub fn ack_timeout(&mut self, number: u64) -> Vec<Effect> {
         let mut out = Vec::new();
         if self
@@ -726,7 +780,7 @@ impl Interpreter {
                     .join(",")
             )),
             ("+CNMI", Call::Set(_)) => self.set_cnmi(args)?,
-            ("+CNMA", Call::Action | Call::Set(_)) => self.acknowledge()?,
+            ("+CNMA", Call::Action | Call::Set(_)) => self.acknowledge(number(0).unwrap_or(0))?,
             ("+CPMS", Call::Read) => {
                 self.need_sim(true)?;
                 let (r_used, r_total) = self.usage(self.read_memory);
@@ -989,12 +1043,21 @@ impl Interpreter {
         Ok(())
     }
 
-    /// `AT+CNMA`: acknowledges the routed URC, and sends the next one queued.
-    fn acknowledge(&mut self) -> Result<(), Fail> {
+    /// `AT+CNMA[=<n>]` (TS 27.005 §4.6, PDU mode): 0 or 1 acknowledges the routed URC (RP-ACK),
+    /// 2 refuses it (RP-ERROR), so the network keeps it and tries again later. Either way the
+    /// next one queued is sent.
+    fn acknowledge(&mut self, n: u32) -> Result<(), Fail> {
+        if n > 2 {
+            return Err(Fail::Cms(304));
+        }
         if self.csms != 1 || self.awaiting_ack.is_none() {
             return Err(Fail::Cms(340));
         }
-        self.awaiting_ack = None;
+        if let Some((_, routed)) = self.awaiting_ack.take()
+            && n == 2
+        {
+            self.held.push_back(routed);
+        }
         Ok(())
     }
 
@@ -1066,16 +1129,31 @@ impl Interpreter {
     fn requeue_routed(&mut self) {
         let waiting = self.awaiting_ack.take().map(|(_, routed)| routed);
         let queued: Vec<Routed> = self.routed_queue.drain(..).collect();
+        let mut reports = Vec::new();
         for routed in waiting.into_iter().chain(queued).rev() {
-            if let Routed::Sms(pdu) = routed {
-                self.network_queue.push_front(pdu);
+            match routed {
+                Routed::Sms(pdu) => self.network_queue.push_front(pdu),
+                report @ Routed::Report(_) => reports.push(report),
             }
+        }
+        // The service centre tries status reports again later (TS 23.040 §3.2.5).
+        for report in reports.into_iter().rev() {
+            self.hold(report);
+        }
+    }
+
+    /// Asks the caller for the network's next retry when something is held for it.
+    fn ask_retry(&mut self, out: &mut Vec<Effect>) {
+        if !self.held.is_empty() && !self.retry_asked {
+            self.retry_asked = true;
+            out.push(Effect::RetryLater);
         }
     }
 
     /// After every step: deliver what the network holds when the modem can take it, send the
     /// next routed URC, and report a registration change to those who asked (`+CREG=1`).
     fn settle(&mut self, out: &mut Vec<Effect>) {
+        self.ask_retry(out);
         let registration = self.registration();
         if registration != self.reported_registration {
             self.reported_registration = registration;

@@ -4,7 +4,8 @@
 //! echo, identity, SIM PIN, PDU-mode SMS (`AT+CMGS`, `AT+CMGR`, `AT+CMGL`, `AT+CMGD`, `+CMTI`/`+CMT`,
 //! `+CDS`/`+CDSI`), registration and signal. Behind it a pretend network accepts submitted parts
 //! (with a delay, a TP-MR, and a status report when asked for) and delivers SMS injected through
-//! the handle. Realism switches reproduce what real modems do to their drivers: a slow serial line,
+//! the handle; like a service centre it keeps a status report the modem could not take (away,
+//! out of service, refused or not acknowledged with `AT+CNMA`) and tries again later. Realism switches reproduce what real modems do to their drivers: a slow serial line,
 //! `+CMS ERROR`s, no registration, a full SIM, vendor URC noise, a hang, and an unplug after
 //! which a new pty appears at the same link path.
 //!
@@ -106,6 +107,10 @@ pub struct SimOptions {
     pub hang: bool,
     /// How long a routed `+CMT`/`+CDS` waits for `AT+CNMA` before routing is switched off.
     pub ack_timeout: Duration,
+    /// How long the network waits before it tries again to deliver a status report (or a
+    /// refused SMS) it could not hand over: the modem away or out of service, `"SR"` full, the
+    /// report refused with `AT+CNMA=2` or never acknowledged. Service centres wait minutes.
+    pub network_retry: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
     pub restart_time: Duration,
     /// The SMS centre number (`AT+CSCA?`).
@@ -141,6 +146,7 @@ impl Default for SimOptions {
             cms_error: None,
             hang: false,
             ack_timeout: Duration::from_secs(15),
+            network_retry: Duration::from_secs(60),
             restart_time: Duration::from_secs(1),
             smsc: "+60120000015".to_string(),
             operator: "smsgate sim".to_string(),
