@@ -33,7 +33,7 @@ pub use identity::stable_id;
 pub use inbound::{InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
-    ReportOutcome, Source, StatusReportInput, report_failure_text,
+    ReportOutcome, Source, StatusReportInput, Unrecorded, report_failure_text,
 };
 
 /// Migrations, in order; entry `n` brings the schema to `user_version = n + 1`. Append-only.
@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_event_queue_order",
         include_str!("../../migrations/0002_event_queue_order.sql"),
+    ),
+    (
+        "0003_parked_report",
+        include_str!("../../migrations/0003_parked_report.sql"),
     ),
 ];
 
@@ -161,6 +165,9 @@ pub struct Store {
 struct Signals {
     outbound: Arc<Notify>,
     events: Arc<Notify>,
+    /// Sent parts whose `+CMGS` answer waits in memory for its commit (see
+    /// [`Store::hold_unrecorded`]).
+    unrecorded: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
