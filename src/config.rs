@@ -242,8 +242,10 @@ fn default_sweep_interval() -> Duration {
 fn default_command_timeout() -> Duration {
     Duration::from_secs(10)
 }
+/// What modem manuals give as `AT+CMGS`'s longest answer (SIMCom's SIM800 series: 60 s). A
+/// part whose answer takes longer becomes *unknown*; a hang costs this much sending time.
 fn default_send_timeout() -> Duration {
-    Duration::from_secs(180)
+    Duration::from_secs(60)
 }
 fn default_store_path() -> PathBuf {
     PathBuf::from("/var/lib/smsgate/smsgate.db")
@@ -495,6 +497,8 @@ mod tests {
         assert_eq!(config.sms.max_parts, 10);
         assert_eq!(config.respond.rate_limit, 20);
         assert_eq!(config.respond.max_event_age, Duration::from_secs(259_200));
+        // What modem manuals give for AT+CMGS: a hang costs one of these, not three minutes.
+        assert_eq!(config.modem.send_timeout, Duration::from_secs(60));
         assert_eq!(
             config.respond.alphanumeric_senders,
             AlphanumericPolicy::Keep
