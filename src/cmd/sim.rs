@@ -81,6 +81,9 @@ pub struct Args {
     /// take (away, `SR` full, refused or not acknowledged with `AT+CNMA`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub network_retry: Duration,
+    /// How long the modem takes to register after an unplug or a reset.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub attach_time: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub restart_time: Duration,
@@ -119,6 +122,7 @@ impl Args {
             hang: self.hang,
             ack_timeout: self.ack_timeout,
             network_retry: self.network_retry,
+            attach_time: self.attach_time,
             restart_time: self.restart_time,
             smsc: self.smsc.clone(),
             operator: self.operator.clone(),

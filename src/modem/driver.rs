@@ -367,6 +367,17 @@ impl Driver {
                 // Unusable, but unacknowledged it would come back again and again.
                 work.push_back(Work::Ack);
             }
+        } else if line.starts_with("+CREG:")
+            || line.starts_with("+CGREG:")
+            || line.starts_with("+CEREG:")
+        {
+            // Registration changed (`AT+CREG=1`): refresh now, so sending resumes at once.
+            if parse::registration(line, false).map(parse::is_registered)
+                != Some(conn.report.registered)
+                && !work.contains(&Work::Refresh)
+            {
+                work.push_back(Work::Refresh);
+            }
         } else if line == "RDY" || line.starts_with("^SYSSTART") || line.starts_with("+CFUN:") {
             // The modem restarted on its own: every setting of the initialisation is lost.
             conn.broken = Some(format!("the modem restarted ({line})"));

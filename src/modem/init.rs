@@ -446,6 +446,19 @@ impl Initialiser<'_> {
             warn!("the modem takes no AT+CNMI variant; new SMS are found by the sweep only");
         }
         report.cnmi = chosen;
+        let routes = report.reports() == Reports::Routed || report.notify() == Notify::Routed;
+        if routes && report.needs_ack() && !self.probe {
+            // A routed message the previous run of smsgate never acknowledged (it was stopped
+            // or killed) still holds the modem: refuse it, so the network delivers it again,
+            // rather than let the modem's timeout switch routing off a few seconds from now.
+            match self.run(&parse::set_ints("+CNMA", &[2])).await {
+                Ok(_) => info!(
+                    "refused a routed message left unacknowledged; the network sends it again"
+                ),
+                Err(error) if error.is_fatal() => return Err(error.into()),
+                Err(_) => {}
+            }
+        }
         if report.reports() == Reports::Routed && !report.needs_ack() {
             warn!(
                 "status reports are routed and the modem acknowledges them itself (no AT+CSMS=1): \
@@ -458,6 +471,11 @@ impl Initialiser<'_> {
     /// Registration, operator, signal and SMSC (none of them blocks initialisation: SMS may
     /// arrive once the network comes, and the health refresh keeps asking).
     async fn network(&self, report: &mut InitReport) -> Result<(), ModemError> {
+        // `+CREG: <stat>` whenever registration changes (TS 27.007 §7.2), so a modem that finds
+        // the network after power-on is used at once, not at the next health refresh.
+        if let Err(error) = self.run("AT+CREG=1").await {
+            debug!(%error, "AT+CREG=1 refused; registration is polled");
+        }
         refresh_network(self.at, self.options.command_timeout, report).await?;
         if let Ok(response) = self.run("AT+CSCA?").await {
             report.smsc = response.lines.iter().find_map(|line| parse::smsc(line));

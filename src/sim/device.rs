@@ -52,6 +52,10 @@ enum Event {
     /// The network tries again to deliver what it kept (not tied to a pty: the network keeps
     /// trying while the modem is away).
     NetworkRetry,
+    /// The modem found the network after power-on.
+    Attached {
+        generation: u64,
+    },
     Restart {
         generation: u64,
     },
@@ -110,6 +114,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     drop(interpreter.set_network(options.registered));
     drop(interpreter.set_storage_full(options.storage_full));
     interpreter.set_cms_error_always(options.cms_error);
+    interpreter.set_attach_delayed(!options.attach_time.is_zero());
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
@@ -330,6 +335,10 @@ impl Device {
                 let effects = self.interpreter.retry_held();
                 self.apply(effects);
             }
+            Event::Attached { generation } if generation == self.generation => {
+                let effects = self.interpreter.attached();
+                self.apply(effects);
+            }
             Event::Restart { generation } if generation == self.generation => {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
                 self.unplug(self.options.restart_time).await;
@@ -392,6 +401,10 @@ impl Device {
                 }
                 Effect::RetryLater => {
                     self.schedule(self.options.network_retry, Event::NetworkRetry);
+                }
+                Effect::Attaching => {
+                    let generation = self.generation;
+                    self.schedule(self.options.attach_time, Event::Attached { generation });
                 }
                 Effect::SubmitAnswered => {
                     if let Some(port) = &self.port

@@ -81,6 +81,9 @@ pub enum Effect {
     /// with `AT+CNMA=2`, no `AT+CNMA` in time, no room in `"SR"`); call
     /// [`Interpreter::retry_held`] after the network's retry interval.
     RetryLater,
+    /// The modem powered on and looks for the network; call [`Interpreter::attached`] when it
+    /// has registered (only with [`Interpreter::set_attach_delayed`]).
+    Attaching,
 }
 
 /// A part the DTE submitted with `AT+CMGS`.
@@ -183,8 +186,12 @@ pub struct Interpreter {
     storage_full: bool,
     cms_once: VecDeque<u16>,
     cms_always: Option<u16>,
+    /// Registration takes a while after power-on (see [`Effect::Attaching`]).
+    attach_delayed: bool,
     // Volatile state, reset at power-on.
     powered: bool,
+    /// Registered with the network since power-on (at once unless `attach_delayed`).
+    attached: bool,
     unlocked: bool,
     echo: bool,
     cmee: u32,
@@ -231,7 +238,9 @@ impl Interpreter {
             storage_full: false,
             cms_once: VecDeque::new(),
             cms_always: None,
+            attach_delayed: false,
             powered: true,
+            attached: true,
             unlocked: false,
             echo: true,
             cmee: 0,
@@ -267,6 +276,7 @@ impl Interpreter {
     /// if it has a PIN; storage, TP-MR and SMS held by the network stay (and may arrive now).
     pub fn power_on(&mut self) -> Vec<Effect> {
         self.powered = true;
+        self.attached = !self.attach_delayed;
         self.unlocked = self.card.pin.is_none() && !self.card.puk_required;
         self.reset_settings();
         self.cfun = 1;
@@ -278,6 +288,29 @@ impl Interpreter {
         // Anything routed but unacknowledged is the network's again (TS 27.005 §3.4.4).
         self.requeue_routed();
         self.reported_registration = self.registration();
+        if !self.attached {
+            out.push(Effect::Attaching);
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// Whether registration takes a while after each later power-on (a real modem needs
+    /// seconds to find the network; meanwhile nothing can reach it).
+    pub fn set_attach_delayed(&mut self, delayed: bool) {
+        self.attach_delayed = delayed;
+    }
+
+    /// The modem registered after its power-on. The network then delivers at once what it kept
+    /// for it (the HLR alerts the service centre, TS 23.040 §3.2.5), not at its next retry.
+    pub fn attached(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.powered && !self.attached {
+            self.attached = true;
+            // `+CREG: 1` first, as the modem says it before anything arrives.
+            self.settle(&mut out);
+            self.offer_held(&mut out);
+        }
         self.settle(&mut out);
         out
     }
@@ -405,20 +438,25 @@ impl Interpreter {
         }
     }
 
-    /// The network's retry: what it kept is offered again (status reports as new arrivals,
-    /// SMS behind those it already holds).
+    /// The network's retry: what it kept is offered again.
     pub fn retry_held(&mut self) -> Vec<Effect> {
         let mut out = Vec::new();
         self.retry_asked = false;
+        self.offer_held(&mut out);
+        self.settle(&mut out);
+        out
+    }
+
+    /// Offers again what the network kept: status reports as new arrivals, SMS behind those
+    /// it already holds.
+    fn offer_held(&mut self, out: &mut Vec<Effect>) {
         let held: Vec<Routed> = self.held.drain(..).collect();
         for routed in held {
             match routed {
-                Routed::Report(pdu) => self.take_report(pdu, &mut out),
+                Routed::Report(pdu) => self.take_report(pdu, out),
                 Routed::Sms(pdu) => self.network_queue.push_back(pdu),
             }
         }
-        self.settle(&mut out);
-        out
     }
 
     /// Keeps `routed` at the network for its next retry ([`Self::settle`] asks for it).
@@ -1068,7 +1106,7 @@ impl Interpreter {
     fn registration(&self) -> u8 {
         if !self.powered || self.cfun != 1 || self.lock() != Lock::Ready {
             0
-        } else if self.network_available {
+        } else if self.network_available && self.attached {
             1
         } else {
             2

@@ -111,6 +111,9 @@ pub struct SimOptions {
     /// refused SMS) it could not hand over: the modem away or out of service, `"SR"` full, the
     /// report refused with `AT+CNMA=2` or never acknowledged. Service centres wait minutes.
     pub network_retry: Duration,
+    /// How long the modem takes to register after it powers on again (an unplug, a reset);
+    /// meanwhile nothing reaches it. Zero: at once.
+    pub attach_time: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
     pub restart_time: Duration,
     /// The SMS centre number (`AT+CSCA?`).
@@ -147,6 +150,7 @@ impl Default for SimOptions {
             hang: false,
             ack_timeout: Duration::from_secs(15),
             network_retry: Duration::from_secs(60),
+            attach_time: Duration::ZERO,
             restart_time: Duration::from_secs(1),
             smsc: "+60120000015".to_string(),
             operator: "smsgate sim".to_string(),

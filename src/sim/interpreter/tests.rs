@@ -595,3 +595,28 @@ fn reports_wait_at_the_network_while_the_modem_is_away_or_sr_is_full() {
     say(&mut m, "AT+CPMS=\"SR\";+CMGD=2\r");
     assert_eq!(text(&m.retry_held()), "\r\n+CDSI: \"SR\",2\r\n");
 }
+
+#[test]
+fn after_power_on_nothing_arrives_until_the_modem_has_registered() {
+    let mut m = quiet();
+    m.set_attach_delayed(true);
+    say(&mut m, "AT+CNMI=2,1,0,1,0\r");
+    m.power_off();
+    assert_eq!(text(&m.incoming_report(report_pdu())), "");
+    let effects = m.power_on();
+    assert!(effects.contains(&Effect::Attaching), "{effects:?}");
+    say(&mut m, "ATE0;+CREG=1;+CSMS=1;+CNMI=2,1,0,1,0\r");
+    assert_eq!(
+        say(&mut m, "AT+CREG?\r"),
+        "\r\n+CREG: 1,2\r\n\r\nOK\r\n",
+        "searching"
+    );
+    assert_eq!(say(&mut m, "AT+CMGS=23\r"), "\r\n> ");
+    assert_eq!(say(&mut m, &format!("{SUBMIT}\x1a")), "");
+    assert_eq!(text(&m.finish_submit()), "\r\n+CMS ERROR: 331\r\n");
+    // Registered: the held report comes at once, after the registration URC.
+    assert_eq!(
+        text(&m.attached()),
+        format!("\r\n+CREG: 1\r\n{ROUTED_REPORT}")
+    );
+}
