@@ -276,6 +276,12 @@ impl Device {
             Control::StoredReports(reply) => {
                 let _ = reply.send(self.interpreter.storage().reports.entries().to_vec());
             }
+            Control::HeldForRetry(reply) => {
+                let _ = reply.send(self.interpreter.held_for_retry());
+            }
+            Control::Submitting(reply) => {
+                let _ = reply.send(self.submitting.is_some());
+            }
             Control::Connected(reply) => {
                 let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty().has_client()));
             }

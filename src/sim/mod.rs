@@ -229,6 +229,8 @@ pub(crate) enum Control {
     ReportStatus(u8),
     Stored(oneshot::Sender<Vec<Entry>>),
     StoredReports(oneshot::Sender<Vec<Entry>>),
+    HeldForRetry(oneshot::Sender<usize>),
+    Submitting(oneshot::Sender<bool>),
     Connected(oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -385,6 +387,16 @@ impl SimHandle {
     /// The status reports in `"SR"` storage, in index order.
     pub async fn stored_reports(&self) -> Vec<Entry> {
         self.ask(Control::StoredReports).await.unwrap_or_default()
+    }
+
+    /// How many status reports (and refused SMS) the network keeps for its next retry.
+    pub async fn held_for_retry(&self) -> usize {
+        self.ask(Control::HeldForRetry).await.unwrap_or(0)
+    }
+
+    /// Whether a submitted part is with the network now (after Ctrl-Z, before `+CMGS:`).
+    pub async fn submitting(&self) -> bool {
+        self.ask(Control::Submitting).await.unwrap_or(false)
     }
 
     /// Whether a client has the port open (opens and closes of the pty, as inotify reports them).
