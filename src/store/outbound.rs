@@ -792,10 +792,11 @@ impl Store {
                 };
                 tx.execute("DELETE FROM parked_report WHERE received_ms < ?1", [since])?;
                 let Some((id, seq, state)) = matched else {
+                    // A report the network delivers twice is parked twice; applying it twice
+                    // changes nothing.
                     tx.execute(
                         "INSERT INTO parked_report (mr, recipient, status, received_ms)
-                         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM parked_report
-                             WHERE mr = ?1 AND recipient = ?2 AND status = ?3)",
+                         VALUES (?1, ?2, ?3, ?4)",
                         params![report.mr, report.recipient, report.status, report.now_ms],
                     )?;
                     return Ok(ReportOutcome::Unmatched);
