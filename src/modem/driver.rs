@@ -423,7 +423,14 @@ impl Driver {
         if let StorageSlot::Stored { memory, index } = &slot {
             self.outstanding.insert((memory.clone(), *index));
         }
-        self.pending.push_back(event);
+        if slot == StorageSlot::Routed {
+            // Until it is acknowledged the modem routes nothing else, and after its timeout
+            // it switches routing off (reports arriving then are dropped): it goes to the
+            // caller ahead of stored messages, which can wait.
+            self.pending.push_front(event);
+        } else {
+            self.pending.push_back(event);
+        }
         true
     }
 

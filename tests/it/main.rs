@@ -6,6 +6,7 @@
 
 mod at_engine;
 mod cli;
+mod durability;
 mod e2e;
 mod harness;
 mod http;
