@@ -28,7 +28,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
-pub use events::{EventBatch, WebhookStats};
+pub use events::{EventBatch, Lane, WebhookStats};
 pub use identity::stable_id;
 pub use inbound::{InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_event_queue_order",
         include_str!("../../migrations/0002_event_queue_order.sql"),
+    ),
+    (
+        "0003_event_lanes",
+        include_str!("../../migrations/0003_event_lanes.sql"),
     ),
 ];
 
