@@ -657,3 +657,173 @@ async fn webhook_connection_refused_is_retried() {
         .message;
     assert!(error.starts_with("cannot reach respond.io"), "{error}");
 }
+
+/// A worker on the real store, posting to the shared stand-in (`smsgate::app::standin`), which
+/// can delay its answers and counts overlapping requests per contact.
+async fn store_worker(
+    rate: u32,
+    options: WorkerOptions,
+) -> (
+    smsgate::store::Store,
+    smsgate::app::standin::StandIn,
+    Worker<smsgate::store::Store>,
+) {
+    let standin =
+        smsgate::app::standin::StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), TOKEN, false)
+            .await
+            .expect("stand-in");
+    let store = smsgate::store::Store::open_in_memory()
+        .await
+        .expect("store");
+    let client = WebhookClient::new(&ClientOptions {
+        webhook_url: standin.url(),
+        channel_id: CHANNEL.into(),
+        api_token: TOKEN.into(),
+        request_timeout: Duration::from_secs(5),
+    })
+    .expect("client");
+    // As `Worker::from_config` builds it: one interval of margin on the one-second window.
+    let window = Duration::from_secs(1) + Duration::from_secs(1) / rate;
+    let worker = Worker::new(
+        store.clone(),
+        client,
+        Arc::new(RateLimiter::new(rate, 1).with_window(window)),
+        options,
+    )
+    .with_notify(store.event_signal());
+    (store, standin, worker)
+}
+
+/// No `rate + 1` arrivals within one second.
+fn assert_arrival_rate(requests: &[smsgate::app::standin::Recorded], rate: usize) {
+    let times: Vec<Instant> = requests.iter().map(|r| r.at).collect();
+    for (i, start) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(within <= rate, "{within} requests within one second");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays() {
+    let mut options = fast_retries();
+    options.max_events_per_request = 3; // several requests per contact
+    options.max_in_flight = 8;
+    let rate = 40;
+    let (store, standin, worker) = store_worker(rate, options).await;
+    standin.set_answer_delay_range(Duration::ZERO, Duration::from_millis(150));
+    // 24 contacts, 12 events each, of all three lanes, interleaved across contacts.
+    let kinds = ["message", "message_echo", "message_status"];
+    let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+    for c in 0..24 {
+        expected.push((format!("+6011{c:08}"), Vec::new()));
+    }
+    for n in 0..12 {
+        for (c, (contact, ids)) in expected.iter_mut().enumerate() {
+            let m_id = format!("{contact}-{n}");
+            let event = json!({"type": kinds[(n + c) % 3], "mId": m_id, "timestamp": n,
+                               "message": {"type": "text", "text": format!("text {n}")}});
+            store
+                .enqueue_event(contact, event, smsgate::respond::worker::system_now_ms())
+                .await
+                .expect("enqueue");
+            ids.push(m_id);
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let started = Instant::now();
+    loop {
+        let stats = store.webhook_stats(0).await.expect("stats");
+        if stats.pending == 0 {
+            assert_eq!(stats.dead, 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "still pending: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("worker task");
+
+    assert_eq!(
+        standin.overlaps(),
+        0,
+        "two requests for one contact at once"
+    );
+    let most = standin.most_held_at_once();
+    assert!((2..=8).contains(&most), "{most} requests at once");
+    let accepted = standin.accepted_events();
+    for (contact, ids) in &expected {
+        let delivered: Vec<String> = accepted
+            .iter()
+            .filter(|(c, _)| c == contact)
+            .map(|(_, e)| e["mId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(&delivered, ids, "events of {contact}");
+    }
+    assert_arrival_rate(&standin.requests(), rate as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
+    let options = fast_retries();
+    let (store, standin, worker) = store_worker(20, options).await;
+    standin.set_answer_delay(Duration::from_millis(100));
+    standin.set_behaviour(smsgate::app::standin::Behaviour::Status(503));
+    for c in 0..20 {
+        store
+            .enqueue_event(
+                &format!("+6012{c:08}"),
+                message_event("c", c),
+                smsgate::respond::worker::system_now_ms(),
+            )
+            .await
+            .expect("enqueue");
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let started = Instant::now();
+    while standin.requests().len() < 14 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "too few retries"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failing = standin.requests();
+    // At most `max_in_flight` requests left before the first failure was known; every later
+    // one waited for the one before it to be answered.
+    for pair in failing[8..].windows(2) {
+        let answered = pair[0].answered_at.expect("a 503 is answered");
+        assert!(
+            pair[1].at >= answered,
+            "a request started while another was in flight during the outage"
+        );
+    }
+    let switched = failing.len();
+    standin.set_behaviour(smsgate::app::standin::Behaviour::Accept);
+    loop {
+        let stats = store.webhook_stats(0).await.expect("stats");
+        if stats.pending == 0 {
+            assert_eq!(stats.dead, 0);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "{stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("worker task");
+    // Once respond.io answers again, requests overlap again.
+    let after = &standin.requests()[switched..];
+    let overlapping = after.windows(2).any(|pair| {
+        pair[0]
+            .answered_at
+            .is_some_and(|answered| pair[1].at < answered)
+    });
+    assert!(overlapping, "no concurrency after the recovery");
+}
