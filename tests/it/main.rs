@@ -16,3 +16,4 @@ mod sim;
 mod store;
 mod store_modem;
 mod webhook;
+mod webhook_e2e;
