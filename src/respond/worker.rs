@@ -301,50 +301,73 @@ impl<Q: EventQueue> Worker<Q> {
     /// `idle_poll`. Cancelling mid-request is safe: delivery is at least once, so an event
     /// whose answer was not recorded is simply posted again later.
     pub async fn run(self, shutdown: CancellationToken) {
-        let inner = self.inner;
         info!(
-            url = inner.client.url(),
-            rate = inner.limiter.rate(),
-            max_in_flight = inner.options.max_in_flight,
+            url = self.inner.client.url(),
+            rate = self.inner.limiter.rate(),
+            max_in_flight = self.inner.options.max_in_flight,
             "webhook worker started"
         );
-        let mut tasks: JoinSet<Result<Outcome, RespondError>> = JoinSet::new();
-        // The contact of each request in flight, by task.
-        let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut dispatch = Dispatch {
+            inner: self.inner,
+            waker: self.waker,
+            shutdown,
+            tasks: JoinSet::new(),
+            busy: HashMap::new(),
+        };
+        dispatch.run().await;
+        dispatch.tasks.shutdown().await;
+        dispatch.inner.metrics.set_in_flight(0);
+        info!("webhook worker stopped");
+    }
+}
+
+/// The loop of [`Worker::run`]: chooses each batch, takes its token, and hands it to a task.
+struct Dispatch<Q> {
+    inner: Inner<Q>,
+    waker: Waker,
+    shutdown: CancellationToken,
+    tasks: JoinSet<Result<Outcome, RespondError>>,
+    /// The contact of each request in flight, by task.
+    busy: HashMap<tokio::task::Id, String>,
+}
+
+/// A request task that ended, as `JoinSet::join_next_with_id` gives it.
+type Finished = Result<(tokio::task::Id, Result<Outcome, RespondError>), tokio::task::JoinError>;
+
+impl<Q: EventQueue> Dispatch<Q> {
+    /// Returns when shutdown is requested.
+    async fn run(&mut self) {
         loop {
             let mut queue_failed = false;
-            while let Some(done) = tasks.try_join_next_with_id() {
-                queue_failed |= finished(&inner, &mut busy, done);
+            while let Some(done) = self.tasks.try_join_next_with_id() {
+                queue_failed |= self.finished(done);
             }
-            if queue_failed && pause(&shutdown, Duration::from_secs(1)).await {
-                break;
+            if queue_failed && self.pause().await {
+                return;
             }
-            if busy.len() >= inner.in_flight_limit() {
+            if self.busy.len() >= self.inner.in_flight_limit() {
                 tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    Some(done) = tasks.join_next_with_id() => {
-                        if finished(&inner, &mut busy, done)
-                            && pause(&shutdown, Duration::from_secs(1)).await
-                        {
-                            break;
+                    () = self.shutdown.cancelled() => return,
+                    Some(done) = self.tasks.join_next_with_id() => {
+                        if self.finished(done) && self.pause().await {
+                            return;
                         }
                     }
                 }
                 continue;
             }
-            let contacts: Vec<String> = busy.values().cloned().collect();
-            let batch = match inner.next_batch(&contacts).await {
+            let contacts: Vec<String> = self.busy.values().cloned().collect();
+            let batch = match self.inner.next_batch(&contacts).await {
                 Ok(Some(batch)) => batch,
                 Ok(None) => {
+                    let idle_poll = self.inner.options.idle_poll;
                     tokio::select! {
-                        () = shutdown.cancelled() => break,
+                        () = self.shutdown.cancelled() => return,
                         () = self.waker.0.notified() => {}
-                        () = tokio::time::sleep(inner.options.idle_poll) => {}
-                        Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                            if finished(&inner, &mut busy, done)
-                                && pause(&shutdown, Duration::from_secs(1)).await
-                            {
-                                break;
+                        () = tokio::time::sleep(idle_poll) => {}
+                        Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                            if self.finished(done) && self.pause().await {
+                                return;
                             }
                         }
                     }
@@ -352,23 +375,24 @@ impl<Q: EventQueue> Worker<Q> {
                 }
                 Err(error) => {
                     error!(%error, "webhook queue unavailable; retrying shortly");
-                    if pause(&shutdown, Duration::from_secs(1)).await {
-                        break;
+                    if self.pause().await {
+                        return;
                     }
                     continue;
                 }
             };
             let asked = tokio::time::Instant::now();
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = inner.limiter.acquire() => {}
+            match self.token().await {
+                None => return,
+                Some(false) => continue,
+                Some(true) => {}
             }
             // A failure recorded meanwhile may have dropped the worker to one request at once.
-            if busy.len() >= inner.in_flight_limit() {
+            if self.busy.len() >= self.inner.in_flight_limit() {
                 continue;
             }
             let batch = if asked.elapsed() > RECHOOSE_AFTER {
-                match inner.next_batch(&contacts).await {
+                match self.inner.next_batch(&contacts).await {
                     Ok(Some(batch)) => batch,
                     Ok(None) => continue,
                     Err(error) => {
@@ -380,54 +404,75 @@ impl<Q: EventQueue> Worker<Q> {
                 batch
             };
             let contact = batch.contact_id.clone();
-            let epoch = inner.epoch();
-            let task = inner.clone();
-            let id = tasks
+            let epoch = self.inner.epoch();
+            let task = self.inner.clone();
+            let id = self
+                .tasks
                 .spawn(async move { task.deliver(batch, epoch).await })
                 .id();
-            busy.insert(id, contact);
-            inner.metrics.set_in_flight(busy.len());
+            self.busy.insert(id, contact);
+            self.inner.metrics.set_in_flight(self.busy.len());
         }
-        tasks.shutdown().await;
-        inner.metrics.set_in_flight(0);
-        info!("webhook worker stopped");
     }
-}
 
-/// Records a finished request task: its contact is free again. Returns `true` when the queue
-/// failed (the caller pauses before asking it again).
-fn finished<Q>(
-    inner: &Inner<Q>,
-    busy: &mut HashMap<tokio::task::Id, String>,
-    done: Result<(tokio::task::Id, Result<Outcome, RespondError>), tokio::task::JoinError>,
-) -> bool {
-    let failed = match done {
-        Ok((id, result)) => {
-            busy.remove(&id);
-            match result {
-                Ok(_) => false,
-                Err(error) => {
-                    // Not lost: the events are still pending and go again (at least once).
-                    error!(%error, "webhook queue unavailable; retrying shortly");
-                    true
+    /// Waits for a token: `Some(true)` to go on, `Some(false)` after a queue failure meanwhile
+    /// (paused already; choose again), `None` at shutdown. The token may be far off (a hold):
+    /// requests that finish meanwhile free their contacts at once.
+    async fn token(&mut self) -> Option<bool> {
+        let limiter = Arc::clone(&self.inner.limiter);
+        let token = limiter.acquire();
+        tokio::pin!(token);
+        let mut queue_failed = false;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                () = &mut token => break,
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    queue_failed |= self.finished(done);
                 }
             }
         }
-        Err(join_error) => {
-            busy.remove(&join_error.id());
-            error!(error = %join_error, "a webhook request task failed; its events go again");
-            false
+        if queue_failed {
+            return if self.pause().await {
+                None
+            } else {
+                Some(false)
+            };
         }
-    };
-    inner.metrics.set_in_flight(busy.len());
-    failed
-}
+        Some(true)
+    }
 
-/// Sleeps for `duration` unless `shutdown` comes first; `true` when it did.
-async fn pause(shutdown: &CancellationToken, duration: Duration) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => true,
-        () = tokio::time::sleep(duration) => false,
+    /// Records a finished request task: its contact is free again. Returns `true` when the
+    /// queue failed (the caller pauses before asking it again).
+    fn finished(&mut self, done: Finished) -> bool {
+        let failed = match done {
+            Ok((id, result)) => {
+                self.busy.remove(&id);
+                match result {
+                    Ok(_) => false,
+                    Err(error) => {
+                        // Not lost: the events are still pending and go again (at least once).
+                        error!(%error, "webhook queue unavailable; retrying shortly");
+                        true
+                    }
+                }
+            }
+            Err(join_error) => {
+                self.busy.remove(&join_error.id());
+                error!(error = %join_error, "a webhook request task failed; its events go again");
+                false
+            }
+        };
+        self.inner.metrics.set_in_flight(self.busy.len());
+        failed
+    }
+
+    /// Waits a second (after a queue failure) unless shutdown comes first; `true` when it did.
+    async fn pause(&self) -> bool {
+        tokio::select! {
+            () = self.shutdown.cancelled() => true,
+            () = tokio::time::sleep(Duration::from_secs(1)) => false,
+        }
     }
 }
 

@@ -827,3 +827,36 @@ async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
     });
     assert!(overlapping, "no concurrency after the recovery");
 }
+
+#[tokio::test]
+async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
+    let (store, standin, mut worker) = store_worker(20, fast_retries()).await;
+    let now = smsgate::respond::worker::system_now_ms();
+    for value in ["sent", "delivered"] {
+        store
+            .enqueue_event(
+                "+60170000001",
+                json!({"type": "message_status", "mId": "m-1", "timestamp": now,
+                       "status": {"value": value}}),
+                now,
+            )
+            .await
+            .expect("enqueue");
+    }
+    assert_eq!(
+        worker.try_one().await.expect("step"),
+        Outcome::Delivered {
+            contact_id: "+60170000001".into(),
+            events: 2
+        }
+    );
+    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    let requests = standin.requests();
+    assert_eq!(requests.len(), 1);
+    let values: Vec<&str> = requests[0]
+        .events()
+        .iter()
+        .filter_map(|e| e["status"]["value"].as_str())
+        .collect();
+    assert_eq!(values, ["sent", "delivered"]);
+}
