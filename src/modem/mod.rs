@@ -89,6 +89,9 @@ pub struct Tuning {
     /// Attempts at a command the modem answers "busy", and the first pause between them.
     pub busy_retries: u32,
     pub busy_backoff: Duration,
+    /// How long an initialisation query that got its answer waits for the final result
+    /// before going on without it (Wavecom modems omit the `OK` after `+CPIN: READY`).
+    pub final_grace: Duration,
 }
 
 impl Default for Tuning {
@@ -105,6 +108,7 @@ impl Default for Tuning {
             full_sweep_interval: Duration::from_secs(10),
             busy_retries: 5,
             busy_backoff: Duration::from_millis(500),
+            final_grace: Duration::from_secs(2),
         }
     }
 }
@@ -142,6 +146,19 @@ pub enum ModemEvent {
     /// A status report for a part sent earlier (paired by TP-MR).
     StatusReport {
         report: crate::pdu::StatusReport,
+        slot: StorageSlot,
+    },
+    /// A received PDU that does not decode, even leniently. The caller keeps it (nothing is
+    /// dropped in silence) and then confirms the slot, so it cannot fill the storage.
+    Unreadable {
+        /// The PDU text as the modem printed it.
+        pdu: String,
+        /// Why it could not be read.
+        reason: String,
+        /// TP-OA, when the fields up to it could be read.
+        sender: Option<crate::pdu::Address>,
+        /// A status report, by its TP-MTI or by the URC that carried it.
+        status_report: bool,
         slot: StorageSlot,
     },
 }
