@@ -10,6 +10,7 @@ mod e2e;
 mod harness;
 mod http;
 mod http_store;
+mod lenient;
 mod modem;
 mod pdu_cli;
 mod sim;
