@@ -361,8 +361,9 @@ where
                     bump(&self.counters.stray_lines, 1);
                     self.write(&[ESC], "<ESC>").await?;
                 }
-                None if grace_until.is_some_and(|grace| grace <= deadline) => {
-                    // The answer came, the final result did not: go on with the answer, and
+                None if grace_until.is_some() => {
+                    // The answer came, the final result did not (within the grace, or by the
+                    // command's own deadline if that is sooner): go on with the answer, and
                     // make sure a late `OK` cannot answer the next command.
                     self.needs_resync = true;
                     tracing::info!(

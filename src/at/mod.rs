@@ -69,8 +69,8 @@ impl Command {
 
     /// For modems that give the answer and then omit the final result (a Wavecom answers
     /// `AT+CPIN?` with `+CPIN: READY` and no `OK`): once an information line starting with
-    /// `prefix` has arrived, the final result is awaited for at most `grace`, then the command
-    /// ends as if `OK` had come. The engine logs that the modem omitted it and resynchronises
+    /// `prefix` has arrived, the final result is awaited for at most `grace` (or up to the
+    /// command's timeout, if that comes first), then the command ends as if `OK` had come. The engine logs that the modem omitted it and resynchronises
     /// before the next command, so a late `OK` is never taken for the next command's answer.
     pub fn final_grace(mut self, prefix: impl Into<String>, grace: Duration) -> Self {
         self.final_grace = Some((prefix.into(), grace));

@@ -42,7 +42,12 @@ impl Inbox {
             (Some(sender), UnreadableKind::Sms) => Some(self.contact_of(sender)),
             _ => None,
         };
-        let identity = sms.pdu.trim().to_ascii_uppercase();
+        // The PDU without the quotes and spaces a modem may put around it, so a re-read is
+        // recognised whatever the framing.
+        let identity = sms
+            .pdu
+            .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+            .to_ascii_uppercase();
         let placeholder = match &contact {
             Some((contact_id, true)) if self.options.forward_unreadable => Some(Placeholder {
                 m_id: stable_id("sms-", &[b"unreadable", identity.as_bytes()]),

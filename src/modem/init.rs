@@ -7,6 +7,9 @@
 //! `AT+CNMI` variant instead of stopping at the first that works, so the report can say which
 //! ones the modem takes.
 //!
+//! A query whose answer came without its final result (a Wavecom answers `AT+CPIN?` with
+//! `+CPIN: READY` and no `OK`) goes on with the answer after [`Tuning::final_grace`].
+//!
 //! Nothing here loops forever or retries after an error: the driver's recovery ladder does.
 
 use std::time::Duration;

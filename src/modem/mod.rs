@@ -10,7 +10,10 @@
 //!
 //! It does not store anything, reassemble multipart messages or retry failed sends: a received
 //! part is deleted from the SIM only when the caller [`ModemHandle::confirm`]s it, and a send
-//! error comes back classified for the outbox to decide.
+//! error comes back classified for the outbox to decide. Replies are framed tolerantly
+//! ([`parse`]), PDUs decoded leniently ([`crate::pdu`]); a received PDU that still does not
+//! decode is handed over as [`ModemEvent::Unreadable`] for the caller to keep, never left to
+//! fill the storage.
 
 mod driver;
 pub mod error;

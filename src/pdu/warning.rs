@@ -6,7 +6,7 @@
 //! TP-UDL, UCS-2 text under a TP-DCS that says GSM 7-bit. Each such field is read as well as
 //! it can be and noted as a [`Warning`]; the rest of the PDU is used. Damage in two unrelated
 //! places at once (an unreadable time stamp *and* user data that does not fit) is what a PDU
-//! read from the wrong offset looks like, so [`Repairs::finish`] then gives the strict error
+//! read from the wrong offset looks like, so the decoder then gives the strict error
 //! instead of a confident wrong answer. Structural faults (the wrong TP-MTI, an address that
 //! overruns, a broken header, non-hex text) are never repaired: they are errors as before.
 

@@ -16,4 +16,5 @@ mod pdu_cli;
 mod sim;
 mod store;
 mod store_modem;
+mod unreadable;
 mod webhook;
