@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::systemd;
 use crate::config::Config;
 use crate::http::{self, AppState, Settings};
+use crate::inbox::unreadable::UnreadableSms;
 use crate::inbox::{Inbox, InboxOptions};
 use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions, StorageSlot};
 use crate::outbox::{Outbox, OutboxOptions};
@@ -48,6 +49,9 @@ impl Gateway {
     /// systemd the gateway is ready. Returns once all of that is done; the modem keeps
     /// initialising (and recovering) in the background.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        if let Some(warning) = config.respond.retired_webhook_warning() {
+            tracing::warn!("{warning}");
+        }
         let store = Store::open(&config.store.path)
             .await
             .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;
@@ -222,6 +226,27 @@ async fn receive(
             ModemEvent::Received { deliver, pdu, slot } => {
                 let outcome = inbox.receive(&deliver, &pdu).await.map(drop);
                 ("a received SMS", outcome.map_err(anyhow::Error::from), slot)
+            }
+            ModemEvent::Unreadable {
+                pdu,
+                reason,
+                sender,
+                status_report,
+                slot,
+            } => {
+                let sms = UnreadableSms {
+                    pdu,
+                    reason,
+                    sender,
+                    status_report,
+                    slot: slot.to_string(),
+                };
+                let outcome = inbox.receive_unreadable(sms).await.map(drop);
+                (
+                    "an undecodable SMS",
+                    outcome.map_err(anyhow::Error::from),
+                    slot,
+                )
             }
             ModemEvent::StatusReport { report, slot } => {
                 let outcome = reports.status_report(&report).await.map(drop);

@@ -37,11 +37,13 @@ pub struct HealthReport {
 }
 
 /// Runs every check. Pure but for the reads it is given.
+#[allow(clippy::too_many_arguments)] // one reading or limit per check, each named at the call
 pub fn evaluate(
     modem: &ModemSnapshot,
     outbox: Result<&QueueStats, &str>,
     webhook: Result<&BacklogStats, &str>,
     current_webhook_error: Option<&str>,
+    webhook_fault: Option<&str>,
     now_ms: i64,
     outbox_age_limit: Duration,
     webhook_age_limit: Duration,
@@ -136,6 +138,13 @@ pub fn evaluate(
         ok: current_webhook_error.is_none(),
         detail: current_webhook_error.unwrap_or("none").to_owned(),
     });
+    // A refused token or webhook URL pauses delivery until the configuration is fixed; the
+    // events wait. Its own check, so the reason and the fix stay visible between retries.
+    checks.push(Check {
+        name: "webhook_delivery",
+        ok: webhook_fault.is_none(),
+        detail: webhook_fault.unwrap_or("running").to_owned(),
+    });
     checks
 }
 
@@ -154,11 +163,13 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
     let outbox = inner.outbox.outbox_stats(now_ms).await;
     let webhook = inner.outbox.webhook_stats(now_ms).await;
     let current_error = inner.webhook.current_error().map(|e| e.message);
+    let fault = inner.webhook.fault();
     let checks = evaluate(
         &modem,
         outbox.as_ref().map_err(|e| e.0.as_str()),
         webhook.as_ref().map_err(|e| e.0.as_str()),
         current_error.as_deref(),
+        fault.as_deref(),
         now_ms,
         inner.settings.health_outbox_age,
         inner.settings.health_webhook_age,
@@ -316,6 +327,11 @@ fn write_metrics(
             ),
             ("failed", "Messages that failed for good.", totals.failed),
             ("received", "Incoming messages committed.", totals.received),
+            (
+                "unreadable",
+                "Incoming SMS that could not be decoded, kept raw (`smsgate status` lists them).",
+                totals.unreadable,
+            ),
         ] {
             gauge(
                 out,
@@ -387,7 +403,16 @@ mod tests {
         let outbox = QueueStats::default();
         let webhook = BacklogStats::default();
         let limit = Duration::from_secs(600);
-        let checks = evaluate(&ready(), Ok(&outbox), Ok(&webhook), None, 0, limit, limit);
+        let checks = evaluate(
+            &ready(),
+            Ok(&outbox),
+            Ok(&webhook),
+            None,
+            None,
+            0,
+            limit,
+            limit,
+        );
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         assert_eq!(checks[2].detail, "home on Maxis, -71 dBm");
 
@@ -412,7 +437,8 @@ mod tests {
             &unplugged,
             Ok(&old),
             Ok(&backlog),
-            Some("HTTP 503"),
+            Some("HTTP 401"),
+            Some("respond.io rejects the API token (HTTP 401)"),
             1_000_000,
             limit,
             limit,
@@ -428,7 +454,11 @@ mod tests {
                 ("modem", "unplugged: port closed"),
                 ("outbox", "3 queued, oldest 1000 s (limit 600 s)"),
                 ("webhook_backlog", "2 pending, oldest 1000 s, 1 dead"),
-                ("webhook_last_error", "HTTP 503"),
+                ("webhook_last_error", "HTTP 401"),
+                (
+                    "webhook_delivery",
+                    "respond.io rejects the API token (HTTP 401)"
+                ),
             ]
         );
     }
@@ -452,6 +482,7 @@ mod tests {
                 delivered: 5,
                 failed: 1,
                 received: 9,
+                unreadable: 2,
             }),
             &ready(),
         );
@@ -459,6 +490,7 @@ mod tests {
             "smsgate_outbox_messages{state=\"queued\"} 4\n",
             "smsgate_outbox_oldest_age_seconds 6\n",
             "smsgate_messages_received_total 9\n",
+            "smsgate_messages_unreadable_total 2\n",
             "smsgate_modem_signal_dbm -71\n",
             "smsgate_modem_registered 1\n",
         ] {

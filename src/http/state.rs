@@ -74,6 +74,8 @@ pub struct Totals {
     pub delivered: u64,
     pub failed: u64,
     pub received: u64,
+    /// Incoming SMS that could not be decoded and were kept raw.
+    pub unreadable: u64,
 }
 
 /// The durable outbox, as the HTTP API needs it.

@@ -59,6 +59,7 @@ impl Outbox for Store {
                 delivered: totals.delivered,
                 failed: totals.failed,
                 received: totals.received,
+                unreadable: totals.unreadable,
             }))
         })
     }

@@ -65,6 +65,9 @@ pub enum InboundOutcome {
     },
 }
 
+/// What an SMS with no text at all is forwarded as: respond.io refuses an empty `text`.
+pub const EMPTY_SMS: &str = "(empty SMS)";
+
 /// The visible marker for a part that never arrived.
 pub fn gap_marker(sequence: u8, total: u8) -> String {
     format!("[part {sequence} of {total} missing]")
@@ -121,6 +124,9 @@ fn finish(
 ) -> Result<String, StoreError> {
     let mut text =
         map_quick_reply(tx, contact_id, &text, now_ms, quick_reply_window_ms)?.unwrap_or(text);
+    if text.trim().is_empty() {
+        text = EMPTY_SMS.to_owned();
+    }
     if text.chars().count() > MAX_TEXT_CHARS {
         const CUT: &str = " [truncated]";
         text = text

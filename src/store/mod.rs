@@ -20,6 +20,7 @@ mod events;
 mod identity;
 mod inbound;
 mod outbound;
+mod unreadable;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -28,12 +29,15 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
-pub use events::{EventBatch, WebhookStats};
+pub use events::{EventBatch, Lane, WebhookStats};
 pub use identity::stable_id;
-pub use inbound::{InboundOutcome, NewInboundPart, PartGroup, gap_marker};
+pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
     ReportOutcome, Source, StatusReportInput, Unrecorded, report_failure_text,
+};
+pub use unreadable::{
+    NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };
 
 /// Migrations, in order; entry `n` brings the schema to `user_version = n + 1`. Append-only.
@@ -47,8 +51,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0002_event_queue_order.sql"),
     ),
     (
-        "0003_parked_report",
-        include_str!("../../migrations/0003_parked_report.sql"),
+        "0003_unreadable",
+        include_str!("../../migrations/0003_unreadable.sql"),
+    ),
+    (
+        "0004_event_lanes",
+        include_str!("../../migrations/0004_event_lanes.sql"),
+    ),
+    (
+        "0005_parked_report",
+        include_str!("../../migrations/0005_parked_report.sql"),
     ),
 ];
 
@@ -334,6 +346,7 @@ impl Store {
                     "total_delivered" => &mut totals.delivered,
                     "total_failed" => &mut totals.failed,
                     "total_received" => &mut totals.received,
+                    "total_unreadable" => &mut totals.unreadable,
                     _ => continue,
                 };
                 *slot = value as u64;
@@ -387,6 +400,8 @@ pub struct Totals {
     pub delivered: u64,
     pub failed: u64,
     pub received: u64,
+    /// SMS that could not be decoded, kept as raw PDUs.
+    pub unreadable: u64,
 }
 
 /// What [`Store::prune`] removed.

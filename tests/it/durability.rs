@@ -746,6 +746,14 @@ async fn crash_and_unplug_measurement() {
         );
     }
     for t in &tallies {
+        for line in t.undelivered.iter() {
+            println!("{}: never delivered: {line}", t.reports);
+        }
+        for line in t.duplicated.iter() {
+            println!("{}: went out twice: {line}", t.reports);
+        }
+    }
+    for t in &tallies {
         assert_eq!(t.lost, 0, "{t:?}");
         assert_eq!(t.statuses_lost, 0, "{t:?}");
         assert_eq!(t.inbound_lost, 0, "{t:?}");
