@@ -56,8 +56,33 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("smsgate: {error:#}");
+            eprintln!("smsgate: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text an outer message
+/// already quotes is left out, an outer message that a cause repeats in full gives way to it,
+/// and line breaks become spaces (journald shows one line per message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if text.is_empty() || said.iter().any(|outer| outer.contains(&text)) {
+            continue;
+        }
+        if said
+            .last()
+            .is_some_and(|outer| text.contains(outer.as_str()))
+        {
+            said.pop();
+        }
+        said.push(text);
+    }
+    said.join(": ")
 }

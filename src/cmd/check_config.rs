@@ -1,4 +1,6 @@
-//! `smsgate check-config -c FILE`: loads and validates the configuration, then exits.
+//! `smsgate check-config -c FILE`: loads and validates the configuration, then exits. It also
+//! warns (without failing) when the database's volume has less free space than
+//! `store.min_free_space`; it does not open the database or the modem.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,5 +21,19 @@ pub fn run(args: Args) -> CmdResult {
     let config = Config::load(&args.config)?;
     println!("{}: ok", args.config.display());
     println!("{}", config.summary());
+    let floor = config.store.min_free_space;
+    if let Some(free) = crate::store::free_bytes(&config.store.path) {
+        if free < floor {
+            let status = crate::store::StoreStatus {
+                free_bytes: Some(free),
+                min_free_bytes: floor,
+                ..crate::store::StoreStatus::default()
+            };
+            eprintln!(
+                "warning: {}: smsgate would answer POST /message with 507 until space is freed",
+                crate::store::space_text(&status)
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

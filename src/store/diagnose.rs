@@ -1,0 +1,111 @@
+//! Explains, in one line an operator can act on, why a database file could not be opened or
+//! checked: the directory is missing, the path is a directory, permissions, not an SQLite file,
+//! damaged pages, a full or read-only disk.
+//!
+//! SQLite's own messages are short and repeat the path ("unable to open database file"); these
+//! add the cause and the fix. It only words errors; [`super::prepare`] decides when to check.
+
+use std::path::Path;
+
+use rusqlite::ErrorCode;
+
+/// The SQLite error code of `error`, when it has one.
+pub(crate) fn code(error: &rusqlite::Error) -> Option<ErrorCode> {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.code),
+        _ => None,
+    }
+}
+
+/// SQLite's own message, without the SQL text some errors carry (a migration's whole script).
+pub(crate) fn message(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        rusqlite::Error::SqliteFailure(failure, None) => failure.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Why opening (or first using) the database at `path` failed, and what to do.
+pub(crate) fn open_failure(path: &Path, error: &rusqlite::Error) -> String {
+    let shown = path.display();
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match code(error) {
+        Some(ErrorCode::CannotOpen) if path.is_dir() => format!(
+            "{shown} is a directory; store.path must name the database file, e.g. {}",
+            path.join("smsgate.db").display()
+        ),
+        Some(ErrorCode::CannotOpen) if !parent.is_dir() => format!(
+            "the directory {} does not exist; create it (owned by the user smsgate runs as) or \
+             correct store.path",
+            parent.display()
+        ),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => format!(
+            "cannot open {shown} ({}); the file and its directory {} must be readable and \
+             writable by the user smsgate runs as",
+            message(error),
+            parent.display()
+        ),
+        Some(ErrorCode::NotADatabase) => format!(
+            "{shown} is not an SQLite database (or its header is damaged); restore a backup, \
+             or move the file away and let smsgate create a new one"
+        ),
+        Some(ErrorCode::DatabaseCorrupt) => damaged(path, &message(error)),
+        Some(ErrorCode::ReadOnly) => format!(
+            "{shown} is read-only ({}); smsgate must write its database: check the file's \
+             permissions and that its filesystem is mounted read-write",
+            message(error)
+        ),
+        Some(ErrorCode::DiskFull) => format!(
+            "the disk holding {shown} is full; free some space (the database needs a little \
+             room for its write-ahead log) and start smsgate again"
+        ),
+        Some(ErrorCode::SystemIoFailure) => format!(
+            "the disk holding {shown} fails to read or write ({}); check the SD card or disk \
+             (dmesg), then restore a backup if the file is damaged",
+            message(error)
+        ),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
+            "{shown} is locked by another program ({}); stop the other smsgate (or sqlite3 \
+             session) using it",
+            message(error)
+        ),
+        _ => format!("cannot use {shown}: {}", message(error)),
+    }
+}
+
+/// A damaged database: what was found, and how to recover.
+pub(crate) fn damaged(path: &Path, found: &str) -> String {
+    let shown = path.display();
+    format!(
+        "the database {shown} is damaged ({found}); smsgate will not run on it. Stop smsgate, \
+         copy {shown} and its -wal and -shm files somewhere safe, then restore a backup, or \
+         salvage what is readable: sqlite3 {shown} .recover | sqlite3 {shown}.recovered, \
+         then move {shown}.recovered to {shown}"
+    )
+}
+
+/// Whether a write failed for a reason of the database file or the disk (as opposed to a
+/// constraint the caller broke, or an application error).
+pub(crate) fn is_storage_fault(error: &rusqlite::Error) -> bool {
+    matches!(
+        code(error),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::ReadOnly
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::OutOfMemory
+                | ErrorCode::FileLockingProtocolFailed
+        )
+    )
+}
