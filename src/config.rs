@@ -194,7 +194,7 @@ pub struct StoreConfig {
 /// A TOML error on one line: "line 3, column 5: expected `=`" (the toml crate's own text
 /// spans several lines with a drawing of the spot).
 fn toml_error(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().trim().replace('\n', " ");
+    let message = error.message().trim().replace('\n', "; ");
     match error.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];

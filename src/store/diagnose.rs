@@ -27,16 +27,16 @@ pub(crate) fn message(error: &rusqlite::Error) -> String {
     }
 }
 
-/// Why opening (or first using) the database at `path` failed, and what to do.
+/// Why opening (or first using) the database at `path` failed, and what to do. The callers'
+/// context names the path, so the text does not repeat it.
 pub(crate) fn open_failure(path: &Path, error: &rusqlite::Error) -> String {
-    let shown = path.display();
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     match code(error) {
         Some(ErrorCode::CannotOpen) if path.is_dir() => format!(
-            "{shown} is a directory; store.path must name the database file, e.g. {}",
+            "it is a directory; store.path must name the database file, e.g. {}",
             path.join("smsgate.db").display()
         ),
         Some(ErrorCode::CannotOpen) if !parent.is_dir() => format!(
@@ -44,48 +44,81 @@ pub(crate) fn open_failure(path: &Path, error: &rusqlite::Error) -> String {
              correct store.path",
             parent.display()
         ),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly)
+            if not_writable(path, parent).is_some() =>
+        {
+            not_writable(path, parent).unwrap_or_default()
+        }
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => format!(
-            "cannot open {shown} ({}); the file and its directory {} must be readable and \
-             writable by the user smsgate runs as",
+            "{}; the file and its directory {} must be readable and writable by the user \
+             smsgate runs as",
             message(error),
             parent.display()
         ),
-        Some(ErrorCode::NotADatabase) => format!(
-            "{shown} is not an SQLite database (or its header is damaged); restore a backup, \
-             or move the file away and let smsgate create a new one"
-        ),
+        Some(ErrorCode::NotADatabase) => "it is not an SQLite database (or its header is \
+             damaged); restore a backup, or move the file away and let smsgate create a new one"
+            .to_owned(),
         Some(ErrorCode::DatabaseCorrupt) => damaged(path, &message(error)),
         Some(ErrorCode::ReadOnly) => format!(
-            "{shown} is read-only ({}); smsgate must write its database: check the file's \
+            "it is read-only ({}); smsgate must write its database: check the file's \
              permissions and that its filesystem is mounted read-write",
             message(error)
         ),
-        Some(ErrorCode::DiskFull) => format!(
-            "the disk holding {shown} is full; free some space (the database needs a little \
-             room for its write-ahead log) and start smsgate again"
-        ),
+        Some(ErrorCode::DiskFull) => "its disk is full; free some space (the database needs \
+             a little room for its write-ahead log) and start smsgate again"
+            .to_owned(),
         Some(ErrorCode::SystemIoFailure) => format!(
-            "the disk holding {shown} fails to read or write ({}); check the SD card or disk \
-             (dmesg), then restore a backup if the file is damaged",
+            "its disk fails to read or write ({}); check the SD card or disk (dmesg), then \
+             restore a backup if the file is damaged",
             message(error)
         ),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
-            "{shown} is locked by another program ({}); stop the other smsgate (or sqlite3 \
-             session) using it",
+            "it is locked by another program ({}); stop the other smsgate (or sqlite3 session) \
+             using it",
             message(error)
         ),
-        _ => format!("cannot use {shown}: {}", message(error)),
+        _ => message(error),
     }
+}
+
+/// Why the database or its directory cannot be written (SQLite needs both: the write-ahead
+/// log and its index are files beside the database), when that is the cause.
+fn not_writable(path: &Path, parent: &Path) -> Option<String> {
+    use nix::errno::Errno;
+    use nix::unistd::{AccessFlags, access};
+    let file = path.exists().then_some(path);
+    for target in [Some(parent), file].into_iter().flatten() {
+        match access(target, AccessFlags::W_OK) {
+            Ok(()) => {}
+            Err(Errno::EROFS) => {
+                return Some(
+                    "its filesystem is mounted read-only; remount it read-write or move \
+                     store.path to a writable disk (an SD card that turned read-only by itself \
+                     is failing: check dmesg)"
+                        .to_owned(),
+                );
+            }
+            Err(Errno::EACCES | Errno::EPERM) => {
+                return Some(format!(
+                    "{} is read-only for the user smsgate runs as; the database and its \
+                     directory must be writable by it (the .deb gives /var/lib/smsgate to user \
+                     smsgate)",
+                    target.display()
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    None
 }
 
 /// A damaged database: what was found, and how to recover.
 pub(crate) fn damaged(path: &Path, found: &str) -> String {
     let shown = path.display();
     format!(
-        "the database {shown} is damaged ({found}); smsgate will not run on it. Stop smsgate, \
-         copy {shown} and its -wal and -shm files somewhere safe, then restore a backup, or \
-         salvage what is readable: sqlite3 {shown} .recover | sqlite3 {shown}.recovered, \
-         then move {shown}.recovered to {shown}"
+        "it is damaged ({found}) and smsgate will not run on it; stop smsgate, keep a copy of \
+         it and its -wal and -shm files, then restore a backup or salvage what is readable: \
+         sqlite3 {shown} .recover | sqlite3 {shown}.recovered && mv {shown}.recovered {shown}"
     )
 }
 

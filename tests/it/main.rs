@@ -6,13 +6,18 @@
 
 mod at_engine;
 mod cli;
+mod daemon;
 mod e2e;
 mod harness;
 mod http;
+mod http_limits;
 mod http_store;
+mod inbound_long;
 mod modem;
 mod pdu_cli;
 mod sim;
+mod startup;
 mod store;
+mod store_faults;
 mod store_modem;
 mod webhook;
