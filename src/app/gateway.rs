@@ -45,8 +45,8 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// checked by [`watch_database`].
 const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// A write is tried when none succeeded for this long, so a disk gone read-only is noticed
-/// even when no traffic writes.
+/// A small write is tried this often (and at every check while writes fail), so a disk gone
+/// read-only is noticed even when no traffic writes, and so is its recovery.
 const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 type TaskResult = (&'static str, anyhow::Result<()>);
@@ -350,9 +350,9 @@ fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
 
 /// Watches the database: the file still at `store.path` (a copy of what the daemon holds is
 /// written beside it when it was deleted or replaced), the free space on its volume (both
-/// logged on change by the store), and writes: one is tried when none succeeded for
-/// [`WRITE_PROBE_INTERVAL`], or at every check while they fail, so `/health` and the watchdog
-/// see a disk gone read-only, and see it recover, without traffic.
+/// logged on change by the store), and writes: one is tried every [`WRITE_PROBE_INTERVAL`],
+/// and at every check while they fail, so `/health` and the watchdog see a disk gone
+/// read-only, and see it recover, without traffic.
 async fn watch_database(store: Store, path: std::path::PathBuf, shutdown: CancellationToken) {
     let mut rescued = false;
     let mut last_probe = tokio::time::Instant::now();
