@@ -3,19 +3,22 @@
 //! request's headers counted from their first byte (`http.header_timeout`), and an idle timeout
 //! for a connection with no request in flight and no bytes moving (`http.idle_timeout`).
 //!
-//! At the limit, new connections wait in the kernel's listen backlog rather than being refused:
-//! slow or idle connections are closed by the timeouts, so a real request gets its turn within
-//! `http.header_timeout`. Each connection's bytes pass through [`framing`](super::framing)
-//! before the HTTP library parses them. A request in flight is never cut off by the idle
-//! timeout: a `POST /message` waiting on its commit must be answered (see `routes`).
+//! At the limit, the connection that has been stalled longest (idle, or still sending its
+//! headers, for at least [`MIN_STALL_TO_SHED`]) is closed to make room, so a flood of clients
+//! that never finish their requests cannot keep a real one waiting; when none is stalled, new
+//! connections wait in the kernel's listen backlog until one closes. Each connection's bytes
+//! pass through [`framing`](super::framing) before the HTTP library parses them. A request in
+//! flight is never cut off, by the timeouts or by shedding: a `POST /message` waiting on its
+//! commit must be answered (see `routes`).
 //!
 //! Shutdown stops accepting, lets each connection finish the request in flight, then closes it.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -58,6 +61,49 @@ impl Limits {
 /// How often, at most, reaching the connection limit is logged.
 const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
+/// A connection must have been stalled this long before it may be closed to make room: a
+/// client that pauses briefly between requests is not punished for an ordinary burst.
+const MIN_STALL_TO_SHED: Duration = Duration::from_millis(250);
+
+/// The open connections, so the limit can close the longest-stalled one.
+#[derive(Default)]
+struct Registry {
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, (Arc<Activity>, CancellationToken)>>,
+}
+
+impl Registry {
+    fn add(&self, activity: Arc<Activity>, shed: CancellationToken) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.open).insert(id, (activity, shed));
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        lock(&self.open).remove(&id);
+    }
+
+    /// Closes the connection stalled longest (no request in flight, stalled at least
+    /// [`MIN_STALL_TO_SHED`]); false when there is none.
+    fn shed_one(&self) -> bool {
+        let now = Instant::now();
+        let open = lock(&self.open);
+        let oldest = open
+            .values()
+            .filter(|(activity, shed)| !shed.is_cancelled() && activity.in_flight() == 0)
+            .map(|(activity, shed)| (activity.stalled_since(), shed))
+            .filter(|(since, _)| now.saturating_duration_since(*since) >= MIN_STALL_TO_SHED)
+            .min_by_key(|(since, _)| *since);
+        match oldest {
+            Some((_, shed)) => {
+                shed.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Serves `router` on `listener` with `limits` until `shutdown` is cancelled, then lets the
 /// requests in flight finish.
 pub async fn serve_with(
@@ -74,34 +120,12 @@ pub async fn serve_with(
         );
     }
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let registry = Arc::new(Registry::default());
     let mut connections = JoinSet::new();
     let mut last_limit_log: Option<Instant> = None;
     let mut limit_hits: u64 = 0;
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                limit_hits += 1;
-                if last_limit_log.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL) {
-                    tracing::warn!(
-                        limit = limits.max_connections,
-                        times = limit_hits,
-                        "HTTP connection limit reached (http.max_connections): new connections \
-                         wait until one closes; slow or idle clients are closed after \
-                         http.header_timeout / http.idle_timeout"
-                    );
-                    last_limit_log = Some(Instant::now());
-                }
-                tokio::select! {
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
@@ -117,10 +141,41 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => break,
         };
+        // A slot for it; at the limit, make room by closing the longest-stalled connection
+        // (the new one waits, holding one descriptor, until there is room).
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                limit_hits += 1;
+                if last_limit_log.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL) {
+                    tracing::warn!(
+                        limit = limits.max_connections,
+                        times = limit_hits,
+                        "HTTP connection limit reached (http.max_connections): the longest \
+                         stalled connection is closed to make room, or new connections wait \
+                         until one closes"
+                    );
+                    last_limit_log = Some(Instant::now());
+                }
+                let waited = tokio::select! {
+                    permit = wait_for_room(&permits, &registry) => permit,
+                    () = shutdown.cancelled() => None,
+                };
+                match waited {
+                    Some(permit) => permit,
+                    None => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let (router, shutdown) = (router.clone(), shutdown.clone());
+        let activity = Arc::new(Activity::new());
+        let shed = CancellationToken::new();
+        let id = registry.add(activity.clone(), shed.clone());
+        let registry = registry.clone();
         connections.spawn(async move {
-            serve_connection(stream, router, limits, shutdown).await;
+            serve_connection(stream, router, limits, activity, shed, shutdown).await;
+            registry.remove(id);
             drop(permit);
         });
     }
@@ -129,14 +184,30 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// A free connection slot: sheds the longest-stalled connection (its task ends at once and
+/// gives its permit back), and tries again as connections age past [`MIN_STALL_TO_SHED`].
+async fn wait_for_room(
+    permits: &Arc<Semaphore>,
+    registry: &Registry,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        registry.shed_one();
+        tokio::select! {
+            permit = permits.clone().acquire_owned() => return permit.ok(),
+            () = tokio::time::sleep(MIN_STALL_TO_SHED / 2) => {}
+        }
+    }
+}
+
 /// One connection, until the client closes it, a timeout cuts it off, or shutdown.
 async fn serve_connection(
     stream: TcpStream,
     router: Router,
     limits: Limits,
+    activity: Arc<Activity>,
+    shed: CancellationToken,
     shutdown: CancellationToken,
 ) {
-    let activity = Arc::new(Activity::new());
     let io = Guarded::new(stream, limits, activity.clone());
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut router = router.clone();
@@ -161,6 +232,10 @@ async fn serve_connection(
             }
             return;
         }
+        () = shed.cancelled() => {
+            tracing::debug!("closing a stalled HTTP connection to make room for a new one");
+            return;
+        }
         () = shutdown.cancelled() => {}
     }
     connection.as_mut().graceful_shutdown();
@@ -169,10 +244,12 @@ async fn serve_connection(
     }
 }
 
-/// Requests in flight on one connection, and when bytes last moved.
+/// Requests in flight on one connection, when bytes last moved, and when the head being
+/// received started.
 struct Activity {
     in_flight: AtomicUsize,
     last: Mutex<Instant>,
+    head_started: Mutex<Option<Instant>>,
 }
 
 impl Activity {
@@ -180,21 +257,26 @@ impl Activity {
         Self {
             in_flight: AtomicUsize::new(0),
             last: Mutex::new(Instant::now()),
+            head_started: Mutex::new(None),
         }
     }
 
     fn touch(&self) {
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        *lock(&self.last) = Instant::now();
     }
 
     fn last(&self) -> Instant {
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *lock(&self.last)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Since when the connection has made no progress: the start of a head still arriving,
+    /// else the last byte moved.
+    fn stalled_since(&self) -> Instant {
+        lock(&self.head_started).unwrap_or_else(|| self.last())
     }
 
     fn begin(self: &Arc<Self>) -> Busy {
@@ -306,6 +388,8 @@ impl AsyncRead for Guarded {
                     this.activity.touch();
                     this.framing
                         .feed(read.filled(), std::time::Instant::now(), &mut this.released);
+                    *lock(&this.activity.head_started) =
+                        this.framing.head_started().map(Instant::from_std);
                 }
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => {
@@ -315,6 +399,13 @@ impl AsyncRead for Guarded {
             }
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain assignments only; a poisoned lock still holds a whole value.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl AsyncWrite for Guarded {
@@ -344,5 +435,41 @@ impl AsyncWrite for Guarded {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stalled_for(activity: &Activity, seconds: u64) {
+        *lock(&activity.last) = Instant::now() - Duration::from_secs(seconds);
+    }
+
+    #[tokio::test]
+    async fn the_limit_sheds_the_longest_stalled_and_never_a_request_in_flight() {
+        let registry = Registry::default();
+        let add = |seconds| {
+            let activity = Arc::new(Activity::new());
+            stalled_for(&activity, seconds);
+            let shed = CancellationToken::new();
+            registry.add(activity.clone(), shed.clone());
+            (activity, shed)
+        };
+        let (busy, busy_shed) = add(60);
+        let _request = busy.begin();
+        stalled_for(&busy, 60);
+        let (_, old_shed) = add(30);
+        let (_, young_shed) = add(5);
+        let (_, fresh_shed) = add(0);
+        assert!(registry.shed_one());
+        assert!(old_shed.is_cancelled());
+        assert!(registry.shed_one());
+        assert!(young_shed.is_cancelled());
+        assert!(
+            !registry.shed_one(),
+            "the rest is in flight or just arrived"
+        );
+        assert!(!busy_shed.is_cancelled() && !fresh_shed.is_cancelled());
     }
 }
