@@ -369,7 +369,8 @@ async fn watch_database(store: Store, path: std::path::PathBuf, shutdown: Cancel
                 Ok(()) => tracing::error!(
                     copy = %target.display(),
                     "wrote a copy of the database as smsgate holds it; to keep it, stop \
-                     smsgate, move the copy to {} and start smsgate again",
+                     smsgate, delete any {0}-wal and {0}-shm left beside it (they belong to \
+                     the old file), move the copy to {0} and start smsgate again",
                     path.display()
                 ),
                 Err(error) => tracing::error!(

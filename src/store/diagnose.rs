@@ -5,7 +5,7 @@
 //! SQLite's own messages are short and repeat the path ("unable to open database file"); these
 //! add the cause and the fix. It only words errors; [`super::prepare`] decides when to check.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::ErrorCode;
 
@@ -110,6 +110,24 @@ fn not_writable(path: &Path, parent: &Path) -> Option<String> {
         }
     }
     None
+}
+
+/// A write-ahead log left where the database file is missing: the database was deleted or
+/// moved while it was open. SQLite would replay the stray log into a new, empty file and make
+/// a damaged one, so the daemon does not start on it.
+pub(crate) fn orphaned_log(path: &Path) -> Option<String> {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    (!path.exists() && wal.exists()).then(|| {
+        format!(
+            "it does not exist, but its write-ahead log {} does: the database was deleted or \
+             moved while smsgate had it open. Put it back (a {}.rescued-… copy beside it, or a \
+             backup), deleting the -wal and -shm files first, or delete them to start with an \
+             empty database",
+            wal.display(),
+            path.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        )
+    })
 }
 
 /// A damaged database: what was found, and how to recover.

@@ -215,6 +215,12 @@ impl Store {
                 path: path.clone(),
                 reason: diagnose::open_failure(&path, &error),
             };
+            if let Some(reason) = diagnose::orphaned_log(&path) {
+                return Err(StoreError::Open {
+                    path: path.clone(),
+                    reason,
+                });
+            }
             let conn = Connection::open(&path).map_err(unusable)?;
             let conn = prepare(conn, Some(&path)).map_err(|error| match error {
                 StoreError::Sqlite(error) => unusable(error),

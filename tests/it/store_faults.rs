@@ -109,6 +109,21 @@ async fn db_a_file_deleted_under_the_daemon_stops_accepting_and_says_why() {
         .expect("query");
     assert_eq!(found, 1, "the accepted message is in {}", copy.display());
     daemon.stop().await;
+
+    // The old file's write-ahead log is left at the path: a restart refuses to replay it into
+    // a new, empty database, and says how to put the copy back.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["run", "-c"])
+        .arg(&h.config_path)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("its write-ahead log") && stderr.contains(".rescued-"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
