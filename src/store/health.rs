@@ -5,7 +5,7 @@
 //! the file identity (device and inode, taken at open) and the free space are checked on demand
 //! with `stat` and `statvfs`, which cost microseconds, so `POST /message` can ask before every
 //! commit. `/health`, the systemd watchdog and `POST /message` read the result
-//! ([`StoreStatus`], [`Refusal`]).
+//! ([`StoreStatus`]).
 //!
 //! This file decides nothing about HTTP status codes or the watchdog's grace period; it only
 //! says what is wrong, in words an operator can act on.
@@ -64,15 +64,6 @@ impl StoreStatus {
         self.free_bytes
             .is_some_and(|free| free < self.min_free_bytes)
     }
-}
-
-/// Why the store will not take a new message now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The database cannot keep it (file replaced or deleted, writes failing): HTTP 503.
-    Unavailable(String),
-    /// Too little free space on the database's volume: HTTP 507.
-    Full(String),
 }
 
 impl StoreHealth {
@@ -186,23 +177,6 @@ impl StoreHealth {
         status
     }
 
-    /// Why a new message would not be kept now, if it would not.
-    pub(crate) fn refusal(&self) -> Option<Refusal> {
-        let status = self.status();
-        if let Some(problem) = status.file_problem {
-            return Some(Refusal::Unavailable(problem));
-        }
-        if status.low_on_space() {
-            return Some(Refusal::Full(space_text(&status)));
-        }
-        if let (Some(_), Some(error)) = (status.write_failing_for, status.write_error) {
-            return Some(Refusal::Unavailable(format!(
-                "the database cannot be written ({error}); retry later"
-            )));
-        }
-        None
-    }
-
     /// Logs the moments the free space crosses the floor.
     fn note_space(&self, status: &StoreStatus) {
         let low = status.low_on_space();
@@ -296,13 +270,11 @@ mod tests {
         let status = health.status();
         assert!(status.write_failing_for.is_some());
         assert_eq!(status.write_failures, 2);
-        assert!(
-            matches!(health.refusal(), Some(Refusal::Unavailable(text)) if text.contains("disk I/O error"))
-        );
+        assert_eq!(status.write_error.as_deref(), Some("disk I/O error"));
         health.record(None);
         let status = health.status();
         assert_eq!((status.write_failing_for, status.write_error), (None, None));
-        assert_eq!(health.refusal(), None);
+        assert_eq!(status.write_failures, 2, "a lifetime count");
     }
 
     #[test]
@@ -336,20 +308,19 @@ mod tests {
                 .expect("deleted")
                 .contains("was deleted")
         );
-        assert!(matches!(deleted.refusal(), Some(Refusal::Unavailable(_))));
+        assert!(deleted.status().file_problem.is_some());
     }
 
     #[test]
-    fn below_the_floor_is_a_full_refusal() {
+    fn below_the_floor_is_low_on_space() {
         let dir = tempfile::tempdir().expect("tempdir");
         let health = StoreHealth::new(Some(dir.path().join("db")));
         assert!(health.free_bytes().is_some_and(|free| free > 0));
         health.set_min_free_space(u64::MAX);
-        match health.refusal() {
-            Some(Refusal::Full(text)) => assert!(text.contains("store.min_free_space"), "{text}"),
-            other => panic!("expected Full, got {other:?}"),
-        }
+        let status = health.status();
+        assert!(status.low_on_space());
+        assert!(space_text(&status).contains("below store.min_free_space"));
         health.set_min_free_space(0);
-        assert_eq!(health.refusal(), None);
+        assert!(!health.status().low_on_space());
     }
 }

@@ -38,7 +38,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
 pub use events::{EventBatch, WebhookStats};
-pub use health::{Refusal, StoreStatus, free_bytes, human_bytes, space_text};
+pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
 pub use inbound::{InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
@@ -271,14 +271,8 @@ impl Store {
         self.health.status()
     }
 
-    /// Why a new message would not be kept now (file replaced or deleted, writes failing, the
-    /// volume below `store.min_free_space`), if it would not.
-    pub fn refusal(&self) -> Option<Refusal> {
-        self.health.refusal()
-    }
-
-    /// Sets the free-space floor (`store.min_free_space`) below which [`Store::refusal`]
-    /// answers [`Refusal::Full`].
+    /// Sets the free-space floor (`store.min_free_space`) that [`StoreStatus::low_on_space`]
+    /// compares with.
     pub fn set_min_free_space(&self, bytes: u64) {
         self.health.set_min_free_space(bytes);
     }
