@@ -21,9 +21,9 @@ use std::time::Instant;
 /// (as long as `content-length`).
 pub const AMBIGUOUS_MARKER: &str = "x-ambiguous-cl";
 
-/// Longest request head watched; a longer one is passed on untouched (the HTTP library refuses
-/// heads much smaller than this anyway).
-const MAX_HEAD: usize = 64 * 1024;
+/// Longest request head watched; a longer one is passed on untouched, and the HTTP library,
+/// whose buffer is set to this size (`server`), refuses it.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
 
 /// Where the connection is in its request stream.
 #[derive(Debug)]

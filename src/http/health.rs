@@ -274,6 +274,9 @@ pub async fn get_metrics(
         );
     }
     inner.webhook.write_prometheus(&mut out);
+    if let Some(storage) = inner.outbox.storage() {
+        write_storage_metrics(&mut out, &storage);
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -282,6 +285,35 @@ pub async fn get_metrics(
         out,
     )
         .into_response())
+}
+
+fn write_storage_metrics(out: &mut String, storage: &Storage) {
+    if let Some(free) = storage.free_bytes {
+        gauge(
+            out,
+            "smsgate_database_free_bytes",
+            "gauge",
+            "Bytes free on the database's volume (POST /message answers 507 below \
+             store.min_free_space).",
+            free as f64,
+        );
+    }
+    gauge(
+        out,
+        "smsgate_database_write_failures_total",
+        "counter",
+        "Database writes that failed for the disk's sake since start.",
+        storage.write_failures as f64,
+    );
+    gauge(
+        out,
+        "smsgate_database_ok",
+        "gauge",
+        "1 while the database is writable and still the file at store.path.",
+        f64::from(u8::from(
+            storage.write_error.is_none() && storage.file_problem.is_none(),
+        )),
+    );
 }
 
 fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {

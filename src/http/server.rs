@@ -223,6 +223,9 @@ async fn serve_connection(
     // The header deadline is [`Guarded`]'s: from the first byte of a head, not from the end of
     // the previous response.
     builder.header_read_timeout(None);
+    // A head larger than the framing watch follows is refused by the library (431), so no
+    // request escapes the watch by being large.
+    builder.max_buf_size(super::framing::MAX_HEAD);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -232,9 +235,11 @@ async fn serve_connection(
             }
             return;
         }
+        // Closed gracefully all the same: a request that began in the instant since it was
+        // picked is answered first (the library has seen no head of a stalled one yet: the
+        // framing watch holds heads back until they are complete).
         () = shed.cancelled() => {
             tracing::debug!("closing a stalled HTTP connection to make room for a new one");
-            return;
         }
         () = shutdown.cancelled() => {}
     }

@@ -82,6 +82,8 @@ pub struct Storage {
     /// The last write error, while writes fail, and for how long they have.
     pub write_error: Option<String>,
     pub write_failing_s: Option<u64>,
+    /// Failed database writes since start.
+    pub write_failures: u64,
     /// Bytes available on the database's volume, when known.
     pub free_bytes: Option<u64>,
     /// `store.min_free_space`.

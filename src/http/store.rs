@@ -57,6 +57,7 @@ impl Outbox for Store {
             file_problem: status.file_problem,
             write_error: status.write_error,
             write_failing_s: status.write_failing_for.map(|d| d.as_secs()),
+            write_failures: status.write_failures,
             free_bytes: status.free_bytes,
             min_free_bytes: status.min_free_bytes,
         })

@@ -215,6 +215,20 @@ async fn http_two_authorization_headers_duplicate_keys_and_smuggling_are_400() {
         "only one answer: {answer}"
     );
 
+    // Nor does a head padded past what the framing watch reads get through.
+    let padded = format!(
+        "POST /message HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 4\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "p".repeat(70 * 1024)
+    );
+    let answer = raw_exchange(address, padded.as_bytes(), Duration::from_secs(20)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+
     // 3,501 emoji are 3,501 characters but 7,002 UTF-16 units: over respond.io's limit.
     let (status, body) = h
         .post_text(address, CONTACT, &"\u{1F600}".repeat(3_501))

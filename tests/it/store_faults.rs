@@ -85,6 +85,17 @@ async fn db_a_file_deleted_under_the_daemon_stops_accepting_and_says_why() {
     assert_eq!(status, 503, "{body}");
     let (ok, detail) = check(&body, "database").expect("database check");
     assert!(!ok && detail.contains("was deleted"), "{detail}");
+    let metrics = h
+        .client
+        .get(format!("http://{}/metrics", daemon.address))
+        .bearer_auth(crate::harness::TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("\nsmsgate_database_ok 0\n"), "{metrics}");
     daemon
         .wait_for_log("no longer accepting messages", Duration::from_secs(30))
         .await;
