@@ -28,10 +28,13 @@ pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Where the connection is in its request stream.
 #[derive(Debug)]
 enum State {
-    /// Collecting a request head; `started` is when its first byte arrived.
+    /// Collecting a request head; `started` is when its first byte arrived, `scanned` how far
+    /// `buf` has been searched for the head's end (so a client sending a byte at a time costs
+    /// linear, not quadratic, time).
     Head {
         buf: Vec<u8>,
         started: Option<Instant>,
+        scanned: usize,
     },
     /// Inside a body framed by `Content-Length`: this many bytes to go.
     Body(u64),
@@ -48,10 +51,7 @@ pub struct Framing {
 impl Default for Framing {
     fn default() -> Self {
         Self {
-            state: State::Head {
-                buf: Vec::new(),
-                started: None,
-            },
+            state: State::default_head(),
         }
     }
 }
@@ -77,12 +77,19 @@ impl Framing {
                         self.state = State::default_head();
                     }
                 }
-                State::Head { buf, started } => {
+                State::Head {
+                    buf,
+                    started,
+                    scanned,
+                } => {
                     if started.is_none() && data.iter().any(|b| !matches!(b, b'\r' | b'\n')) {
                         *started = Some(now);
                     }
                     buf.append(&mut data);
-                    match head_end(buf) {
+                    let found = head_end(buf, *scanned);
+                    // The terminator may straddle what came before and what just came.
+                    *scanned = buf.len().saturating_sub(3);
+                    match found {
                         Some(end) => {
                             data = buf.split_off(end);
                             let mut head = std::mem::take(buf);
@@ -124,14 +131,17 @@ impl State {
         State::Head {
             buf: Vec::new(),
             started: None,
+            scanned: 0,
         }
     }
 }
 
 /// The index just past the blank line ending a head (CRLF CRLF, or LF LF as lenient parsers
-/// accept), ignoring empty lines before the request line (RFC 9112 §2.2).
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
+/// accept), ignoring empty lines before the request line (RFC 9112 §2.2). The search starts at
+/// `from` (what was searched before, less the terminator's length).
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let first = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
+    let start = first.max(from);
     let body = &buf[start..];
     let crlf = find(body, b"\r\n\r\n").map(|at| at + 4);
     let lf = find(body, b"\n\n").map(|at| at + 2);
