@@ -279,6 +279,10 @@ pub struct SmsConfig {
     /// Window in which a status report is paired with a part by (TP-MR, recipient).
     #[serde(default = "default_report_window", with = "humantime_serde")]
     pub report_window: Duration,
+    /// An SMS that cannot be decoded is kept raw; with this on, its sender (when readable)
+    /// also appears in respond.io with the placeholder "(an SMS that could not be read)".
+    #[serde(default = "default_true")]
+    pub forward_unreadable: bool,
 }
 
 /// The policy for a send whose outcome is unknown (DESIGN.md §2).
@@ -437,6 +441,7 @@ impl Default for SmsConfig {
             unknown_policy: UnknownPolicy::default(),
             unknown_window: default_unknown_window(),
             report_window: default_report_window(),
+            forward_unreadable: true,
         }
     }
 }

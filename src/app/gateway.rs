@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::systemd;
 use crate::config::Config;
 use crate::http::{self, AppState, Settings};
+use crate::inbox::unreadable::UnreadableSms;
 use crate::inbox::{Inbox, InboxOptions};
 use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions};
 use crate::outbox::{Outbox, OutboxOptions};
@@ -251,6 +252,26 @@ async fn receive(
                 let outcome = inbox.receive(&deliver, &pdu).await;
                 if let Err(error) = &outcome {
                     tracing::error!(%error, "cannot store a received SMS; it stays on the SIM");
+                }
+                (outcome.is_ok(), slot)
+            }
+            ModemEvent::Unreadable {
+                pdu,
+                reason,
+                sender,
+                status_report,
+                slot,
+            } => {
+                let sms = UnreadableSms {
+                    pdu,
+                    reason,
+                    sender,
+                    status_report,
+                    slot: slot.to_string(),
+                };
+                let outcome = inbox.receive_unreadable(sms).await;
+                if let Err(error) = &outcome {
+                    tracing::error!(%error, "cannot store an undecodable SMS; it stays on the SIM");
                 }
                 (outcome.is_ok(), slot)
             }

@@ -195,6 +195,47 @@ pub fn is_hex_line(line: &str) -> bool {
     !line.is_empty() && line.len() % 2 == 0 && line.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The fewest hex digits taken for a PDU: no header field is that long, and the shortest
+/// SMS-DELIVER is 13 octets.
+const MIN_PDU_DIGITS: usize = 14;
+
+/// Hex digits at the start of `text`, after an optional opening quote.
+fn hex_run(text: &str) -> usize {
+    text.trim_start_matches('"')
+        .bytes()
+        .take_while(u8::is_ascii_hexdigit)
+        .count()
+}
+
+/// A line that carries a PDU, possibly with junk after it: it starts (after an optional
+/// quote) with a run of hex digits as long as a PDU. TS 27.005 §3.1 puts nothing else on the
+/// line, but phones add a closing quote, spaces or `FF` padding; what follows the digits is
+/// for the reader of the PDU to judge. A line of hex digits alone is one whatever its length.
+pub fn is_pdu_line(line: &str) -> bool {
+    is_hex_line(line) || hex_run(line) >= MIN_PDU_DIGITS
+}
+
+/// A header line (`+CMGR:`, `+CMGL:`, `+CMT:`, `+CDS:`) that carries its PDU itself, after a
+/// space instead of the line end TS 27.005 §3.4.3 puts there (or as one more field after a
+/// comma): the header and the PDU text. Quoted fields (`<alpha>`) are never taken for a PDU.
+pub fn inline_pdu(line: &str) -> Option<(&str, &str)> {
+    let colon = line.find(':')?;
+    let mut quoted = false;
+    for (at, c) in line.char_indices().skip(colon + 1) {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' | '\t' | ',' if !quoted => {
+                let rest = line[at + 1..].trim_start();
+                if hex_run(rest) >= MIN_PDU_DIGITS {
+                    return Some((line[..at].trim_end(), rest));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +305,31 @@ mod tests {
         ] {
             assert_eq!(response_prefix(command).as_deref(), want, "{command}");
         }
+    }
+
+    #[test]
+    fn pdu_lines_and_pdus_on_the_header_line() {
+        let pdu = "07917283010010F5040BC87137485784F80000205062917314080CC8F71D14969741F977FD07";
+        assert!(is_pdu_line(pdu));
+        assert!(is_pdu_line(&format!("{pdu}\"")));
+        assert!(is_pdu_line(&format!("\"{pdu}\"")));
+        assert!(is_pdu_line(&format!("{pdu}FFFF  ")));
+        for line in ["OK", "ERROR", "+CMGR: 0,,24", "BUSY", "BEEF\"", ""] {
+            assert!(!is_pdu_line(line), "{line}");
+        }
+        let line = format!("+CMGR: 0,,24 {pdu}");
+        assert_eq!(inline_pdu(&line), Some(("+CMGR: 0,,24", pdu)));
+        let line = format!("+CMGL: 3,1,\"Ann Lee\",24  {pdu}\"");
+        assert_eq!(
+            inline_pdu(&line),
+            Some(("+CMGL: 3,1,\"Ann Lee\",24", &*format!("{pdu}\"")))
+        );
+        let line = format!("+CMT: ,24,{pdu}");
+        assert_eq!(inline_pdu(&line), Some(("+CMT: ,24", pdu)));
+        // A quoted alpha that happens to be hex is a name, not a PDU.
+        assert_eq!(inline_pdu("+CMGR: 1,\" 0123456789ABCDEF\",24"), None);
+        assert_eq!(inline_pdu("+CMGR: 0,,24"), None);
+        assert_eq!(inline_pdu(pdu), None);
     }
 
     #[test]

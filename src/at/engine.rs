@@ -341,15 +341,37 @@ where
             self.write(&data, payload).await?;
             context.prompt_expected = false;
         }
+        // Set once the answer a `final_grace` command waits for has come.
+        let mut grace_until: Option<Instant> = None;
         loop {
-            match self.next_event(&context, Some(deadline)).await? {
+            let until = grace_until.map_or(deadline, |grace| grace.min(deadline));
+            match self.next_event(&context, Some(until)).await? {
                 Some(Event::Final(result)) => return self.finish(command, lines, result),
-                Some(Event::Info(line)) => self.keep(&mut lines, line),
+                Some(Event::Info(line)) => {
+                    if let Some((prefix, grace)) = &command.final_grace {
+                        if grace_until.is_none() && line.starts_with(prefix.as_str()) {
+                            grace_until = Some(Instant::now() + *grace);
+                        }
+                    }
+                    self.keep(&mut lines, line);
+                }
                 Some(Event::Prompt) => {
                     // A prompt nobody asked for: answer it with ESC so the modem does not
                     // swallow the next command as message text.
                     bump(&self.counters.stray_lines, 1);
                     self.write(&[ESC], "<ESC>").await?;
+                }
+                None if grace_until.is_some() => {
+                    // The answer came, the final result did not (within the grace, or by the
+                    // command's own deadline if that is sooner): go on with the answer, and
+                    // make sure a late `OK` cannot answer the next command.
+                    self.needs_resync = true;
+                    tracing::info!(
+                        target: "smsgate::at",
+                        command = command.shown.as_deref().unwrap_or(&command.text),
+                        "the modem gave its answer but omitted the final OK; going on without it"
+                    );
+                    return Ok(Response { lines });
                 }
                 None => return Err(self.timed_out(command, command.payload.is_some()).await),
             }
@@ -558,7 +580,8 @@ where
         }
         self.record(Direction::Received, &line);
         if let Some(header) = self.pending_urc.take() {
-            if classify::is_hex_line(&line) {
+            // The PDU line, junk after the digits included (the modem layer cleans it).
+            if classify::is_pdu_line(&line) {
                 self.deliver(Urc {
                     line: header,
                     data: Some(line),
@@ -575,6 +598,11 @@ where
             return None;
         }
         match classify::urc(&line, context.prefix.as_deref()) {
+            // A header that carries its PDU on the same line is complete as it is.
+            Some(UrcShape::TwoLine) if classify::inline_pdu(&line).is_some() => {
+                self.deliver(Urc { line, data: None });
+                return None;
+            }
             Some(UrcShape::TwoLine) => {
                 self.pending_urc = Some(line);
                 return None;
@@ -635,8 +663,8 @@ where
             self.history.pop_front();
         }
         // The dump goes out at `warn`: PDUs carry message text, which stays at `trace`.
-        let text = if text.len() > 24 && classify::is_hex_line(text) {
-            format!("<PDU, {} hex digits>", text.len())
+        let text = if classify::is_pdu_line(text) || classify::inline_pdu(text).is_some() {
+            format!("<PDU, {} characters>", text.len())
         } else {
             text.to_owned()
         };

@@ -26,6 +26,8 @@ pub struct Command {
     timeout: Duration,
     payload: Option<String>,
     cooldown: Option<Duration>,
+    /// See [`Command::final_grace`].
+    final_grace: Option<(String, Duration)>,
 }
 
 impl Command {
@@ -37,6 +39,7 @@ impl Command {
             timeout: Duration::from_secs(10),
             payload: None,
             cooldown: None,
+            final_grace: None,
         }
     }
 
@@ -61,6 +64,16 @@ impl Command {
     /// A cooldown other than the engine's default after this command's final result.
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = Some(cooldown);
+        self
+    }
+
+    /// For modems that give the answer and then omit the final result (a Wavecom answers
+    /// `AT+CPIN?` with `+CPIN: READY` and no `OK`): once an information line starting with
+    /// `prefix` has arrived, the final result is awaited for at most `grace` (or up to the
+    /// command's timeout, if that comes first), then the command ends as if `OK` had come. The engine logs that the modem omitted it and resynchronises
+    /// before the next command, so a late `OK` is never taken for the next command's answer.
+    pub fn final_grace(mut self, prefix: impl Into<String>, grace: Duration) -> Self {
+        self.final_grace = Some((prefix.into(), grace));
         self
     }
 

@@ -3,7 +3,9 @@
 //!
 //! Decoding prints one JSON object; encoding prints one `LENGTH HEX` line per part, exactly
 //! what `AT+CMGS=LENGTH` and the PDU after the `> ` prompt would carry. Nothing here talks to
-//! a modem.
+//! a modem. Decoding goes through the daemon's own path (the modem parser's framing, then the
+//! codec's lenient decoder), so what it shows is what the daemon would make of the same PDU;
+//! what had to be worked around is listed under `warnings`.
 
 use std::process::ExitCode;
 
@@ -60,8 +62,7 @@ pub struct EncodeArgs {
 pub fn run(command: Command) -> CmdResult {
     match command {
         Command::Decode { hex, no_smsc } => {
-            let pdu = pdu::decode_hex(&hex, !no_smsc).context("cannot decode PDU")?;
-            println!("{}", to_json(&pdu));
+            println!("{}", decode_json(&hex, !no_smsc)?);
         }
         Command::Encode(args) => {
             for line in encode_lines(&args)? {
@@ -70,6 +71,29 @@ pub fn run(command: Command) -> CmdResult {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `smsgate pdu decode` prints for `text`: the PDU framed as the modem parser frames a
+/// `+CMGR` line, decoded as the daemon decodes it.
+pub fn decode_json(text: &str, smsc_prefix: bool) -> anyhow::Result<Value> {
+    let framed = crate::modem::parse::pdu_hex(text, None);
+    let pdu = pdu::decode_hex(framed.hex, smsc_prefix).context("cannot decode PDU")?;
+    let mut value = to_json(&pdu);
+    if framed.dropped > 0 {
+        let note = format!(
+            "{} character(s) after the PDU ignored (framing, not PDU)",
+            framed.dropped
+        );
+        let warnings = value
+            .as_object_mut()
+            .expect("to_json gives an object")
+            .entry("warnings")
+            .or_insert_with(|| json!([]));
+        if let Some(list) = warnings.as_array_mut() {
+            list.insert(0, json!(note));
+        }
+    }
+    Ok(value)
 }
 
 /// The `LENGTH HEX` lines for `args`.
@@ -126,7 +150,9 @@ pub fn to_json(pdu: &Pdu) -> Value {
         Pdu::Deliver(d) => {
             object.insert("type".into(), json!("deliver"));
             object.insert("sender".into(), json!(d.sender.value));
-            object.insert("timestamp".into(), json!(d.timestamp.to_rfc3339()));
+            if let Some(timestamp) = d.timestamp {
+                object.insert("timestamp".into(), json!(timestamp.to_rfc3339()));
+            }
             object.insert(
                 "status_report_requested".into(),
                 json!(d.status_report_indication),
@@ -163,14 +189,20 @@ pub fn to_json(pdu: &Pdu) -> Value {
             object.insert("type".into(), json!("status_report"));
             object.insert("recipient".into(), json!(r.recipient.value));
             object.insert("message_reference".into(), json!(r.message_reference));
-            object.insert("timestamp".into(), json!(r.timestamp.to_rfc3339()));
-            object.insert(
-                "discharge_time".into(),
-                json!(r.discharge_time.to_rfc3339()),
-            );
+            if let Some(timestamp) = r.timestamp {
+                object.insert("timestamp".into(), json!(timestamp.to_rfc3339()));
+            }
+            if let Some(discharge_time) = r.discharge_time {
+                object.insert("discharge_time".into(), json!(discharge_time.to_rfc3339()));
+            }
             object.insert("status".into(), json!(r.status));
             object.insert("status_class".into(), json!(r.status_class().as_str()));
         }
+    }
+    let warnings = pdu.warnings();
+    if !warnings.is_empty() {
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        object.insert("warnings".into(), json!(warnings));
     }
     Value::Object(object)
 }

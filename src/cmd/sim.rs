@@ -12,7 +12,7 @@ use anyhow::Context;
 use tokio::io::AsyncBufReadExt;
 
 use super::CmdResult;
-use crate::sim::{self, NotifyMode, ReportMode, SimHandle, SimOptions};
+use crate::sim::{self, NotifyMode, Quirk, Quirks, ReportMode, SimHandle, SimOptions};
 
 /// Arguments of `smsgate sim`.
 #[derive(clap::Args, Debug)]
@@ -89,6 +89,13 @@ pub struct Args {
     /// Signal strength as `AT+CSQ` reports it, 0–31.
     #[arg(long, default_value_t = 20)]
     pub rssi: u8,
+    /// Behave like a real device that bends the standards (repeat for several):
+    /// `trailing-quote` (a `"` after each PDU), `space-separator` (a space instead of CR LF
+    /// between header and PDU), `ff-padding` (stored PDUs padded with FF), `no-ok-after-cpin`
+    /// (no OK after `+CPIN:`, as Wavecom modems), `non-bcd-timestamps` (SMS and reports with
+    /// a zone digit that is not decimal).
+    #[arg(long = "quirk", value_name = "QUIRK")]
+    pub quirks: Vec<Quirk>,
 }
 
 impl Args {
@@ -119,6 +126,10 @@ impl Args {
             operator: self.operator.clone(),
             rssi: self.rssi,
             seed: None,
+            quirks: self
+                .quirks
+                .iter()
+                .fold(Quirks::default(), |quirks, &quirk| quirks.with(quirk, true)),
         }
     }
 }
@@ -147,11 +158,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     Sms { from: String, text: String },
+    Empty { from: String },
     Pdu(String),
     Report { mr: u8, status: u8 },
     Cms(Option<u16>),
     CmsAlways(u16),
     Hang(bool),
+    Quirk(Quirk, bool),
     Unplug(Duration),
     Register(bool),
     Full(bool),
@@ -167,11 +180,14 @@ enum Action {
 const HELP: &str = "\
 commands:
   sms <from> <text…>       deliver an SMS (split into parts when long)
+  empty <from>             deliver an SMS with no text at all
   pdu <hex>                deliver a raw SMS-DELIVER PDU (SMSC field in front)
   report <mr> <status>     send a status report for TP-MR <mr> with TP-ST <status>
   cms <code>|off           answer the next AT+CMGS with +CMS ERROR <code>; off clears
   cms <code> always        answer every AT+CMGS with +CMS ERROR <code>
   hang on|off              stop answering / answer again
+  quirk <name> on|off      trailing-quote, space-separator, ff-padding,
+                           no-ok-after-cpin, non-bcd-timestamps
   unplug <secs>            close the pty; a new one appears after <secs>
   register on|off          network registration
   full on|off              SIM storage acts full
@@ -213,6 +229,9 @@ fn parse_action(line: &str) -> Result<Option<Action>, String> {
                 text: text.trim_start().to_string(),
             }
         }
+        "empty" if !rest.is_empty() => Action::Empty {
+            from: rest.to_string(),
+        },
         "pdu" if !rest.is_empty() => Action::Pdu(rest.to_string()),
         "report" => Action::Report {
             mr: number(words.next(), "a TP-MR 0–255")?,
@@ -225,6 +244,13 @@ fn parse_action(line: &str) -> Result<Option<Action>, String> {
             _ => return Err("usage: cms <code> [always] | cms off".into()),
         },
         "hang" => Action::Hang(on_off(words.next())?),
+        "quirk" => {
+            let quirk = words
+                .next()
+                .ok_or("usage: quirk <name> on|off")?
+                .parse::<Quirk>()?;
+            Action::Quirk(quirk, on_off(words.next())?)
+        }
         "unplug" => Action::Unplug(Duration::from_secs_f64(
             number::<f64>(words.next(), "seconds")?.clamp(0.0, 86_400.0),
         )),
@@ -252,6 +278,10 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
             done("delivered")
         }
+        Action::Empty { from } => {
+            sim.inject_sms(&from, "").await.map_err(|e| e.to_string())?;
+            done("delivered")
+        }
         Action::Pdu(hex) => {
             sim.inject_pdu(&hex).await.map_err(|e| e.to_string())?;
             done("delivered")
@@ -277,6 +307,10 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
         Action::Hang(on) => {
             sim.set_hang(on).await;
             done(if on { "hung" } else { "answering" })
+        }
+        Action::Quirk(quirk, on) => {
+            sim.set_quirk(quirk, on).await;
+            Ok(format!("{quirk} {}", if on { "on" } else { "off" }))
         }
         Action::Unplug(for_) => {
             sim.unplug(for_).await;
@@ -413,6 +447,16 @@ mod tests {
         assert_eq!(ok("cms 42 always"), Action::CmsAlways(42));
         assert_eq!(ok("hang on"), Action::Hang(true));
         assert_eq!(
+            ok("empty +60123456789"),
+            Action::Empty {
+                from: "+60123456789".into()
+            }
+        );
+        assert_eq!(
+            ok("quirk trailing-quote on"),
+            Action::Quirk(Quirk::TrailingQuote, true)
+        );
+        assert_eq!(
             ok("unplug 1.5"),
             Action::Unplug(Duration::from_millis(1500))
         );
@@ -430,6 +474,9 @@ mod tests {
             "frobnicate",
             "cms",
             "pdu",
+            "empty",
+            "quirk loud on",
+            "quirk trailing-quote",
         ] {
             assert!(parse_action(bad).is_err(), "{bad}");
         }

@@ -1,6 +1,7 @@
 //! `smsgate status -c FILE [--retry-dead]`: what the gateway's database says — queue depths,
-//! the oldest waiting items, the last errors and dead webhook events — read straight from
-//! SQLite, so it works whether or not the daemon runs. `--retry-dead` re-drives dead events.
+//! the oldest waiting items, the last errors, dead webhook events and the SMS that could not
+//! be decoded (kept raw) — read straight from SQLite, so it works whether or not the daemon
+//! runs. `--retry-dead` re-drives dead events.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,11 @@ use anyhow::Context;
 
 use super::CmdResult;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{Store, UnreadableKind, UnreadableRow};
+
+/// Unreadable PDUs listed in text (all of them, up to this many, with `--json`).
+const UNREADABLE_SHOWN: u32 = 10;
+const UNREADABLE_JSON: u32 = 100;
 
 /// Arguments of `smsgate status`.
 #[derive(clap::Args, Debug)]
@@ -40,6 +45,12 @@ pub fn run(args: Args) -> CmdResult {
         let summary = store.summary().await?;
         let outbox = store.outbox_stats(now).await?;
         let webhook = store.webhook_stats(now).await?;
+        let limit = if args.json {
+            UNREADABLE_JSON
+        } else {
+            UNREADABLE_SHOWN
+        };
+        let (unreadable_total, unreadable) = store.unreadable(limit).await?;
         if args.json {
             let report = serde_json::json!({
                 "outbound": summary.outbound.iter().map(|(s, n)| (s.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -52,6 +63,8 @@ pub fn run(args: Args) -> CmdResult {
                 "oldest_webhook_age_s": webhook.oldest_pending_ms.map(|t| (now - t) / 1000),
                 "webhook_dead": webhook.dead,
                 "last_webhook_error": webhook.last_error,
+                "unreadable": unreadable_total,
+                "unreadable_latest": unreadable,
             });
             println!("{report:#}");
         } else {
@@ -88,6 +101,7 @@ pub fn run(args: Args) -> CmdResult {
             if let Some(error) = &webhook.last_error {
                 println!("last webhook error   {error}");
             }
+            print_unreadable(now, unreadable_total, &unreadable);
             if webhook.dead > 0 && !args.retry_dead {
                 println!(
                     "{} event(s) are dead: fix the cause above, then run `smsgate status --retry-dead`",
@@ -98,6 +112,44 @@ pub fn run(args: Args) -> CmdResult {
         let dead_left = webhook.dead > 0 && !args.retry_dead;
         Ok(if dead_left { ExitCode::from(2) } else { ExitCode::SUCCESS })
     })
+}
+
+/// The undecodable PDUs kept raw, newest first, each with the PDU to paste into
+/// `smsgate pdu decode`.
+fn print_unreadable(now_ms: i64, total: u64, rows: &[UnreadableRow]) {
+    if total == 0 {
+        println!("unreadable none");
+        return;
+    }
+    println!(
+        "unreadable {total} PDU(s) could not be decoded and were kept raw (newest first; \
+         `smsgate pdu decode PDU` shows what it can):"
+    );
+    for row in rows {
+        let what = match (row.kind, &row.sender) {
+            (UnreadableKind::StatusReport, _) => "status report".to_owned(),
+            (UnreadableKind::Sms, Some(sender)) => format!("SMS from {sender}"),
+            (UnreadableKind::Sms, None) => "SMS, sender unreadable".to_owned(),
+        };
+        let forwarded = if row.forwarded {
+            ", placeholder sent to respond.io"
+        } else {
+            ""
+        };
+        println!(
+            "  {}  {}  {what}{forwarded}: {}",
+            age(now_ms, Some(row.received_ms)),
+            row.slot,
+            row.reason
+        );
+        println!("    PDU {}", row.pdu);
+    }
+    if total > rows.len() as u64 {
+        println!(
+            "  … and {} more (`--json` lists up to {UNREADABLE_JSON})",
+            total - rows.len() as u64
+        );
+    }
 }
 
 /// "3m 20s ago" style age of a Unix-ms instant, or "—".

@@ -383,6 +383,11 @@ fn write_metrics(
             ),
             ("failed", "Messages that failed for good.", totals.failed),
             ("received", "Incoming messages committed.", totals.received),
+            (
+                "unreadable",
+                "Incoming SMS that could not be decoded, kept raw (`smsgate status` lists them).",
+                totals.unreadable,
+            ),
         ] {
             gauge(
                 out,
@@ -518,6 +523,7 @@ mod tests {
                 delivered: 5,
                 failed: 1,
                 received: 9,
+                unreadable: 2,
             }),
             &ready(),
         );
@@ -525,6 +531,7 @@ mod tests {
             "smsgate_outbox_messages{state=\"queued\"} 4\n",
             "smsgate_outbox_oldest_age_seconds 6\n",
             "smsgate_messages_received_total 9\n",
+            "smsgate_messages_unreadable_total 2\n",
             "smsgate_modem_signal_dbm -71\n",
             "smsgate_modem_registered 1\n",
         ] {

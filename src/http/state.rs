@@ -72,6 +72,8 @@ pub struct Totals {
     pub delivered: u64,
     pub failed: u64,
     pub received: u64,
+    /// Incoming SMS that could not be decoded and were kept raw.
+    pub unreadable: u64,
 }
 
 /// Whether the database can keep new messages (`Store::status`).

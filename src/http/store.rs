@@ -72,6 +72,7 @@ impl Outbox for Store {
                 delivered: totals.delivered,
                 failed: totals.failed,
                 received: totals.received,
+                unreadable: totals.unreadable,
             }))
         })
     }

@@ -16,7 +16,13 @@
 //! `sms.quick_reply_window`) becomes the chosen reply's text. Multipart messages whose parts do
 //! not all arrive within `sms.reassembly_timeout` are forwarded with a gap marker
 //! ([`crate::store::gap_marker`]); a straggler arriving after that starts a message of its own,
-//! forwarded the same way once its own timeout passes. This module does not talk to the modem.
+//! forwarded the same way once its own timeout passes. An SMS without a readable TP-SCTS is
+//! stamped with the time it was received. What a part's text is ([`text`]) never leaves a
+//! message empty, and an SMS that cannot be decoded at all is kept raw ([`unreadable`]).
+//! This module does not talk to the modem.
+
+pub mod text;
+pub mod unreadable;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +49,8 @@ pub struct InboxOptions {
     pub alphanumeric_senders: AlphanumericPolicy,
     pub quick_reply_window: Duration,
     pub reassembly_timeout: Duration,
+    /// Tell respond.io, from the sender, about an SMS that could not be decoded.
+    pub forward_unreadable: bool,
 }
 
 impl InboxOptions {
@@ -52,6 +60,7 @@ impl InboxOptions {
             alphanumeric_senders: config.respond.alphanumeric_senders,
             quick_reply_window: config.sms.quick_reply_window,
             reassembly_timeout: config.sms.reassembly_timeout,
+            forward_unreadable: config.sms.forward_unreadable,
         }
     }
 }
@@ -60,8 +69,9 @@ impl InboxOptions {
 #[derive(Debug, Clone)]
 pub struct ReceivedPart {
     pub sender: Address,
-    /// The service-centre timestamp (SCTS).
-    pub timestamp: DateTime<FixedOffset>,
+    /// The service-centre timestamp (SCTS); `None` when the PDU's could not be read (the
+    /// time of receipt stands in for it).
+    pub timestamp: Option<DateTime<FixedOffset>>,
     pub concat: Option<Concat>,
     pub text: String,
     /// The PDU as read (SMSC field in front).
@@ -74,7 +84,7 @@ impl ReceivedPart {
             sender: deliver.sender.clone(),
             timestamp: deliver.timestamp,
             concat: deliver.user_data.concat,
-            text: deliver.user_data.text.clone(),
+            text: text::part_text(&deliver.user_data),
             pdu: pdu.to_vec(),
         }
     }
@@ -117,18 +127,30 @@ impl Inbox {
     /// [`Inbox::receive`] for an already extracted part.
     pub async fn receive_part(&self, part: ReceivedPart) -> Result<InboundOutcome, InboxError> {
         let (contact_id, forward) = self.contact_of(&part.sender);
-        let timestamp_ms = part.timestamp.timestamp_millis();
+        let now_ms = (self.clock)();
+        let timestamp_ms = match part.timestamp {
+            Some(timestamp) => timestamp.timestamp_millis(),
+            None => {
+                tracing::debug!(
+                    "the SMS has no readable TP-SCTS; it is stamped with the time of receipt"
+                );
+                now_ms
+            }
+        };
         let sender = part.sender.value.as_bytes();
         let (part_key, group) = match part.concat.filter(|c| c.total > 1) {
             None => (stable_id("sms-", &[b"single", tpdu(&part.pdu)]), None),
             Some(concat) => {
                 let reference = concat.reference.to_be_bytes();
-                let scts = part.timestamp.to_rfc3339();
+                // Without a readable SCTS the whole TPDU tells a re-read from a new part.
+                let scts = part
+                    .timestamp
+                    .map_or_else(|| tpdu(&part.pdu).to_vec(), |t| t.to_rfc3339().into_bytes());
                 let part_key = stable_id(
                     "part-",
                     &[
                         sender,
-                        scts.as_bytes(),
+                        &scts,
                         &reference,
                         &[concat.total],
                         &[concat.sequence],
@@ -153,7 +175,7 @@ impl Inbox {
                 text: part.text,
                 timestamp_ms,
                 pdu: part.pdu,
-                now_ms: (self.clock)(),
+                now_ms,
                 quick_reply_window_ms: millis(self.options.quick_reply_window),
             })
             .await?;

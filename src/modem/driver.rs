@@ -325,11 +325,13 @@ impl Driver {
             } else {
                 StorageSlot::None
             };
-            let Some(hex) = urc.data else {
+            let Some(reply) = parse::routed(line, urc.data.as_deref()) else {
                 warn!(line, "routed message without its PDU line");
                 return;
             };
-            if !self.emit(&hex, slot.clone()) && slot == StorageSlot::Routed {
+            if !self.emit(&reply, slot.clone(), line.starts_with("+CDS:"))
+                && slot == StorageSlot::Routed
+            {
                 // Unusable, but unacknowledged it would come back again and again.
                 work.push_back(Work::Ack);
             }
@@ -341,45 +343,92 @@ impl Driver {
         }
     }
 
-    /// Decodes a PDU and queues the event. `false` when it could not be used.
-    fn emit(&mut self, hex: &str, slot: StorageSlot) -> bool {
-        let pdu = match pdu::decode_hex(hex, true) {
-            Ok(pdu) => pdu,
-            Err(error) => {
-                let error = ModemError::Pdu {
-                    slot: slot.to_string(),
-                    message: error.to_string(),
-                };
-                warn!(%error, "message left in place");
-                self.health.last_error = Some(error.to_string());
-                return false;
-            }
-        };
-        // `decode_hex` read the same text, so it is valid hex.
-        let bytes = pdu::hex_to_bytes(hex).unwrap_or_default();
-        let event = match pdu {
-            Pdu::Deliver(deliver) => {
-                self.health.parts_received += 1;
-                ModemEvent::Received {
-                    deliver,
-                    pdu: bytes,
-                    slot: slot.clone(),
+    /// Decodes a PDU and queues the event: the message, its status report, or — when it does
+    /// not decode even leniently — the PDU itself as [`ModemEvent::Unreadable`], for the caller
+    /// to keep before the slot is freed. `false` when nothing was queued: a stored outgoing
+    /// message (not ours to delete), or an answer whose PDU is missing (left in place: that
+    /// is a framing failure here, not a bad SMS). `report` = the PDU came as a status report
+    /// (`+CDS`, the `"SR"` memory).
+    fn emit(&mut self, reply: &parse::PduReply, slot: StorageSlot, report: bool) -> bool {
+        if reply.text.trim().is_empty() {
+            warn!(%slot, "the modem's answer has a message header but no PDU; left in place");
+            self.health.last_error = Some(format!("no PDU in the answer for {slot}"));
+            return false;
+        }
+        let framed = reply.hex();
+        if framed.dropped > 0 {
+            debug!(%slot, dropped = framed.dropped, "characters around the PDU ignored");
+        }
+        let event = match pdu::decode_hex(framed.hex, true) {
+            Ok(decoded) => {
+                let warnings = decoded.warnings();
+                if !warnings.is_empty() {
+                    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+                    debug!(%slot, warnings = warnings.join("; "), "PDU decoded leniently");
+                }
+                match decoded {
+                    Pdu::Deliver(deliver) => {
+                        self.health.parts_received += 1;
+                        ModemEvent::Received {
+                            deliver,
+                            // `decode_hex` read the same text, so it is valid hex.
+                            pdu: pdu::hex_to_bytes(framed.hex).unwrap_or_default(),
+                            slot: slot.clone(),
+                        }
+                    }
+                    Pdu::StatusReport(report) => ModemEvent::StatusReport {
+                        report,
+                        slot: slot.clone(),
+                    },
+                    Pdu::Submit(_) if !received(reply, &slot) => {
+                        debug!(%slot, "stored outgoing message ignored");
+                        return false;
+                    }
+                    Pdu::Submit(_) => self.unreadable(
+                        reply,
+                        "TP-MTI 01 (SMS-SUBMIT) in a received message".into(),
+                        slot.clone(),
+                        report,
+                    ),
                 }
             }
-            Pdu::StatusReport(report) => ModemEvent::StatusReport {
-                report,
-                slot: slot.clone(),
-            },
-            Pdu::Submit(_) => {
-                debug!(%slot, "stored outgoing message ignored");
+            Err(error) if !received(reply, &slot) => {
+                warn!(%slot, %error, "a stored outgoing message does not decode; left in place");
                 return false;
             }
+            Err(error) => self.unreadable(reply, error.to_string(), slot.clone(), report),
         };
         if let StorageSlot::Stored { memory, index } = &slot {
             self.outstanding.insert((memory.clone(), *index));
         }
         self.pending.push_back(event);
         true
+    }
+
+    /// The event for a received PDU that cannot be decoded, with what can still be read of it.
+    fn unreadable(
+        &mut self,
+        reply: &parse::PduReply,
+        reason: String,
+        slot: StorageSlot,
+        report: bool,
+    ) -> ModemEvent {
+        let error = ModemError::Pdu {
+            slot: slot.to_string(),
+            message: reason.clone(),
+        };
+        debug!(%error, "handing over an undecodable PDU to be kept");
+        self.health.last_error = Some(error.to_string());
+        let salvage = pdu::hex_to_bytes(reply.hex().hex)
+            .map(|bytes| pdu::salvage(&bytes, true))
+            .unwrap_or_default();
+        ModemEvent::Unreadable {
+            pdu: reply.text.trim().to_owned(),
+            reason,
+            sender: salvage.sender,
+            status_report: report || salvage.status_report,
+            slot,
+        }
     }
 
     async fn do_work(&mut self, conn: &mut Connection, job: Work) {
@@ -393,13 +442,18 @@ impl Driver {
                     return;
                 };
                 // `+CMGR: <stat>,[<alpha>],<length>` then the PDU; nothing if the slot is empty.
-                let pdu = response
-                    .lines
-                    .iter()
-                    .skip_while(|line| !line.starts_with("+CMGR:"))
-                    .nth(1);
-                if let Some(hex) = pdu {
-                    self.emit(hex, StorageSlot::Stored { memory, index });
+                match parse::read_reply(&response.lines) {
+                    Some(reply) => {
+                        let report = memory == "SR";
+                        self.emit(&reply, StorageSlot::Stored { memory, index }, report);
+                    }
+                    None if response.lines.is_empty() => {}
+                    None => warn!(
+                        %memory,
+                        index,
+                        lines = response.lines.len(),
+                        "AT+CMGR answered without a message; left in place"
+                    ),
                 }
             }
             Work::Ack => {
@@ -425,25 +479,19 @@ impl Driver {
             return;
         };
         let memory = conn.memory.clone();
-        let mut lines = response.lines.iter().peekable();
         let mut found = 0;
-        while let Some(line) = lines.next() {
-            let Some(index) = parse::list_index(line) else {
-                continue;
-            };
-            let Some(hex) = lines.next_if(|next| at::classify::is_hex_line(next)) else {
+        for entry in parse::list_reply(&response.lines) {
+            let Some(index) = entry.index else {
                 continue;
             };
             if self.outstanding.contains(&(memory.clone(), index)) {
                 continue;
             }
-            if self.emit(
-                hex,
-                StorageSlot::Stored {
-                    memory: memory.clone(),
-                    index,
-                },
-            ) {
+            let slot = StorageSlot::Stored {
+                memory: memory.clone(),
+                index,
+            };
+            if self.emit(&entry, slot, memory == "SR") {
                 found += 1;
             }
         }
@@ -762,6 +810,16 @@ impl Driver {
 
     fn publish(&self) {
         self.health_tx.send_replace(self.health.clone());
+    }
+}
+
+/// Whether a PDU is one the modem received (so an undecodable one is kept and deleted), not
+/// one stored for sending: `<stat>` 0 or 1, or routed. A stored one whose `<stat>` could not
+/// be read is left alone.
+fn received(reply: &parse::PduReply, slot: &StorageSlot) -> bool {
+    match reply.stat {
+        Some(stat) => stat <= 1,
+        None => !matches!(slot, StorageSlot::Stored { .. }),
     }
 }
 

@@ -7,6 +7,9 @@
 //! `AT+CNMI` variant instead of stopping at the first that works, so the report can say which
 //! ones the modem takes.
 //!
+//! A query whose answer came without its final result (a Wavecom answers `AT+CPIN?` with
+//! `+CPIN: READY` and no `OK`) goes on with the answer after [`Tuning::final_grace`].
+//!
 //! Nothing here loops forever or retries after an error: the driver's recovery ladder does.
 
 use std::time::Duration;
@@ -156,9 +159,20 @@ pub(crate) struct Initialiser<'a> {
 
 impl Initialiser<'_> {
     async fn run(&self, text: &str) -> Result<Response, AtError> {
-        self.at
-            .run(Command::new(text).timeout(self.options.command_timeout))
-            .await
+        let command = Command::new(text).timeout(self.options.command_timeout);
+        self.at.run(self.with_grace(command)).await
+    }
+
+    /// A query (`AT+X?`) goes on once its answer is in, even if the modem never sends the
+    /// final result after it (see [`Command::final_grace`]).
+    fn with_grace(&self, command: Command) -> Command {
+        let text = command.text();
+        match crate::at::classify::response_prefix(text) {
+            Some(prefix) if text.ends_with('?') => {
+                command.final_grace(format!("{prefix}:"), self.tuning.final_grace)
+            }
+            _ => command,
+        }
     }
 
     /// Runs a command, retrying while the modem says it is busy.
@@ -262,7 +276,8 @@ impl Initialiser<'_> {
     }
 
     async fn pin_state(&self) -> Result<String, ModemError> {
-        let command = Command::new("AT+CPIN?").timeout(self.options.command_timeout);
+        let command =
+            self.with_grace(Command::new("AT+CPIN?").timeout(self.options.command_timeout));
         match self.run_patiently(command).await {
             Ok(response) => response
                 .lines

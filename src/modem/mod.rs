@@ -10,7 +10,10 @@
 //!
 //! It does not store anything, reassemble multipart messages or retry failed sends: a received
 //! part is deleted from the SIM only when the caller [`ModemHandle::confirm`]s it, and a send
-//! error comes back classified for the outbox to decide.
+//! error comes back classified for the outbox to decide. Replies are framed tolerantly
+//! ([`parse`]), PDUs decoded leniently ([`crate::pdu`]); a received PDU that still does not
+//! decode is handed over as [`ModemEvent::Unreadable`] for the caller to keep, never left to
+//! fill the storage.
 
 mod driver;
 pub mod error;
@@ -89,6 +92,9 @@ pub struct Tuning {
     /// Attempts at a command the modem answers "busy", and the first pause between them.
     pub busy_retries: u32,
     pub busy_backoff: Duration,
+    /// How long an initialisation query that got its answer waits for the final result
+    /// before going on without it (Wavecom modems omit the `OK` after `+CPIN: READY`).
+    pub final_grace: Duration,
 }
 
 impl Default for Tuning {
@@ -105,6 +111,7 @@ impl Default for Tuning {
             full_sweep_interval: Duration::from_secs(10),
             busy_retries: 5,
             busy_backoff: Duration::from_millis(500),
+            final_grace: Duration::from_secs(2),
         }
     }
 }
@@ -142,6 +149,19 @@ pub enum ModemEvent {
     /// A status report for a part sent earlier (paired by TP-MR).
     StatusReport {
         report: crate::pdu::StatusReport,
+        slot: StorageSlot,
+    },
+    /// A received PDU that does not decode, even leniently. The caller keeps it (nothing is
+    /// dropped in silence) and then confirms the slot, so it cannot fill the storage.
+    Unreadable {
+        /// The PDU text as the modem printed it.
+        pdu: String,
+        /// Why it could not be read.
+        reason: String,
+        /// TP-OA, when the fields up to it could be read.
+        sender: Option<crate::pdu::Address>,
+        /// A status report, by its TP-MTI or by the URC that carried it.
+        status_report: bool,
         slot: StorageSlot,
     },
 }

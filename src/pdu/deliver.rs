@@ -1,5 +1,9 @@
 //! SMS-DELIVER (3GPP TS 23.040 §9.2.2.1): a message from the network to the handset. Decoded
 //! for every incoming SMS; encoded for the simulated modem and tests.
+//!
+//! Decoding is lenient where a field can be left out without misreading the rest (see
+//! [`super::warning`]): an unreadable TP-SCTS is `None`, user data cut short is decoded as far
+//! as it goes.
 
 use chrono::{DateTime, FixedOffset};
 
@@ -10,6 +14,7 @@ use super::reader::Reader;
 use super::split::Payload;
 use super::timestamp;
 use super::user_data::{self, UserData};
+use super::warning::{Repairs, Warning};
 
 /// An SMS-DELIVER.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +22,9 @@ pub struct Deliver {
     pub smsc: Option<Address>,
     /// TP-OA.
     pub sender: Address,
-    /// TP-SCTS, with the offset the service centre gave.
-    pub timestamp: DateTime<FixedOffset>,
+    /// TP-SCTS, with the offset the service centre gave; `None` when it is not a valid time
+    /// (a warning says why).
+    pub timestamp: Option<DateTime<FixedOffset>>,
     /// TP-PID.
     pub pid: u8,
     /// TP-DCS, raw; [`DataCoding::from_dcs`] reads it.
@@ -34,6 +40,8 @@ pub struct Deliver {
     /// TP-LP: loop prevention.
     pub loop_prevention: bool,
     pub user_data: UserData,
+    /// What could not be read and was worked around.
+    pub warnings: Vec<Warning>,
 }
 
 /// Reads an SMS-DELIVER after its first octet.
@@ -45,9 +53,11 @@ pub(crate) fn read(
     let sender = address::read_address(reader, "TP-OA")?;
     let pid = reader.u8("TP-PID")?;
     let dcs = reader.u8("TP-DCS")?;
-    let timestamp = timestamp::read(reader, "TP-SCTS")?;
+    let mut repairs = Repairs::default();
+    let timestamp = repairs.time(timestamp::read(reader, "TP-SCTS"))?;
     let coding = DataCoding::from_dcs(dcs);
-    let user_data = user_data::read(reader, &coding, first & 0x40 != 0)?;
+    let user_data = user_data::read(reader, &coding, first & 0x40 != 0, &mut repairs)?;
+    let warnings = repairs.finish()?;
     Ok(Deliver {
         smsc,
         sender,
@@ -60,6 +70,7 @@ pub(crate) fn read(
         reply_path: first & 0x80 != 0,
         loop_prevention: first & 0x08 != 0,
         user_data,
+        warnings,
     })
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Pure, synchronous code with no I/O: bytes in, values out, and back. Every input is
 //! untrusted: malformed PDUs give a [`PduError`] naming the field, never a panic or an
-//! out-of-bounds read. It does not reassemble multipart messages, pair status reports with
+//! out-of-bounds read. Decoding is lenient where real networks are sloppy (an unreadable time
+//! stamp, user data cut short): the field is reported as a [`Warning`] and the rest is used
+//! ([`warning`] says where the line is drawn). It does not reassemble multipart messages, pair status reports with
 //! sent parts, or normalise phone numbers; those need state or configuration and live above.
 //!
 //! Reading: [`decode`] / [`decode_hex`] → [`Pdu`]. Sending: [`plan`] tells how a text would
@@ -24,6 +26,7 @@ mod submit;
 mod timestamp;
 mod udh;
 mod user_data;
+pub mod warning;
 
 use std::time::Duration;
 
@@ -38,7 +41,8 @@ pub use split::{Plan, plan};
 pub use status_report::{StatusClass, StatusReport};
 pub use submit::{Submit, Validity, relative_validity, relative_vp};
 pub use udh::{Concat, InformationElement, Ports};
-pub use user_data::{MAX_OCTETS, MAX_SEPTETS, UserData};
+pub use user_data::{MAX_OCTETS, MAX_SEPTETS, UserData, printable_text};
+pub use warning::{TRUNCATED_MARKER, Warning};
 
 use reader::Reader;
 
@@ -48,6 +52,17 @@ pub enum Pdu {
     Deliver(Deliver),
     Submit(Submit),
     StatusReport(StatusReport),
+}
+
+impl Pdu {
+    /// What the decoder could not read and worked around (empty for a clean PDU).
+    pub fn warnings(&self) -> &[Warning] {
+        match self {
+            Pdu::Deliver(d) => &d.warnings,
+            Pdu::Submit(s) => &s.warnings,
+            Pdu::StatusReport(r) => &r.warnings,
+        }
+    }
 }
 
 /// Decodes a PDU. `bytes` as the modem gives them; `smsc_prefix`: the SMSC field is in front
@@ -71,6 +86,39 @@ pub fn decode(bytes: &[u8], smsc_prefix: bool) -> Result<Pdu, PduError> {
         0b01 => submit::read(&mut reader, smsc, first).map(Pdu::Submit),
         0b10 => status_report::read(&mut reader, smsc, first).map(Pdu::StatusReport),
         _ => deliver::read(&mut reader, smsc, first).map(Pdu::Deliver),
+    }
+}
+
+/// What can still be told about a PDU that does not decode: whether its TP-MTI says
+/// SMS-STATUS-REPORT, and the sender of an SMS-DELIVER when the fields up to TP-OA read
+/// cleanly. For keeping a record of an SMS that cannot be read (and telling its sender so).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Salvage {
+    pub status_report: bool,
+    pub sender: Option<Address>,
+}
+
+/// Reads what it can of a PDU that [`decode`] refused (see [`Salvage`]).
+pub fn salvage(bytes: &[u8], smsc_prefix: bool) -> Salvage {
+    let mut reader = Reader::new(bytes);
+    if smsc_prefix && address::read_smsc(&mut reader).is_err() {
+        return Salvage::default();
+    }
+    let Ok(first) = reader.u8("first octet") else {
+        return Salvage::default();
+    };
+    match first & 0x03 {
+        0b10 => Salvage {
+            status_report: true,
+            sender: None,
+        },
+        0b00 | 0b11 => Salvage {
+            status_report: false,
+            sender: address::read_address(&mut reader, "TP-OA")
+                .ok()
+                .filter(|sender| !sender.is_empty()),
+        },
+        _ => Salvage::default(),
     }
 }
 

@@ -22,6 +22,16 @@ impl<'a> Reader<'a> {
         self.bytes.len() - self.offset
     }
 
+    /// How far into the input the next read starts.
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Everything not read yet, without reading it.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.offset..]
+    }
+
     /// The next octet.
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, PduError> {
         Ok(self.take(1, field)?[0])
@@ -52,6 +62,7 @@ mod tests {
     fn reads_in_order_and_reports_truncation_with_field_and_offset() {
         let mut reader = Reader::new(&[1, 2, 3]);
         assert_eq!(reader.u8("a").unwrap(), 1);
+        assert_eq!((reader.offset(), reader.rest()), (1, &[2, 3][..]));
         assert_eq!(reader.take(2, "b").unwrap(), &[2, 3]);
         assert_eq!(
             reader.u8("TP-PID"),

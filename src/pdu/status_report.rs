@@ -2,6 +2,8 @@
 //! became of a submitted part. Decoded for the modem; encoded for the simulated modem.
 //!
 //! Pairing a report with the part it answers (TP-MR wraps at 256) is done above the codec.
+//! Decoding is lenient about the two time stamps (see [`super::warning`]): a report whose
+//! TP-SCTS or TP-DT is not a valid time still says which part it is about and what happened.
 
 use chrono::{DateTime, FixedOffset};
 
@@ -11,6 +13,7 @@ use super::error::PduError;
 use super::reader::Reader;
 use super::timestamp;
 use super::user_data::{self, UserData};
+use super::warning::{Repairs, Warning};
 
 /// What TP-ST says happened (TS 23.040 §9.2.3.15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,10 +60,10 @@ pub struct StatusReport {
     pub message_reference: u8,
     /// TP-RA: the recipient of that part.
     pub recipient: Address,
-    /// TP-SCTS: when the centre received the part.
-    pub timestamp: DateTime<FixedOffset>,
-    /// TP-DT: when the status below was reached.
-    pub discharge_time: DateTime<FixedOffset>,
+    /// TP-SCTS: when the centre received the part (`None`: not a valid time).
+    pub timestamp: Option<DateTime<FixedOffset>>,
+    /// TP-DT: when the status below was reached (`None`: not a valid time).
+    pub discharge_time: Option<DateTime<FixedOffset>>,
     /// TP-ST.
     pub status: u8,
     /// TP-SRQ: this reports on an SMS-COMMAND rather than an SMS-SUBMIT.
@@ -71,6 +74,8 @@ pub struct StatusReport {
     pub dcs: Option<u8>,
     /// Optional user data, when TP-PI announces it.
     pub user_data: Option<UserData>,
+    /// What could not be read and was worked around.
+    pub warnings: Vec<Warning>,
 }
 
 impl StatusReport {
@@ -83,30 +88,37 @@ impl StatusReport {
 /// The optional tail after TP-ST: TP-PI and what it announces (TS 23.040 §9.2.3.27).
 type Optional = (Option<u8>, Option<u8>, Option<UserData>);
 
-fn read_optional(reader: &mut Reader<'_>, has_header: bool) -> Result<Optional, PduError> {
-    let mut indicator = reader.u8("TP-PI")?;
+fn read_optional(reader: &mut Reader<'_>, has_header: bool) -> Option<Optional> {
+    let mut indicator = reader.u8("TP-PI").ok()?;
     let first = indicator;
     // Bit 7 extends TP-PI by another octet; only the first one defines fields.
     while indicator & 0x80 != 0 {
-        indicator = reader.u8("TP-PI")?;
+        indicator = reader.u8("TP-PI").ok()?;
     }
     let pid = if first & 0x01 != 0 {
-        Some(reader.u8("TP-PID")?)
+        Some(reader.u8("TP-PID").ok()?)
     } else {
         None
     };
     let dcs = if first & 0x02 != 0 {
-        Some(reader.u8("TP-DCS")?)
+        Some(reader.u8("TP-DCS").ok()?)
     } else {
         None
     };
     let user_data = if first & 0x04 != 0 {
         let coding = DataCoding::from_dcs(dcs.unwrap_or(0));
-        Some(user_data::read(reader, &coding, has_header)?)
+        // The optional part is all or nothing: damaged user data drops it whole, as it
+        // always has, rather than being repaired.
+        let mut repairs = Repairs::default();
+        let user_data = user_data::read(reader, &coding, has_header, &mut repairs).ok()?;
+        if !repairs.finish().ok()?.is_empty() {
+            return None;
+        }
+        Some(user_data)
     } else {
         None
     };
-    Ok((pid, dcs, user_data))
+    Some((pid, dcs, user_data))
 }
 
 /// Reads an SMS-STATUS-REPORT after its first octet.
@@ -120,8 +132,9 @@ pub(crate) fn read(
 ) -> Result<StatusReport, PduError> {
     let message_reference = reader.u8("TP-MR")?;
     let recipient = address::read_address(reader, "TP-RA")?;
-    let timestamp = timestamp::read(reader, "TP-SCTS")?;
-    let discharge_time = timestamp::read(reader, "TP-DT")?;
+    let mut repairs = Repairs::default();
+    let timestamp = repairs.time(timestamp::read(reader, "TP-SCTS"))?;
+    let discharge_time = repairs.time(timestamp::read(reader, "TP-DT"))?;
     let status = reader.u8("TP-ST")?;
     let (pid, dcs, user_data) = if reader.remaining() > 0 {
         read_optional(reader, first & 0x40 != 0).unwrap_or_default()
@@ -139,6 +152,7 @@ pub(crate) fn read(
         pid,
         dcs,
         user_data,
+        warnings: repairs.finish()?,
     })
 }
 

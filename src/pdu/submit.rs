@@ -12,6 +12,7 @@ use super::reader::Reader;
 use super::split::Payload;
 use super::timestamp;
 use super::user_data::{self, UserData};
+use super::warning::{Repairs, Warning};
 
 /// TP-VP, the validity period (TS 23.040 §9.2.3.12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +79,9 @@ pub struct Submit {
     /// TP-RP.
     pub reply_path: bool,
     pub user_data: UserData,
+    /// What could not be read and was worked around (an absolute TP-VP that is no valid
+    /// time is left out).
+    pub warnings: Vec<Warning>,
 }
 
 /// Reads an SMS-SUBMIT after its first octet.
@@ -90,10 +94,13 @@ pub(crate) fn read(
     let recipient = address::read_address(reader, "TP-DA")?;
     let pid = reader.u8("TP-PID")?;
     let dcs = reader.u8("TP-DCS")?;
+    let mut repairs = Repairs::default();
     // TP-VPF, bits 4–3 (TS 23.040 §9.2.3.3).
     let validity = match (first >> 3) & 0x03 {
         0b10 => Some(Validity::Relative(relative_validity(reader.u8("TP-VP")?))),
-        0b11 => Some(Validity::Absolute(timestamp::read(reader, "TP-VP")?)),
+        0b11 => repairs
+            .time(timestamp::read(reader, "TP-VP"))?
+            .map(Validity::Absolute),
         0b01 => {
             let octets = reader.take(7, "TP-VP")?;
             let mut raw = [0; 7];
@@ -103,7 +110,8 @@ pub(crate) fn read(
         _ => None,
     };
     let coding = DataCoding::from_dcs(dcs);
-    let user_data = user_data::read(reader, &coding, first & 0x40 != 0)?;
+    let user_data = user_data::read(reader, &coding, first & 0x40 != 0, &mut repairs)?;
+    let warnings = repairs.finish()?;
     Ok(Submit {
         smsc,
         message_reference,
@@ -115,6 +123,7 @@ pub(crate) fn read(
         reject_duplicates: first & 0x04 != 0,
         reply_path: first & 0x80 != 0,
         user_data,
+        warnings,
     })
 }
 

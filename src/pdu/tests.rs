@@ -44,7 +44,8 @@ fn deliver_gsm7_with_smsc() {
     );
     assert_eq!(d.sender.ton, TypeOfNumber::Subscriber);
     assert_eq!((d.sender.npi, d.sender.value.as_str()), (8, "17738475488"));
-    assert_eq!(d.timestamp, at("2002-05-26T19:37:41+00:00"));
+    assert_eq!(d.timestamp, Some(at("2002-05-26T19:37:41+00:00")));
+    assert!(d.warnings.is_empty());
     assert_eq!(d.user_data.text, "How are you?");
     assert_eq!(d.user_data.encoding, Encoding::Gsm7);
     assert!(!d.more_messages && !d.status_report_indication && !d.reply_path);
@@ -115,7 +116,10 @@ fn deliver_multipart_16_bit_reference_negative_zone() {
             sequence: 1
         })
     );
-    assert_eq!(d.timestamp.to_rfc3339(), "2024-07-04T13:00:00-05:00");
+    assert_eq!(
+        d.timestamp.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2024-07-04T13:00:00-05:00")
+    );
 }
 
 #[test]
@@ -305,13 +309,15 @@ fn status_report_vector_and_classes() {
     };
     assert_eq!(r.message_reference, 0xD6);
     assert_eq!(r.recipient.value, "+31628870634");
-    assert_eq!(r.timestamp.to_rfc3339(), "2011-01-11T17:59:15+01:00");
-    assert_eq!(r.discharge_time.to_rfc3339(), "2011-01-11T17:59:17+01:00");
+    let (timestamp, discharge_time) = (r.timestamp.unwrap(), r.discharge_time.unwrap());
+    assert_eq!(timestamp.to_rfc3339(), "2011-01-11T17:59:15+01:00");
+    assert_eq!(discharge_time.to_rfc3339(), "2011-01-11T17:59:17+01:00");
+    assert!(r.warnings.is_empty());
     assert_eq!(r.status, 0);
     assert_eq!(r.status_class(), StatusClass::Delivered);
 
     let smsc = Address::empty();
-    let bytes = encode_status_report(&smsc, 0xD6, &r.recipient, r.timestamp, r.discharge_time, 0);
+    let bytes = encode_status_report(&smsc, 0xD6, &r.recipient, timestamp, discharge_time, 0);
     assert_eq!(user_data::hex_upper(&bytes), hex);
 
     for (status, class) in [
@@ -323,14 +329,7 @@ fn status_report_vector_and_classes() {
         (0x60, StatusClass::Failed),
         (0xFF, StatusClass::Failed),
     ] {
-        let bytes = encode_status_report(
-            &smsc,
-            1,
-            &r.recipient,
-            r.timestamp,
-            r.discharge_time,
-            status,
-        );
+        let bytes = encode_status_report(&smsc, 1, &r.recipient, timestamp, discharge_time, status);
         let Ok(Pdu::StatusReport(report)) = decode(&bytes, true) else {
             panic!("status report {status:#04X}");
         };
@@ -373,7 +372,7 @@ fn deliver_round_trip_multipart() {
         };
         assert_eq!(d.smsc.as_ref(), Some(&smsc));
         assert_eq!(d.sender, sender);
-        assert_eq!(d.timestamp, time);
+        assert_eq!(d.timestamp, Some(time));
         let concat = d.user_data.concat.unwrap();
         assert_eq!(
             (concat.reference, concat.sequence as usize),
@@ -427,12 +426,21 @@ fn malformed_inputs_are_typed_errors() {
                 }
             )
         }),
-        // Month 13.
-        ("00040B911346610089F600004231403100000000", true, |e| {
+        // Month 13 in TP-SCTS *and* user data cut short: two faults, the strict error.
+        ("00040B911346610089F6000042314031000000", true, |e| {
+            matches!(
+                e,
+                PduError::Truncated {
+                    field: "TP-UDL",
+                    ..
+                }
+            )
+        }),
+        ("00040B911346610089F600004231403100000005C8", true, |e| {
             matches!(e, PduError::Timestamp { .. })
         }),
-        // TP-UDL 0x0C but only one octet of user data.
-        ("00040B911346610089F60000427040310000000CC8", true, |e| {
+        // UDHI set, the header cut off by the end of the PDU.
+        ("00440B911346610089F6000042704031000000140500", true, |e| {
             matches!(e, PduError::Truncated { field: "TP-UD", .. })
         }),
         // TP-UDL 200 septets.
@@ -449,12 +457,6 @@ fn malformed_inputs_are_typed_errors() {
         ("00440B911346610089F6000042704031000000020900", true, |e| {
             matches!(e, PduError::Header(_))
         }),
-        // UCS-2 with three octets.
-        (
-            "00040B911346610089F6000842704031000000030041FF",
-            true,
-            |e| matches!(e, PduError::OddUcs2Length(3)),
-        ),
         // Filler in the middle of a number.
         ("00040491F1320000", true, |e| {
             matches!(e, PduError::AddressFiller { .. })
@@ -479,6 +481,133 @@ fn malformed_inputs_are_typed_errors() {
             Ok(pdu) => panic!("{hex} decoded: {pdu:?}"),
         }
     }
+}
+
+#[test]
+fn status_report_with_non_bcd_times_still_says_what_happened() {
+    // The delivered report above, with the zone octets as some networks send them: TP-SCTS
+    // zone F1 (units semi-octet F) and TP-DT zone A4 (units A): neither is a decimal digit
+    // (TS 23.040 §9.2.3.11). TP-MR, TP-RA and TP-ST are intact.
+    let hex = "0006D60B911326880736F4111011719551F11110117195714A00";
+    let hex = hex.replace("714A00", "71A400");
+    let Pdu::StatusReport(r) = decode_hex(&hex, true).unwrap() else {
+        panic!("not a status report");
+    };
+    assert_eq!(
+        (r.message_reference, r.recipient.value.as_str(), r.status),
+        (0xD6, "+31628870634", 0)
+    );
+    assert_eq!((r.timestamp, r.discharge_time), (None, None));
+    assert_eq!(
+        r.warnings,
+        [
+            Warning::UnreadableTime {
+                field: "TP-SCTS",
+                reason: "not a decimal digit"
+            },
+            Warning::UnreadableTime {
+                field: "TP-DT",
+                reason: "not a decimal digit"
+            }
+        ]
+    );
+    // A non-BCD seconds digit, and an impossible date, are unreadable the same way.
+    for hex in [
+        "0006D60B911326880736F411101171955F401110117195714000",
+        "0006D60B911326880736F4113111719551401110117195714000",
+    ] {
+        let Pdu::StatusReport(r) = decode_hex(hex, true).unwrap() else {
+            panic!("{hex}: not a status report");
+        };
+        assert_eq!((r.timestamp, r.warnings.len()), (None, 1), "{hex}");
+        assert!(r.discharge_time.is_some());
+    }
+}
+
+#[test]
+fn deliver_without_a_readable_scts_keeps_its_text() {
+    // "How are you?" with the TP-SCTS zone octet A8: units semi-octet A is no digit.
+    let d = deliver(
+        "07917283010010F5040BC87137485784F800002050629173140A80CC8F71D14969741F977FD07"
+            .replace("140A80C", "14A80C")
+            .as_str(),
+        true,
+    );
+    assert_eq!(d.timestamp, None);
+    assert_eq!(d.user_data.text, "How are you?");
+    assert_eq!(d.sender.value, "17738475488");
+    assert_eq!(d.warnings.len(), 1);
+    assert!(d.warnings[0].to_string().contains("TP-SCTS"));
+}
+
+#[test]
+fn truncated_user_data_is_decoded_as_far_as_it_goes() {
+    // "How are you?" needs 11 octets of TP-UD (12 septets); only 4 arrive: 4 septets.
+    let d = deliver(
+        "07917283010010F5040BC87137485784F80000205062917314080CC8F71D14",
+        true,
+    );
+    assert_eq!(d.user_data.text, "How …[truncated]");
+    assert!(d.user_data.truncated);
+    assert_eq!(
+        d.warnings,
+        [Warning::TruncatedUserData {
+            needed: 11,
+            available: 4
+        }]
+    );
+    assert!(d.timestamp.is_some());
+    // UCS-2 "Привет" (12 octets) with 9 arrived: four characters and half of the fifth.
+    let d = deliver(
+        "040B911346610089F60008427040310000000C041F04400438043204",
+        false,
+    );
+    assert_eq!(d.user_data.text, "Прив…[truncated]");
+    assert_eq!(d.user_data.encoding, Encoding::Ucs2);
+}
+
+#[test]
+fn ucs2_under_a_gsm7_coding_scheme_is_read_as_ucs2() {
+    // TP-DCS 00 claims GSM 7-bit; TP-UDL 0C counts the 12 octets of UCS-2 "Привет".
+    let d = deliver(
+        "040B911346610089F60000427040310000000C041F04400438043204350442",
+        false,
+    );
+    assert_eq!(d.user_data.text, "Привет");
+    assert_eq!(d.user_data.encoding, Encoding::Ucs2);
+    assert_eq!(d.dcs, 0x00);
+    assert_eq!(d.warnings, [Warning::Ucs2UnderGsm7Coding]);
+}
+
+#[test]
+fn damage_in_two_places_is_still_refused() {
+    // The status report read without its SMSC field: the empty SMSC octet becomes a DELIVER's
+    // first octet, TP-SCTS lands on non-BCD octets and TP-UD runs past the end. Two faults
+    // at once is a PDU read from the wrong place, not a sloppy network: the strict error.
+    let error = decode_hex(
+        "0006D60B911326880736F4111011719551401110117195714000",
+        false,
+    )
+    .unwrap_err();
+    assert!(matches!(error, PduError::Timestamp { .. }), "{error:?}");
+}
+
+#[test]
+fn salvage_reads_the_sender_of_an_undecodable_deliver() {
+    // TP-OA +31641600986, then a TP-UDL of 200 septets: undecodable.
+    let bytes = hex_to_bytes("00040B911346610089F6000042704031000000C8").unwrap();
+    assert!(decode(&bytes, true).is_err());
+    let salvaged = salvage(&bytes, true);
+    assert!(!salvaged.status_report);
+    assert_eq!(
+        salvaged.sender.map(|s| s.value),
+        Some("+31641600986".to_owned())
+    );
+    // A status report's TP-MTI is told even when nothing else is.
+    assert!(salvage(&[0x00, 0x06], true).status_report);
+    // An address that overruns: no sender.
+    assert_eq!(salvage(&[0x00, 0x04, 0x15, 0x91], true).sender, None);
+    assert_eq!(salvage(&[], true), Salvage::default());
 }
 
 #[test]
@@ -547,6 +676,30 @@ proptest! {
         let septets = text.len();
         let expected = if septets <= 160 { 1 } else { septets.div_ceil(153) };
         prop_assert_eq!(plan(&text, true, false).parts, expected);
+    }
+
+    #[test]
+    fn what_the_codec_encodes_decodes_without_warnings(text in text_strategy(), zone in -47i32..=47) {
+        let smsc = Address::parse("+60120000015").unwrap();
+        let sender = Address::parse("+60177872890").unwrap();
+        let time = FixedOffset::east_opt(zone * 15 * 60)
+            .unwrap()
+            .with_ymd_and_hms(2026, 2, 28, 23, 59, 59)
+            .unwrap();
+        for pdu in encode_deliver(&smsc, &sender, &text, time, 9).unwrap() {
+            let Ok(Pdu::Deliver(d)) = decode(&pdu, true) else {
+                return Err(TestCaseError::fail("part does not decode"));
+            };
+            prop_assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+            prop_assert_eq!(d.timestamp, Some(time));
+            prop_assert!(!d.user_data.truncated);
+        }
+        let report = encode_status_report(&smsc, 3, &sender, time, time, 0x40);
+        let Ok(Pdu::StatusReport(r)) = decode(&report, true) else {
+            return Err(TestCaseError::fail("report does not decode"));
+        };
+        prop_assert!(r.warnings.is_empty());
+        prop_assert_eq!((r.timestamp, r.discharge_time), (Some(time), Some(time)));
     }
 
     #[test]

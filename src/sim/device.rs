@@ -107,6 +107,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     drop(interpreter.set_network(options.registered));
     drop(interpreter.set_storage_full(options.storage_full));
     interpreter.set_cms_error_always(options.cms_error);
+    interpreter.set_quirks(options.quirks);
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
@@ -239,6 +240,12 @@ impl Device {
                 self.hung = on;
                 tracing::info!(on, "simulated modem hang");
             }
+            Control::Quirk(quirk, on) => {
+                let mut quirks = self.interpreter.quirks();
+                quirks.set(quirk, on);
+                self.interpreter.set_quirks(quirks);
+                tracing::info!(%quirk, on, "simulated modem quirk");
+            }
             Control::Unplug(for_, reply) => {
                 self.unplug(for_).await;
                 let _ = reply.send(());
@@ -280,6 +287,7 @@ impl Device {
         self.concat_reference = self.concat_reference.wrapping_add(1);
         let parts = network::deliver(self.interpreter.smsc(), from, text, self.concat_reference)?;
         for part in parts {
+            let part = self.interpreter.quirks().network_pdu(part);
             let effects = self.interpreter.incoming_sms(part);
             self.apply(effects);
         }
@@ -289,6 +297,7 @@ impl Device {
     fn deliver_report(&mut self, mr: u8, recipient: &pdu::Address, status: u8) {
         match network::status_report(self.interpreter.smsc(), mr, recipient, status) {
             Ok(report) => {
+                let report = self.interpreter.quirks().network_pdu(report);
                 let effects = self.interpreter.incoming_report(report);
                 self.apply(effects);
             }
@@ -367,7 +376,7 @@ impl Device {
                 Effect::Output(bytes) => self.output(bytes),
                 Effect::Submitted(submission) => {
                     tracing::debug!(result = ?submission.result, "part submitted");
-                    self.submitting = Some(submission);
+                    self.submitting = Some(*submission);
                     // Real modems emit URCs while the network works on a submit.
                     if self.options.urc_noise && self.rng.random_bool(0.5) {
                         self.noise();

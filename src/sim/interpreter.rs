@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use super::command::{self, Arg, Call, Command};
 use super::error_text;
 use super::storage::{Memory, SimStorage, Status};
-use super::{NotifyMode, ReportMode};
+use super::{NotifyMode, Quirks, ReportMode};
 use crate::pdu;
 
 /// Input beyond this many bytes without a line end is dropped, as a modem's line buffer would.
@@ -67,7 +67,7 @@ pub enum Effect {
     Output(Vec<u8>),
     /// The DTE submitted a part; the network takes its time. Call
     /// [`Interpreter::finish_submit`] after the network delay; input meanwhile is held.
-    Submitted(Submission),
+    Submitted(Box<Submission>),
     /// A routed `+CMT`/`+CDS` waits for `AT+CNMA`; call [`Interpreter::ack_timeout`] with this
     /// number when the network stops waiting.
     AwaitAck(u64),
@@ -178,6 +178,7 @@ pub struct Interpreter {
     storage_full: bool,
     cms_once: VecDeque<u16>,
     cms_always: Option<u16>,
+    quirks: Quirks,
     // Volatile state, reset at power-on.
     powered: bool,
     unlocked: bool,
@@ -200,6 +201,8 @@ pub struct Interpreter {
     ack_counter: u64,
     /// SMS the network holds back (no room, no service) and delivers later.
     network_queue: VecDeque<Vec<u8>>,
+    /// The command line being executed answered without its final result (a quirk).
+    omit_final: bool,
 }
 
 impl Interpreter {
@@ -222,6 +225,7 @@ impl Interpreter {
             storage_full: false,
             cms_once: VecDeque::new(),
             cms_always: None,
+            quirks: Quirks::default(),
             powered: true,
             unlocked: false,
             echo: true,
@@ -247,6 +251,7 @@ impl Interpreter {
             routed_queue: VecDeque::new(),
             ack_counter: 0,
             network_queue: VecDeque::new(),
+            omit_final: false,
         };
         drop(interpreter.power_on());
         interpreter
@@ -416,6 +421,16 @@ impl Interpreter {
         self.cms_always = code;
     }
 
+    /// The framing quirks in force (see [`Quirks`]).
+    pub fn set_quirks(&mut self, quirks: Quirks) {
+        self.quirks = quirks;
+    }
+
+    /// The framing quirks in force.
+    pub fn quirks(&self) -> Quirks {
+        self.quirks
+    }
+
     /// Clears every queued and standing `+CMS ERROR` injection.
     pub fn clear_cms_errors(&mut self) {
         self.cms_once.clear();
@@ -532,11 +547,11 @@ impl Interpreter {
                     Ok(self.storage.next_message_reference())
                 };
                 self.mode = Mode::Submitting(result);
-                out.push(Effect::Submitted(Submission {
+                out.push(Effect::Submitted(Box::new(Submission {
                     pdu: bytes,
                     submit: Some(submit),
                     result,
-                }));
+                })));
             }
         }
     }
@@ -586,6 +601,9 @@ impl Interpreter {
                     return;
                 }
             }
+        }
+        if std::mem::take(&mut self.omit_final) {
+            return;
         }
         self.ok(out);
     }
@@ -637,7 +655,11 @@ impl Interpreter {
             ("+CMEE", Call::Set(_)) => {
                 self.cmee = number(0).filter(|&n| n <= 2).ok_or(Fail::Error)?;
             }
-            ("+CPIN", Call::Read) => lines.push(format!("+CPIN: {}", self.pin_state_word()?)),
+            ("+CPIN", Call::Read) => {
+                lines.push(format!("+CPIN: {}", self.pin_state_word()?));
+                // Wavecom modems give the state and no `OK` after it.
+                self.omit_final = self.quirks.no_ok_after_cpin;
+            }
             ("+CPIN", Call::Test) => {}
             ("+CPIN", Call::Set(_)) => self.enter_pin(args)?,
             ("+CSQ", Call::Action) => lines.push(format!("+CSQ: {},99", self.profile.rssi)),
@@ -766,8 +788,9 @@ impl Interpreter {
                 // An empty slot answers OK with nothing, as Quectel modems do.
                 if let Some(entry) = self.storage.memory(memory).read(index) {
                     let length = tpdu_length(&entry.pdu).unwrap_or(0);
-                    lines.push(format!("+CMGR: {},,{length}", entry.status.code()));
-                    lines.push(hex(&entry.pdu));
+                    let header = format!("+CMGR: {},,{length}", entry.status.code());
+                    let pdu = self.quirks.stored_pdu(&entry.pdu);
+                    lines.extend(self.quirks.framed(header, pdu));
                 }
             }
             ("+CMGL", Call::Test) => lines.push("+CMGL: (0-4)".into()),
@@ -782,14 +805,12 @@ impl Interpreter {
                     _ => return Err(Fail::Cms(302)),
                 };
                 let memory = self.read_memory;
+                let quirks = self.quirks;
                 for entry in self.storage.memory(memory).list(filter) {
                     let length = tpdu_length(&entry.pdu).unwrap_or(0);
-                    lines.push(format!(
-                        "+CMGL: {},{},,{length}",
-                        entry.index,
-                        entry.status.code()
-                    ));
-                    lines.push(hex(&entry.pdu));
+                    let header =
+                        format!("+CMGL: {},{},,{length}", entry.index, entry.status.code());
+                    lines.extend(quirks.framed(header, quirks.stored_pdu(&entry.pdu)));
                 }
             }
             ("+CMGD", Call::Test) => {
@@ -1040,17 +1061,13 @@ impl Interpreter {
         match &routed {
             Routed::Sms(pdu) => {
                 let length = tpdu_length(pdu).unwrap_or(0);
-                emit(
-                    out,
-                    format!("\r\n+CMT: ,{length}\r\n{}\r\n", hex(pdu)).into_bytes(),
-                );
+                let lines = self.quirks.framed(format!("+CMT: ,{length}"), hex(pdu));
+                emit(out, format!("\r\n{}\r\n", lines.join("\r\n")).into_bytes());
             }
             Routed::Report(pdu) => {
                 let length = tpdu_length(pdu).unwrap_or(0);
-                emit(
-                    out,
-                    format!("\r\n+CDS: {length}\r\n{}\r\n", hex(pdu)).into_bytes(),
-                );
+                let lines = self.quirks.framed(format!("+CDS: {length}"), hex(pdu));
+                emit(out, format!("\r\n{}\r\n", lines.join("\r\n")).into_bytes());
             }
         }
         // Phase 2+ (`AT+CSMS=1`) makes the DTE acknowledge each routed message (TS 27.005 §3.4.4).

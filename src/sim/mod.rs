@@ -5,12 +5,15 @@
 //! `+CDS`/`+CDSI`), registration and signal. Behind it a pretend network accepts submitted parts
 //! (with a delay, a TP-MR, and a status report when asked for) and delivers SMS injected through
 //! the handle. Realism switches reproduce what real modems do to their drivers: a slow serial line,
-//! `+CMS ERROR`s, no registration, a full SIM, vendor URC noise, a hang, and an unplug after
-//! which a new pty appears at the same link path.
+//! `+CMS ERROR`s, no registration, a full SIM, vendor URC noise, a hang, an unplug after
+//! which a new pty appears at the same link path, and the framing and coding [`Quirks`] of real
+//! devices and networks (a quote after a PDU, a space for a line end, no `OK` after `+CPIN`,
+//! non-BCD time stamps …).
 //!
 //! Layout: [`pty`] (the pty pair and its link), [`line`] (pacing at a baud rate), [`command`]
 //! (V.250 command line parsing), [`interpreter`] (the AT state machine, no I/O), [`storage`] (SIM
-//! storage), [`network`] (the SMS centre and noise), `port` (the workers that move bytes across
+//! storage), [`network`] (the SMS centre and noise), [`quirk`] (framing and coding quirks),
+//! `port` (the workers that move bytes across
 //! the pty at the line's pace), `device` (the task that ties them together) and this file
 //! (options and the control API).
 //!
@@ -25,6 +28,7 @@ pub mod line;
 pub mod network;
 mod port;
 pub mod pty;
+pub mod quirk;
 pub mod storage;
 
 use std::path::PathBuf;
@@ -35,6 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::pdu::{self, PduError};
 
+pub use quirk::{Quirk, Quirks};
 pub use storage::{Entry, Memory, Status};
 
 /// How the modem announces a new SMS: which `AT+CNMI` `<mt>` it supports besides 0 (store
@@ -116,6 +121,8 @@ pub struct SimOptions {
     pub rssi: u8,
     /// Seed for the noise; `None` = random.
     pub seed: Option<u64>,
+    /// Framing and coding quirks of real devices (see [`SimHandle::set_quirk`]).
+    pub quirks: Quirks,
 }
 
 impl Default for SimOptions {
@@ -146,6 +153,7 @@ impl Default for SimOptions {
             operator: "smsgate sim".to_string(),
             rssi: 20,
             seed: None,
+            quirks: Quirks::default(),
         }
     }
 }
@@ -210,6 +218,7 @@ pub(crate) enum Control {
     CmsError(Option<u16>),
     CmsErrorAlways(Option<u16>),
     Hang(bool),
+    Quirk(Quirk, bool),
     Unplug(Duration, oneshot::Sender<()>),
     Registered(bool),
     StorageFull(bool),
@@ -321,6 +330,12 @@ impl SimHandle {
     /// A hung modem reads and forgets everything and answers nothing, until cleared.
     pub async fn set_hang(&self, on: bool) {
         let _ = self.send(Control::Hang(on)).await;
+    }
+
+    /// Switches one of the framing and coding quirks of real devices on or off (see
+    /// [`Quirks`]); it applies from the next reply, or the next SMS from the network.
+    pub async fn set_quirk(&self, quirk: Quirk, on: bool) {
+        let _ = self.send(Control::Quirk(quirk, on)).await;
     }
 
     /// Closes the pty (the client's port breaks, the link goes) and opens a new one at the same

@@ -63,6 +63,9 @@ pub enum InboundOutcome {
     },
 }
 
+/// What an SMS with no text at all is forwarded as: respond.io refuses an empty `text`.
+pub const EMPTY_SMS: &str = "(empty SMS)";
+
 /// The visible marker for a part that never arrived.
 pub fn gap_marker(sequence: u8, total: u8) -> String {
     format!("[part {sequence} of {total} missing]")
@@ -119,8 +122,11 @@ fn finish(
     now_ms: i64,
     quick_reply_window_ms: i64,
 ) -> Result<String, StoreError> {
-    let text =
+    let mut text =
         map_quick_reply(tx, contact_id, &text, now_ms, quick_reply_window_ms)?.unwrap_or(text);
+    if text.trim().is_empty() {
+        text = EMPTY_SMS.to_owned();
+    }
     tx.execute(
         "UPDATE inbound SET m_id = ?2, state = ?3, text = ?4, timestamp_ms = ?5, finished_ms = ?6
          WHERE id = ?1",

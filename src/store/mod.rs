@@ -29,6 +29,7 @@ mod identity;
 mod inbound;
 mod outbound;
 mod split;
+mod unreadable;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -40,10 +41,13 @@ use tokio::sync::{Notify, oneshot};
 pub use events::{EventBatch, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
-pub use inbound::{InboundOutcome, NewInboundPart, PartGroup, gap_marker};
+pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
     ReportOutcome, Source, StatusReportInput, report_failure_text,
+};
+pub use unreadable::{
+    NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };
 
 /// Migrations, in order; entry `n` brings the schema to `user_version = n + 1`. Append-only.
@@ -55,6 +59,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_event_queue_order",
         include_str!("../../migrations/0002_event_queue_order.sql"),
+    ),
+    (
+        "0003_unreadable",
+        include_str!("../../migrations/0003_unreadable.sql"),
     ),
 ];
 
@@ -437,6 +445,7 @@ impl Store {
                     "total_delivered" => &mut totals.delivered,
                     "total_failed" => &mut totals.failed,
                     "total_received" => &mut totals.received,
+                    "total_unreadable" => &mut totals.unreadable,
                     _ => continue,
                 };
                 *slot = value as u64;
@@ -490,6 +499,8 @@ pub struct Totals {
     pub delivered: u64,
     pub failed: u64,
     pub received: u64,
+    /// SMS that could not be decoded, kept as raw PDUs.
+    pub unreadable: u64,
 }
 
 /// What [`Store::prune`] removed.

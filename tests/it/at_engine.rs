@@ -413,3 +413,93 @@ async fn a_closed_port_ends_the_engine() {
     assert!(reason.is_fatal(), "{reason}");
     assert!(at.is_closed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_its_final_result_ends_after_the_grace() {
+    // A Wavecom answers `AT+CPIN?` with `+CPIN: READY` and never an `OK`; another modem sends
+    // its `OK` after the grace. Either way the command ends with its answer, and the next
+    // command gets its own answer, never the late `OK`.
+    for late_ok in [None, Some(Duration::from_secs(3))] {
+        let (at, _urcs, mut seen) =
+            engine(Chunking::ByteByByte, move |input| match command(input) {
+                "AT+CPIN?" => {
+                    let mut steps = vec![Write("\r\n+CPIN: READY\r\n")];
+                    if let Some(delay) = late_ok {
+                        steps.extend([Delay(delay), Write("\r\nOK\r\n")]);
+                    }
+                    steps
+                }
+                "AT+CSQ" => vec![Write("\r\n+CSQ: 17,99\r\n\r\nOK\r\n")],
+                _ => vec![Write("\r\nOK\r\n")],
+            });
+        let grace = Duration::from_secs(2);
+        let started = Instant::now();
+        let pin = at
+            .run(
+                Command::new("AT+CPIN?")
+                    .timeout(Duration::from_secs(10))
+                    .final_grace("+CPIN:", grace),
+            )
+            .await
+            .expect("the answer is taken without its OK");
+        assert_eq!(pin.lines, vec!["+CPIN: READY".to_owned()], "{late_ok:?}");
+        // Virtual time: the grace, not the 10 s timeout.
+        assert!(started.elapsed() < Duration::from_secs(10), "{late_ok:?}");
+        let csq = at.command("AT+CSQ", SECOND).await.expect("CSQ answers");
+        assert_eq!(csq.lines, vec!["+CSQ: 17,99".to_owned()], "{late_ok:?}");
+        // A resync ran between the two (ESC, then AT until OK and quiet).
+        let mut inputs = Vec::new();
+        while let Ok((input, _)) = seen.try_recv() {
+            inputs.push(input);
+        }
+        let at_position = |wanted: &str| {
+            inputs
+                .iter()
+                .position(|input| command(input) == wanted)
+                .expect(wanted)
+        };
+        assert!(
+            at_position("AT") < at_position("AT+CSQ"),
+            "{late_ok:?}: {inputs:?}"
+        );
+        assert_eq!(at.stats().resyncs, 1, "{late_ok:?}");
+        assert_eq!(at.stats().timeouts, 0, "{late_ok:?}");
+    }
+    // Without the grace the same modem is a timeout.
+    let (at, _urcs, _seen) = engine(Chunking::Whole, |input| match command(input) {
+        "AT+CPIN?" => vec![Write("\r\n+CPIN: READY\r\n")],
+        _ => vec![Write("\r\nOK\r\n")],
+    });
+    let error = at.command("AT+CPIN?", SECOND).await.expect_err("no OK");
+    assert!(matches!(error, AtError::Timeout { .. }), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn routed_pdus_with_junk_or_on_the_header_line_are_urcs() {
+    const PDU: &str =
+        "07917283010010F5040BC87137485784F80000205062917314080CC8F71D14969741F977FD07";
+    for chunking in CHUNKINGS {
+        let (at, mut urcs, _seen) = engine(chunking, |input| match command(input) {
+            "AT+CSQ" => vec![
+                Step::WriteOwned(format!("\r\n+CMT: ,30\r\n{PDU}\"\r\r\n")),
+                Step::WriteOwned(format!("\r\n+CMT: ,30 {PDU}\r\n")),
+                Write("\r\n+CSQ: 20,99\r\n\r\nOK\r\n"),
+            ],
+            _ => vec![Write("\r\nOK\r\n")],
+        });
+        let csq = at.command("AT+CSQ", SECOND).await.expect("CSQ answers");
+        assert_eq!(csq.lines, vec!["+CSQ: 20,99".to_owned()], "{chunking:?}");
+        let first = urcs.recv().await.expect("first +CMT");
+        assert_eq!(
+            (first.line.as_str(), first.data),
+            ("+CMT: ,30", Some(format!("{PDU}\""))),
+            "{chunking:?}"
+        );
+        let second = urcs.recv().await.expect("second +CMT");
+        assert_eq!(
+            (second.line, second.data),
+            (format!("+CMT: ,30 {PDU}"), None),
+            "{chunking:?}"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use smsgate::modem::{
     Tuning,
 };
 use smsgate::pdu::{self, Address, SubmitOptions};
-use smsgate::sim::{self, NotifyMode, ReportMode, SimHandle, SimOptions};
+use smsgate::sim::{self, NotifyMode, Quirk, Quirks, ReportMode, SimHandle, SimOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -585,4 +585,134 @@ async fn a_refused_pin_is_never_entered_again() {
     let health = rig.modem.health();
     assert_eq!(health.sim, "SIM PIN", "{health:?}");
     assert_ne!(health.state, ModemState::Ready);
+}
+
+fn quirky(quirks: &[Quirk]) -> SimOptions {
+    SimOptions {
+        quirks: quirks
+            .iter()
+            .fold(Quirks::default(), |all, &quirk| all.with(quirk, true)),
+        ..SimOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn pdus_framed_as_real_devices_frame_them_are_read_and_deleted() {
+    for quirks in [
+        &[Quirk::TrailingQuote][..],
+        &[Quirk::SpaceSeparator],
+        &[Quirk::FfPadding],
+        &[
+            Quirk::TrailingQuote,
+            Quirk::SpaceSeparator,
+            Quirk::FfPadding,
+        ],
+    ] {
+        // Read on `+CMTI` (AT+CMGR) …
+        let mut rig = ready_rig(quirky(quirks)).await;
+        rig.sim
+            .inject_sms("+60111222333", "framed oddly")
+            .await
+            .expect("inject");
+        let (deliver, slot) = received(&mut rig.events).await;
+        assert_eq!(deliver.user_data.text, "framed oddly", "{quirks:?}");
+        assert!(deliver.warnings.is_empty(), "{quirks:?}");
+        rig.modem.confirm(slot).await.expect("deleted");
+        assert_eq!(rig.sim.stored_count().await, 0, "{quirks:?}");
+
+        // … and by the start-up sweep (AT+CMGL=4).
+        let (sim, dir) = sim_with(quirky(quirks)).await;
+        sim.inject_sms("+60111222333", "swept up")
+            .await
+            .expect("inject");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while sim.stored_count().await == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let shutdown = CancellationToken::new();
+        let (modem, mut events) =
+            modem::spawn_with(options(sim.path()), tuning(), shutdown.clone());
+        let (deliver, slot) = received(&mut events).await;
+        assert_eq!(deliver.user_data.text, "swept up", "{quirks:?}");
+        modem.confirm(slot).await.expect("deleted");
+        assert_eq!(sim.stored_count().await, 0, "{quirks:?}");
+        shutdown.cancel();
+        drop(dir);
+    }
+}
+
+#[tokio::test]
+async fn routed_pdus_with_a_trailing_quote_or_on_the_header_line() {
+    let sim_options = SimOptions {
+        notify: NotifyMode::Cmt,
+        ..quirky(&[Quirk::TrailingQuote, Quirk::SpaceSeparator])
+    };
+    let mut rig = ready_rig(sim_options).await;
+    rig.sim
+        .inject_sms("+60111222333", "routed oddly")
+        .await
+        .expect("inject");
+    let (deliver, slot) = received(&mut rig.events).await;
+    assert_eq!(deliver.user_data.text, "routed oddly");
+    rig.modem.confirm(slot).await.expect("acknowledged");
+}
+
+#[tokio::test]
+async fn a_modem_that_omits_the_ok_after_cpin_still_starts() {
+    // Wavecom: `+CPIN: READY` and no `OK`. With a PIN the first answer is `+CPIN: SIM PIN`,
+    // also without its `OK`.
+    let rig = ready_rig(quirky(&[Quirk::NoOkAfterCpin])).await;
+    assert_eq!(rig.modem.health().sim, "READY");
+    send_message(&rig.modem, "after a silent CPIN", false).await;
+
+    let sim_options = SimOptions {
+        pin: Some("2468".into()),
+        ..quirky(&[Quirk::NoOkAfterCpin])
+    };
+    let rig = rig_with(sim_options, |o| o.pin = Some("2468".into())).await;
+    wait_health(&rig.modem, "ready", |h| h.state == ModemState::Ready).await;
+    send_message(&rig.modem, "after the PIN", false).await;
+}
+
+#[tokio::test]
+async fn undecodable_pdus_are_handed_over_to_be_kept() {
+    let mut rig = ready_rig(SimOptions::default()).await;
+    // TP-OA +60123456789, then TP-UDL 200 septets: more than a PDU holds. The sender is
+    // readable, the message is not.
+    rig.sim
+        .inject_pdu("00040B910621436587F9000062500121000000C8")
+        .await
+        .expect("inject");
+    let (pdu, reason, sender, status_report, slot) = loop {
+        if let ModemEvent::Unreadable {
+            pdu,
+            reason,
+            sender,
+            status_report,
+            slot,
+        } = next_event(&mut rig.events).await
+        {
+            break (pdu, reason, sender, status_report, slot);
+        }
+    };
+    assert_eq!(pdu, "00040B910621436587F9000062500121000000C8");
+    assert!(reason.contains("user data length 200"), "{reason}");
+    assert_eq!(sender.map(|s| s.value).as_deref(), Some("+60123456789"));
+    assert!(!status_report);
+    assert!(matches!(slot, StorageSlot::Stored { .. }), "{slot:?}");
+    assert_eq!(rig.sim.stored_count().await, 1, "kept until confirmed");
+    rig.modem.confirm(slot).await.expect("deleted");
+    assert_eq!(rig.sim.stored_count().await, 0);
+}
+
+#[tokio::test]
+async fn status_reports_with_non_bcd_times_are_read() {
+    let mut rig = ready_rig(quirky(&[Quirk::NonBcdTimestamps])).await;
+    let references = send_message(&rig.modem, "report me", true).await;
+    let (report, slot) = report_for(&mut rig).await;
+    assert_eq!(report.message_reference, references[0]);
+    assert_eq!((report.timestamp, report.discharge_time), (None, None));
+    assert_eq!(report.status_class(), pdu::StatusClass::Delivered);
+    rig.modem.confirm(slot).await.expect("confirmed");
 }

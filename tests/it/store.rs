@@ -173,7 +173,7 @@ fn part(sender: Address, at: i64, text: &str, concat: Option<(u16, u8, u8)>) -> 
     pdu.extend(format!("{}|{}|{:?}|{}", sender.value, timestamp, concat, text).bytes());
     ReceivedPart {
         sender,
-        timestamp,
+        timestamp: Some(timestamp),
         concat: concat.map(|(reference, total, sequence)| Concat {
             reference,
             total,
@@ -190,6 +190,7 @@ fn inbox_options(alphanumeric: AlphanumericPolicy) -> InboxOptions {
         alphanumeric_senders: alphanumeric,
         quick_reply_window: Duration::from_secs(3600),
         reassembly_timeout: Duration::from_secs(600),
+        forward_unreadable: true,
     }
 }
 

@@ -107,6 +107,7 @@ async fn store_sends_and_receives_through_the_modem_driver() {
             alphanumeric_senders: AlphanumericPolicy::Keep,
             quick_reply_window: Duration::from_secs(3600),
             reassembly_timeout: Duration::from_secs(3600),
+            forward_unreadable: true,
         },
     );
     sim.inject_sms(CONTACT, "Thanks, got it")

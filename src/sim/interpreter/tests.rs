@@ -501,3 +501,61 @@ fn hex_helpers() {
     assert_eq!(tpdu_length(&[0x07, 1, 2]), None);
     assert_eq!(tpdu_length(&[]), None);
 }
+
+#[test]
+fn framing_quirks_shape_stored_and_routed_pdus() {
+    let mut m = quiet();
+    let pdu = deliver();
+    let length = tpdu_length(&pdu).expect("length");
+    m.incoming_sms(pdu.clone());
+    m.set_quirks(Quirks {
+        trailing_quote: true,
+        ..Quirks::default()
+    });
+    assert_eq!(
+        say(&mut m, "AT+CMGR=1\r"),
+        format!("\r\n+CMGR: 0,,{length}\r\n{DELIVER}\"\r\r\n\r\nOK\r\n")
+    );
+    m.set_quirks(Quirks {
+        space_separator: true,
+        ..Quirks::default()
+    });
+    assert_eq!(
+        say(&mut m, "AT+CMGL=4\r"),
+        format!("\r\n+CMGL: 1,1,,{length} {DELIVER}\r\n\r\nOK\r\n")
+    );
+    m.set_quirks(Quirks {
+        ff_padding: true,
+        ..Quirks::default()
+    });
+    let padded = say(&mut m, "AT+CMGR=1\r");
+    assert!(padded.contains(&format!("{DELIVER}FFFF")), "{padded:?}");
+    // Routed: the same framing on the +CMT line.
+    let mut p = profile();
+    p.notify = NotifyMode::Cmt;
+    let mut routed = Interpreter::new(p, None, "1".into(), false);
+    say(&mut routed, "ATE0\r");
+    say(&mut routed, "AT+CNMI=2,2,0,0,0\r");
+    routed.set_quirks(Quirks {
+        trailing_quote: true,
+        space_separator: true,
+        ..Quirks::default()
+    });
+    assert_eq!(
+        text(&routed.incoming_sms(pdu)),
+        format!("\r\n+CMT: ,{length} {DELIVER}\"\r\r\n")
+    );
+}
+
+#[test]
+fn cpin_without_its_final_ok() {
+    let mut m = quiet();
+    m.set_quirks(Quirks {
+        no_ok_after_cpin: true,
+        ..Quirks::default()
+    });
+    assert_eq!(say(&mut m, "AT+CPIN?\r"), "\r\n+CPIN: READY\r\n");
+    // Only that answer: everything else still ends with its result.
+    assert_eq!(say(&mut m, "AT\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CSQ\r"), "\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+}
