@@ -81,6 +81,19 @@ pub(crate) fn open_failure(path: &Path, error: &rusqlite::Error) -> String {
     }
 }
 
+/// A database SQLite opened read-only: why, and what to do.
+pub(crate) fn read_only(path: &Path) -> String {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    not_writable(path, parent).unwrap_or_else(|| {
+        "it can only be opened read-only; smsgate must write its database: check the file's \
+         permissions and that its filesystem is mounted read-write"
+            .to_owned()
+    })
+}
+
 /// Why the database or its directory cannot be written (SQLite needs both: the write-ahead
 /// log and its index are files beside the database), when that is the cause.
 fn not_writable(path: &Path, parent: &Path) -> Option<String> {

@@ -230,6 +230,14 @@ impl Store {
                 });
             }
             let conn = Connection::open(&path).map_err(unusable)?;
+            // SQLite quietly opens a file it may not write read-only; every commit would then
+            // fail, so the daemon does not start on it.
+            if conn.is_readonly(rusqlite::MAIN_DB).map_err(unusable)? {
+                return Err(StoreError::Open {
+                    path: path.clone(),
+                    reason: diagnose::read_only(&path),
+                });
+            }
             let conn = prepare(conn, Some(&path)).map_err(|error| match error {
                 StoreError::Sqlite(error) => unusable(error),
                 other => other,

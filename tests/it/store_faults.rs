@@ -282,21 +282,48 @@ async fn db_every_write_failing_degrades_health_and_stops_the_watchdog_then_reco
     daemon.stop().await;
 
     // Read-only files: the daemon refuses to start and says so, rather than running with
-    // every commit failing.
+    // every commit failing. Twice: SQLite fails to open the file when the write-ahead log's
+    // index (-shm) must be created, and opens it read-only when one is left beside it.
+    let db = dir.join("vol/smsgate.db");
+    let refused = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+            .args(["run", "-c"])
+            .arg(&h.config_path)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("runs");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("mounted read-only"), "{stderr}");
+    };
     volume.remount("ro");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
-        .args(["run", "-c"])
-        .arg(&h.config_path)
-        .env("RUST_LOG", "smsgate=warn")
-        .output()
-        .expect("runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = stderr
-        .lines()
-        .find(|line| line.starts_with("smsgate: "))
-        .unwrap_or_else(|| panic!("no error line in {stderr}"));
-    assert!(line.contains("read-only"), "{line}");
+    refused();
+    volume.remount("rw");
+    {
+        // A live -wal and -shm, copied aside while a connection holds them and put back after
+        // it closed (closing deletes them), as a crash leaves them.
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch("PRAGMA journal_mode = WAL; UPDATE meta SET value = value;")
+            .expect("write");
+        for suffix in ["-wal", "-shm"] {
+            std::fs::copy(
+                format!("{}{suffix}", db.display()),
+                dir.join(format!("vol/kept{suffix}")),
+            )
+            .expect("copy");
+        }
+        drop(conn);
+        for suffix in ["-wal", "-shm"] {
+            std::fs::rename(
+                dir.join(format!("vol/kept{suffix}")),
+                format!("{}{suffix}", db.display()),
+            )
+            .expect("put back");
+        }
+    }
+    volume.remount("ro");
+    refused();
     volume.remount("rw");
 }
 
