@@ -19,15 +19,24 @@ pub const DEFAULT_PATH: &str = "/etc/smsgate/smsgate.toml";
 /// The environment variable that overrides every other source of the API token.
 pub const TOKEN_ENV: &str = "SMSGATE_API_TOKEN";
 
+/// The webhook URL respond.io shows for a Custom Channel (DESIGN.md: respond.io moved it from
+/// `app.respond.io` to `webhook.respond.io`; the path and the payloads are the same).
+pub const WEBHOOK_URL: &str = "https://webhook.respond.io/custom/channel/webhook/";
+
+/// The host respond.io retired for Custom Channel webhooks.
+pub const RETIRED_WEBHOOK_HOST: &str = "app.respond.io";
+
 /// Errors found while loading or checking a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `what` names the file ("the configuration", "the API token file") and the fix.
-    #[error("cannot read {what} {path}: {}{}", .source, read_advice(.source, .what))]
+    /// The OS error is part of the message and deliberately not a `source` as well: callers
+    /// print the whole chain, which would name it twice. `what` names the file ("the
+    /// configuration", "the API token file"); the advice says what to do.
+    #[error("cannot read {path} ({what}): {error}{}", read_advice(.error, .what))]
     Read {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -87,12 +96,19 @@ pub struct RespondConfig {
     /// Outgoing webhook requests per second, at most (respond.io publishes 20).
     #[serde(default = "default_rate_limit")]
     pub rate_limit: u32,
+    /// Most webhook requests on their way at once (never two for one contact).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
     /// Timeout of one webhook request.
     #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
     /// How long an event is retried before it is parked as dead.
     #[serde(default = "default_max_event_age", with = "humantime_serde")]
     pub max_event_age: Duration,
+    /// While respond.io refuses the API token (401/403) or the webhook URL (404/410), delivery
+    /// pauses and one request tries again this often.
+    #[serde(default = "default_pause_retry_interval", with = "humantime_serde")]
+    pub pause_retry_interval: Duration,
     /// What to do with SMS from alphanumeric senders (operator notices, banks):
     /// `forward` them with the name as contact ID, or `keep` them locally only.
     #[serde(default)]
@@ -300,10 +316,16 @@ fn default_true() -> bool {
     true
 }
 fn default_webhook_url() -> String {
-    "https://app.respond.io/custom/channel/webhook/".to_owned()
+    WEBHOOK_URL.to_owned()
 }
 fn default_rate_limit() -> u32 {
     20
+}
+fn default_max_in_flight() -> usize {
+    8
+}
+fn default_pause_retry_interval() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_webhook_timeout() -> Duration {
     Duration::from_secs(15)
@@ -454,30 +476,64 @@ impl fmt::Debug for RespondConfig {
             .field("api_token_file", &self.api_token_file)
             .field("webhook_url", &self.webhook_url)
             .field("rate_limit", &self.rate_limit)
+            .field("max_in_flight", &self.max_in_flight)
             .field("request_timeout", &self.request_timeout)
             .field("max_event_age", &self.max_event_age)
+            .field("pause_retry_interval", &self.pause_retry_interval)
             .field("alphanumeric_senders", &self.alphanumeric_senders)
             .finish()
+    }
+}
+
+/// `true` when `url` is on the host respond.io retired for webhooks (`app.respond.io`).
+pub fn is_retired_webhook_host(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|host| host.trim_end_matches('.') == RETIRED_WEBHOOK_HOST)
+}
+
+impl RespondConfig {
+    /// A warning for the operator when `webhook_url` is on the retired `app.respond.io` host:
+    /// respond.io stops taking webhooks there (its help pages: channels not updated by
+    /// 5 August 2026 stop receiving messages).
+    pub fn retired_webhook_warning(&self) -> Option<String> {
+        is_retired_webhook_host(&self.webhook_url).then(|| {
+            format!(
+                "respond.webhook_url {:?} is on {RETIRED_WEBHOOK_HOST}, which respond.io has \
+                 retired for Custom Channel webhooks: channels not moved by 5 August 2026 stop \
+                 receiving messages. Set respond.webhook_url to the webhook URL respond.io shows \
+                 under the channel's settings (Settings → Channels → the Custom Channel), \
+                 normally {WEBHOOK_URL}",
+                self.webhook_url
+            )
+        })
     }
 }
 
 impl Config {
     /// Reads, parses and checks a configuration file, resolving the API token.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let mut config = Self::read(path)?;
+        config.resolve_token()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and checks a configuration file without resolving the API token (for
+    /// commands that never talk to respond.io, such as `doctor`).
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             what: "the configuration",
             path: path.to_owned(),
-            source,
+            error,
         })?;
-        let mut config = Self::parse(&text).map_err(|error| match error {
+        Self::parse(&text).map_err(|error| match error {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })?;
-        config.resolve_token()?;
-        Ok(config)
+        })
     }
 
     /// Parses and checks configuration text. The token is not resolved from files or the
@@ -508,6 +564,12 @@ impl Config {
         }
         if self.respond.rate_limit == 0 {
             return invalid("respond.rate_limit must be at least 1 request per second".into());
+        }
+        if !(1..=64).contains(&self.respond.max_in_flight) {
+            return invalid("respond.max_in_flight must be between 1 and 64 requests".into());
+        }
+        if self.respond.pause_retry_interval < Duration::from_secs(1) {
+            return invalid("respond.pause_retry_interval must be at least 1s".into());
         }
         let country = &self.sms.default_country;
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
@@ -560,10 +622,10 @@ impl Config {
         let token = if let Some(token) = from_env {
             token
         } else if let Some(path) = from_credential.or_else(|| self.respond.api_token_file.clone()) {
-            std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
                 what: "the API token file",
                 path: path.clone(),
-                source,
+                error,
             })?
         } else if let Some(token) = &self.respond.api_token {
             token.clone()
@@ -588,11 +650,12 @@ impl Config {
     /// A human summary without secrets, for `check-config` and the start-up log.
     pub fn summary(&self) -> String {
         format!(
-            "channel {} → {} (≤ {} req/s); listening on {}; modem {} at {} baud; database {}; \
-             country {}, at most {} parts per message",
+            "channel {} → {} (≤ {} req/s, {} at once); listening on {}; modem {} at {} baud; \
+             database {}; country {}, at most {} parts per message",
             self.respond.channel_id,
             self.respond.webhook_url,
             self.respond.rate_limit,
+            self.respond.max_in_flight,
             self.http.listen,
             self.modem.port.display(),
             self.modem.baud,
@@ -619,7 +682,14 @@ mod tests {
         assert_eq!(config.http.listen, default_listen());
         assert_eq!(config.sms.max_parts, 10);
         assert_eq!(config.respond.rate_limit, 20);
+        assert_eq!(config.respond.max_in_flight, 8);
         assert_eq!(config.respond.max_event_age, Duration::from_secs(259_200));
+        assert_eq!(config.respond.pause_retry_interval, Duration::from_secs(60));
+        assert_eq!(
+            config.respond.webhook_url,
+            "https://webhook.respond.io/custom/channel/webhook/"
+        );
+        assert_eq!(config.respond.retired_webhook_warning(), None);
         assert_eq!(
             config.respond.alphanumeric_senders,
             AlphanumericPolicy::Keep
@@ -656,6 +726,14 @@ mod tests {
                 "[respond]\nchannel_id = \"x\"\nrate_limit = 0",
                 "rate_limit",
             ),
+            (
+                "[respond]\nchannel_id = \"x\"\nmax_in_flight = 0",
+                "respond.max_in_flight",
+            ),
+            (
+                "[respond]\nchannel_id = \"x\"\npause_retry_interval = \"10ms\"",
+                "respond.pause_retry_interval",
+            ),
         ] {
             let text = if extra.starts_with("[respond]") {
                 format!("{extra}\napi_token = \"t\"\n")
@@ -689,6 +767,53 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(error.contains("is not a size"), "{error}");
+    }
+
+    #[test]
+    fn the_retired_webhook_host_is_named_with_the_fix() {
+        for url in [
+            "https://app.respond.io/custom/channel/webhook/",
+            "https://APP.Respond.IO/custom/channel/webhook/",
+            "http://app.respond.io:443/custom/channel/webhook/",
+            "https://app.respond.io./custom/channel/webhook/",
+        ] {
+            let text = format!("{MINIMAL}webhook_url = {url:?}\n");
+            let config = Config::parse(&text).expect("a retired URL is still a valid file");
+            let warning = config
+                .respond
+                .retired_webhook_warning()
+                .unwrap_or_else(|| panic!("{url}: no warning"));
+            assert!(warning.contains("app.respond.io"), "{warning}");
+            assert!(
+                warning.contains("https://webhook.respond.io/custom/channel/webhook/"),
+                "{warning}"
+            );
+        }
+        for url in [
+            "https://webhook.respond.io/custom/channel/webhook/",
+            "https://webhook.yeshello.io/custom/channel/webhook/",
+            "https://app.respond.io.example.com/custom/channel/webhook/",
+            "http://127.0.0.1:9000/custom/channel/webhook/",
+        ] {
+            let text = format!("{MINIMAL}webhook_url = {url:?}\n");
+            let config = Config::parse(&text).expect("parses");
+            assert_eq!(config.respond.retired_webhook_warning(), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_names_the_os_error_once() {
+        let error = Config::load(Path::new("/nonexistent/smsgate.toml")).expect_err("missing");
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(
+            chain.matches("No such file or directory").count(),
+            1,
+            "{chain}"
+        );
+        assert!(
+            chain.starts_with("cannot read /nonexistent/smsgate.toml"),
+            "{chain}"
+        );
     }
 
     #[test]

@@ -66,6 +66,9 @@ impl Gateway {
     /// systemd the gateway is ready. Returns once all of that is done; the modem keeps
     /// initialising (and recovering) in the background.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        if let Some(warning) = config.respond.retired_webhook_warning() {
+            tracing::warn!("{warning}");
+        }
         let store = Store::open(&config.store.path)
             .await
             .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;

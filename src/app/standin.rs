@@ -1,15 +1,21 @@
-//! A local stand-in for respond.io's webhook endpoint, used by `smsgate demo` and the end-to-end
-//! tests. It records every request (time, authorization header, JSON body), can print each event
-//! as it arrives, and can be told to fail (a status code, `429` with `Retry-After`, or a hang) so
-//! tests can take respond.io down and bring it back.
+//! A local stand-in for respond.io's webhook endpoint, used by `smsgate demo`, the end-to-end
+//! tests and the benchmarks. It records every request (arrival and answer time, authorization
+//! header, JSON body), can print each event as it arrives, can be told to fail (a status code,
+//! `429` with `Retry-After`, or a hang, for every request or scripted for the next ones) so
+//! tests can take respond.io down and bring it back, and can take its time to answer (a fixed
+//! or random delay, as respond.io at a Pi's distance does). It counts the requests it holds at
+//! once, and any two it holds at once for one contact.
 //!
 //! It is deliberately not a respond.io emulator: it checks only what our side must get right on
 //! the wire (a JSON body with `channelId`, `contactId` and a non-empty `events` list, and the
 //! Bearer token) and answers `400` otherwise, as the real endpoint would.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use rand::Rng as _;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Recorded {
     /// When it arrived.
     pub at: Instant,
+    /// When the answer left (`None` while the stand-in still holds it, or for a hang).
+    pub answered_at: Option<Instant>,
     /// The `authorization` header, as sent.
     pub authorization: Option<String>,
     /// The JSON body.
@@ -67,7 +75,22 @@ struct Shared {
     token: String,
     print: bool,
     behaviour: Mutex<Behaviour>,
+    /// Behaviours for the next requests, one each, before `behaviour` again.
+    script: Mutex<VecDeque<Behaviour>>,
+    /// How long each answer takes: a random time in this range.
+    delay: Mutex<(Duration, Duration)>,
     requests: Mutex<Vec<Recorded>>,
+    holding: Mutex<Holding>,
+}
+
+/// Requests the stand-in holds right now.
+#[derive(Debug, Default)]
+struct Holding {
+    now: usize,
+    most: usize,
+    by_contact: HashMap<String, usize>,
+    /// Requests that arrived while another one for the same contact was held.
+    overlaps: usize,
 }
 
 /// A running stand-in; dropping it does not stop it, [`StandIn::stop`] does.
@@ -88,7 +111,10 @@ impl StandIn {
             token: token.to_owned(),
             print,
             behaviour: Mutex::new(Behaviour::Accept),
+            script: Mutex::new(VecDeque::new()),
+            delay: Mutex::new((Duration::ZERO, Duration::ZERO)),
             requests: Mutex::new(Vec::new()),
+            holding: Mutex::new(Holding::default()),
         });
         let stop = CancellationToken::new();
         let app = Router::new()
@@ -121,6 +147,33 @@ impl StandIn {
         *lock(&self.shared.behaviour) = behaviour;
     }
 
+    /// Answers the next requests with `behaviours`, one each, then as [`StandIn::set_behaviour`]
+    /// says again.
+    pub fn script(&self, behaviours: impl IntoIterator<Item = Behaviour>) {
+        lock(&self.shared.script).extend(behaviours);
+    }
+
+    /// Every answer takes `delay` (respond.io's round trip as a Pi sees it).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        *lock(&self.shared.delay) = (delay, delay);
+    }
+
+    /// Every answer takes a random time between `min` and `max`.
+    pub fn set_answer_delay_range(&self, min: Duration, max: Duration) {
+        *lock(&self.shared.delay) = (min, max.max(min));
+    }
+
+    /// The most requests the stand-in held at once.
+    pub fn most_held_at_once(&self) -> usize {
+        lock(&self.shared.holding).most
+    }
+
+    /// How many requests arrived while another one for the same contact was still held (a
+    /// client that keeps each contact's order never causes one).
+    pub fn overlaps(&self) -> usize {
+        lock(&self.shared.holding).overlaps
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.shared.requests).clone()
@@ -130,7 +183,9 @@ impl StandIn {
     pub fn accepted_events(&self) -> Vec<(String, Value)> {
         lock(&self.shared.requests)
             .iter()
-            .filter(|request| (200..300).contains(&request.answered))
+            .filter(|request| {
+                (200..300).contains(&request.answered) && request.answered_at.is_some()
+            })
             .flat_map(|request| {
                 let contact = request.contact_id().to_owned();
                 request
@@ -178,16 +233,26 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let arrived = Instant::now();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let behaviour = *lock(&shared.behaviour);
+    let behaviour = lock(&shared.script)
+        .pop_front()
+        .unwrap_or_else(|| *lock(&shared.behaviour));
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
+    let contact = parsed
+        .as_ref()
+        .ok()
+        .and_then(|body| body["contactId"].as_str())
+        .unwrap_or("")
+        .to_owned();
     if behaviour == Behaviour::Hang {
         // Recorded with status 0: it arrived and was never answered.
         lock(&shared.requests).push(Recorded {
-            at: Instant::now(),
+            at: arrived,
+            answered_at: None,
             authorization,
             body: parsed.unwrap_or(Value::Null),
             answered: 0,
@@ -214,15 +279,48 @@ async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         (Ok(_), _) => (StatusCode::OK, "OK".to_owned()),
     };
     let body = parsed.unwrap_or(Value::Null);
+    let index = {
+        let mut requests = lock(&shared.requests);
+        requests.push(Recorded {
+            at: arrived,
+            answered_at: None,
+            authorization,
+            body: body.clone(),
+            answered: status.as_u16(),
+        });
+        requests.len() - 1
+    };
+    {
+        let mut holding = lock(&shared.holding);
+        holding.now += 1;
+        holding.most = holding.most.max(holding.now);
+        let same = holding.by_contact.entry(contact.clone()).or_insert(0);
+        *same += 1;
+        if *same > 1 {
+            holding.overlaps += 1;
+        }
+    }
+    // A guard, so that a request the client gave up on (the handler dropped mid-delay) is not
+    // counted as held for ever.
+    let _held = Held {
+        shared: &shared,
+        contact,
+    };
+    let (min, max) = *lock(&shared.delay);
+    let delay = if max > min {
+        rand::rng().random_range(min..=max)
+    } else {
+        min
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if shared.print && status.is_success() {
         print_events(&body);
     }
-    lock(&shared.requests).push(Recorded {
-        at: Instant::now(),
-        authorization,
-        body,
-        answered: status.as_u16(),
-    });
+    if let Some(request) = lock(&shared.requests).get_mut(index) {
+        request.answered_at = Some(Instant::now());
+    }
     let mut response = if status.is_success() {
         axum::Json(answer).into_response()
     } else {
@@ -239,6 +337,25 @@ async fn webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         }
     }
     response
+}
+
+/// One request held by the stand-in, counted until its answer leaves (or it is dropped).
+struct Held<'a> {
+    shared: &'a Shared,
+    contact: String,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut holding = lock(&self.shared.holding);
+        holding.now = holding.now.saturating_sub(1);
+        if let Some(same) = holding.by_contact.get_mut(&self.contact) {
+            *same = same.saturating_sub(1);
+            if *same == 0 {
+                holding.by_contact.remove(&self.contact);
+            }
+        }
+    }
 }
 
 fn is_webhook_body(body: &Value) -> bool {

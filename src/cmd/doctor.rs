@@ -5,23 +5,27 @@
 //!
 //! It sends no SMS and changes nothing the daemon would not change at start-up (echo, error
 //! format, PDU mode, storage, notifications). `--port` probes another device, e.g. the pty
-//! that `smsgate sim` prints.
+//! that `smsgate sim` prints, and then needs no configuration file: the default one is read if
+//! it can be (for `modem.baud` and `modem.pin`), the built-in defaults serve otherwise. It
+//! never needs the API token.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::CmdResult;
 use crate::at::AtError;
+use crate::config::{Config, ConfigError, DEFAULT_PATH, WEBHOOK_URL};
 use crate::modem::init::{InitReport, Notify, Reports};
 use crate::modem::{ModemError, ModemOptions, parse};
 
 /// Arguments of `smsgate doctor`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(short, long, default_value = crate::config::DEFAULT_PATH)]
-    pub config: PathBuf,
+    /// Configuration file [default: /etc/smsgate/smsgate.toml; with --port, only if it can be
+    /// read].
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
     /// Probe this serial device instead of the configured `modem.port`.
     #[arg(long)]
     pub port: Option<PathBuf>,
@@ -29,12 +33,50 @@ pub struct Args {
 
 /// Runs `smsgate doctor`.
 pub fn run(args: Args) -> CmdResult {
-    let config = crate::config::Config::load(&args.config)?;
-    let mut options = ModemOptions::from(&config.modem);
+    let (config, note): (Option<Config>, Option<String>) = match (&args.config, &args.port) {
+        (Some(path), _) => (Some(Config::read(path)?), None),
+        (None, None) => (Some(Config::read(Path::new(DEFAULT_PATH))?), None),
+        // A port of its own: the modem settings of the default file help (baud, PIN), but a
+        // probe of a simulator or of another interface must not need one.
+        (None, Some(_)) => match Config::read(Path::new(DEFAULT_PATH)) {
+            Ok(config) => (Some(config), None),
+            Err(ConfigError::Read { error, .. })
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                (
+                    None,
+                    Some(format!(
+                        "no {DEFAULT_PATH}: probing with the default modem settings"
+                    )),
+                )
+            }
+            Err(error) => (
+                None,
+                Some(format!(
+                    "{error}\n  (probing with the default modem settings instead)"
+                )),
+            ),
+        },
+    };
+    let modem = config.as_ref().map(|c| c.modem.clone()).unwrap_or_default();
+    let mut options = ModemOptions::from(&modem);
     if let Some(port) = args.port {
         options.port = port;
     }
-    let diagnosis = super::runtime()?.block_on(diagnose(&options));
+    if let Some(note) = note {
+        println!("note: {note}\n");
+    }
+    let mut diagnosis = super::runtime()?.block_on(diagnose(&options));
+    if let Some(warning) = config
+        .as_ref()
+        .and_then(|config| config.respond.retired_webhook_warning())
+    {
+        diagnosis.findings.push(finding(
+            false,
+            warning,
+            format!("set respond.webhook_url = \"{WEBHOOK_URL}\" (or the URL respond.io shows)"),
+        ));
+    }
     print!("{}", diagnosis.render());
     Ok(if diagnosis.can_send_and_receive() {
         ExitCode::SUCCESS

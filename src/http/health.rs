@@ -37,11 +37,13 @@ pub struct HealthReport {
 }
 
 /// Runs every check. Pure but for the reads it is given.
+#[allow(clippy::too_many_arguments)] // one reading or limit per check, each named at the call
 pub fn evaluate(
     modem: &ModemSnapshot,
     outbox: Result<&QueueStats, &str>,
     webhook: Result<&BacklogStats, &str>,
     current_webhook_error: Option<&str>,
+    webhook_fault: Option<&str>,
     now_ms: i64,
     outbox_age_limit: Duration,
     webhook_age_limit: Duration,
@@ -125,6 +127,13 @@ pub fn evaluate(
         ok: current_webhook_error.is_none(),
         detail: current_webhook_error.unwrap_or("none").to_owned(),
     });
+    // A refused token or webhook URL pauses delivery until the configuration is fixed; the
+    // events wait. Its own check, so the reason and the fix stay visible between retries.
+    checks.push(Check {
+        name: "webhook_delivery",
+        ok: webhook_fault.is_none(),
+        detail: webhook_fault.unwrap_or("running").to_owned(),
+    });
     checks
 }
 
@@ -185,11 +194,13 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
     let outbox = inner.outbox.outbox_stats(now_ms).await;
     let webhook = inner.outbox.webhook_stats(now_ms).await;
     let current_error = inner.webhook.current_error().map(|e| e.message);
+    let fault = inner.webhook.fault();
     let checks = evaluate(
         &modem,
         outbox.as_ref().map_err(|e| e.0.as_str()),
         webhook.as_ref().map_err(|e| e.0.as_str()),
         current_error.as_deref(),
+        fault.as_deref(),
         now_ms,
         inner.settings.health_outbox_age,
         inner.settings.health_webhook_age,
@@ -459,7 +470,16 @@ mod tests {
         let outbox = QueueStats::default();
         let webhook = BacklogStats::default();
         let limit = Duration::from_secs(600);
-        let checks = evaluate(&ready(), Ok(&outbox), Ok(&webhook), None, 0, limit, limit);
+        let checks = evaluate(
+            &ready(),
+            Ok(&outbox),
+            Ok(&webhook),
+            None,
+            None,
+            0,
+            limit,
+            limit,
+        );
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         assert_eq!(checks[2].detail, "home on Maxis, -71 dBm");
 
@@ -484,7 +504,8 @@ mod tests {
             &unplugged,
             Ok(&old),
             Ok(&backlog),
-            Some("HTTP 503"),
+            Some("HTTP 401"),
+            Some("respond.io rejects the API token (HTTP 401)"),
             1_000_000,
             limit,
             limit,
@@ -500,7 +521,11 @@ mod tests {
                 ("modem", "unplugged: port closed"),
                 ("outbox", "3 queued, oldest 1000 s (limit 600 s)"),
                 ("webhook_backlog", "2 pending, oldest 1000 s, 1 dead"),
-                ("webhook_last_error", "HTTP 503"),
+                ("webhook_last_error", "HTTP 401"),
+                (
+                    "webhook_delivery",
+                    "respond.io rejects the API token (HTTP 401)"
+                ),
             ]
         );
     }

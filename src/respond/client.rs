@@ -218,17 +218,17 @@ mod tests {
 
     #[test]
     fn settings_that_cannot_work_are_refused_at_start() {
-        let error = WebhookClient::new(&options("app.respond.io/webhook", "t"))
+        let error = WebhookClient::new(&options("webhook.respond.io/webhook", "t"))
             .expect_err("no scheme")
             .to_string();
         assert!(error.starts_with("respond.webhook_url"), "{error}");
-        let error = WebhookClient::new(&options("https://app.respond.io/", "bad\ntoken"))
+        let error = WebhookClient::new(&options("https://webhook.respond.io/", "bad\ntoken"))
             .expect_err("newline in token")
             .to_string();
         assert!(error.contains("API token"), "{error}");
         assert!(
             WebhookClient::new(&options(
-                "https://app.respond.io/custom/channel/webhook/",
+                "https://webhook.respond.io/custom/channel/webhook/",
                 "t"
             ))
             .is_ok()

@@ -1,6 +1,6 @@
 //! Counters the webhook worker keeps for `GET /metrics` and `GET /health`: requests, events
-//! delivered and dead, failures by kind, request latency (a Prometheus histogram) and the last
-//! error. Plain atomics, shared through an `Arc`; they live only in memory (the durable
+//! delivered and dead, failures by kind, request latency (a Prometheus histogram), the last
+//! error, requests in flight, and the fault that pauses delivery (a refused token or URL). Plain atomics, shared through an `Arc`; they live only in memory (the durable
 //! counts — pending, dead — are the store's).
 
 use std::fmt::Write as _;
@@ -13,10 +13,11 @@ use super::retry::FailureKind;
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-const KINDS: [FailureKind; 4] = [
+const KINDS: [FailureKind; 5] = [
     FailureKind::RateLimited,
     FailureKind::Transient,
     FailureKind::Unauthorized,
+    FailureKind::NotFound,
     FailureKind::Rejected,
 ];
 
@@ -26,12 +27,14 @@ pub struct WebhookMetrics {
     requests: AtomicU64,
     events_delivered: AtomicU64,
     events_dead: AtomicU64,
-    failures: [AtomicU64; 4],
+    failures: [AtomicU64; KINDS.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
     last_success_ms: AtomicI64,
     last_error: Mutex<Option<LastError>>,
+    in_flight: AtomicU64,
+    fault: Mutex<Option<String>>,
 }
 
 /// The most recent failure.
@@ -73,6 +76,26 @@ impl WebhookMetrics {
 
     pub fn record_dead(&self, events: usize) {
         self.events_dead.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// Requests on their way now.
+    pub fn set_in_flight(&self, requests: usize) {
+        self.in_flight.store(requests as u64, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Delivery is paused by a fault of the configuration (`reason` says which and the fix),
+    /// or runs again (`None`).
+    pub fn set_fault(&self, reason: Option<String>) {
+        *lock(&self.fault) = reason;
+    }
+
+    /// Why delivery is paused, if it is.
+    pub fn fault(&self) -> Option<String> {
+        lock(&self.fault).clone()
     }
 
     /// The last failure, if the last request did not succeed after it.
@@ -144,6 +167,18 @@ impl WebhookMetrics {
                 bucket.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP smsgate_webhook_in_flight Webhook requests on their way now.\n\
+             # TYPE smsgate_webhook_in_flight gauge\n\
+             smsgate_webhook_in_flight {}\n\
+             # HELP smsgate_webhook_paused 1 while respond.io refuses the API token or the webhook \
+             URL and delivery is paused.\n\
+             # TYPE smsgate_webhook_paused gauge\n\
+             smsgate_webhook_paused {}",
+            self.in_flight(),
+            u8::from(self.fault().is_some())
+        );
         let count = self.latency_count.load(Ordering::Relaxed);
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(
@@ -155,11 +190,15 @@ impl WebhookMetrics {
     }
 
     fn lock_last_error(&self) -> std::sync::MutexGuard<'_, Option<LastError>> {
-        // Only assignments happen under this lock; a poisoned one still holds a whole value.
-        self.last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.last_error)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Only assignments happen under these locks; a poisoned one still holds a whole value.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -185,5 +224,27 @@ mod tests {
         metrics.record_delivered(3, 11);
         assert_eq!(metrics.current_error(), None);
         assert_eq!(metrics.events_delivered(), 3);
+    }
+
+    #[test]
+    fn a_fault_shows_as_paused_until_cleared() {
+        let metrics = WebhookMetrics::default();
+        let paused = |metrics: &WebhookMetrics| {
+            let mut text = String::new();
+            metrics.write_prometheus(&mut text);
+            text.contains("smsgate_webhook_paused 1\n")
+        };
+        assert!(!paused(&metrics));
+        metrics.set_fault(Some("respond.io rejects the API token".into()));
+        metrics.record_failure(FailureKind::NotFound, "HTTP 404", 1);
+        metrics.set_in_flight(3);
+        let mut text = String::new();
+        metrics.write_prometheus(&mut text);
+        assert!(text.contains("smsgate_webhook_failures_total{kind=\"not_found\"} 1\n"));
+        assert!(text.contains("smsgate_webhook_in_flight 3\n"));
+        assert!(paused(&metrics));
+        metrics.set_fault(None);
+        assert!(!paused(&metrics));
+        assert_eq!(metrics.fault(), None);
     }
 }

@@ -2,8 +2,9 @@
 //! requests per second per channel) and can be held shut for a while (a `429` with
 //! `Retry-After`, or respond.io being down).
 //!
-//! It uses `tokio::time::Instant`, so tests run it under paused time. It paces the caller; it
-//! does not queue fairly between several callers (smsgate has one webhook worker).
+//! It uses `tokio::time::Instant`, so tests run it under paused time. It paces its callers; it
+//! does not queue them fairly (the webhook worker takes every token from one dispatching
+//! loop, which hands requests to its concurrent tasks).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -13,14 +14,16 @@ use tokio::time::Instant;
 
 /// A token bucket: `capacity` tokens, refilled at `rate` tokens per second; each request takes
 /// one. With `capacity = 1` requests are evenly spaced `1/rate` apart. Whatever the capacity,
-/// no window of one second ever holds more than `rate` requests: the last `rate` grants are
-/// remembered, and a burst that would exceed that waits.
+/// no window of one second (or of [`RateLimiter::with_window`]) ever holds more than `rate`
+/// requests: the last `rate` grants are remembered, and a burst that would exceed that waits.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
     capacity: f64,
-    /// Requests allowed in any one-second window.
+    /// Requests allowed in any window.
     per_second: usize,
+    /// The window `per_second` counts over: one second, or a little more for a margin.
+    window: Duration,
     state: Mutex<Bucket>,
 }
 
@@ -43,6 +46,7 @@ impl RateLimiter {
             rate: f64::from(rate.max(1)),
             capacity,
             per_second,
+            window: Duration::from_secs(1),
             state: Mutex::new(Bucket {
                 tokens: capacity,
                 refilled_at: Instant::now(),
@@ -50,6 +54,15 @@ impl RateLimiter {
                 recent: VecDeque::with_capacity(per_second),
             }),
         }
+    }
+
+    /// Counts `rate` requests over `window` instead of one second. A window a little longer
+    /// than a second is a margin for the network: requests granted a second apart can arrive
+    /// closer together at the far end (one waited longer for a connection than another), and
+    /// the far end counts arrivals.
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window.max(Duration::from_secs(1));
+        self
     }
 
     /// Requests per second.
@@ -68,7 +81,7 @@ impl RateLimiter {
         }
         if bucket.recent.len() >= self.per_second {
             if let Some(&oldest) = bucket.recent.front() {
-                let window_ends = oldest + Duration::from_secs(1);
+                let window_ends = oldest + self.window;
                 if now < window_ends {
                     return Err(window_ends - now);
                 }
@@ -179,6 +192,55 @@ mod tests {
         }
         assert_eq!(times[19], start, "the first burst goes at once");
         assert_eq!(busiest_second(&times), 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_never_exceed_the_rate_in_any_window() {
+        for (capacity, window) in [(1, 1000), (20, 1000), (1, 1050)] {
+            let limiter = std::sync::Arc::new(
+                RateLimiter::new(20, capacity).with_window(Duration::from_millis(window)),
+            );
+            let times = std::sync::Arc::new(Mutex::new(Vec::new()));
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let (limiter, times) = (limiter.clone(), times.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..15 {
+                        limiter.acquire().await;
+                        times.lock().expect("times").push(Instant::now());
+                        // Some work of varying length between requests, as a request would.
+                        tokio::time::sleep(Duration::from_millis(7)).await;
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.expect("task");
+            }
+            let mut times = times.lock().expect("times").clone();
+            times.sort();
+            assert_eq!(times.len(), 120);
+            let window = Duration::from_millis(window);
+            let busiest = (0..times.len())
+                .map(|i| {
+                    times[i..]
+                        .iter()
+                        .take_while(|t| t.duration_since(times[i]) < window)
+                        .count()
+                })
+                .max()
+                .unwrap_or(0);
+            assert_eq!(busiest, 20, "capacity {capacity}, window {window:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_window_leaves_a_margin() {
+        let limiter = RateLimiter::new(20, 1).with_window(Duration::from_millis(1050));
+        let start = Instant::now();
+        for _ in 0..21 {
+            limiter.acquire().await;
+        }
+        assert_eq!(Instant::now() - start, Duration::from_millis(1050));
     }
 
     #[tokio::test(start_paused = true)]

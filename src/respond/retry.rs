@@ -4,9 +4,12 @@
 //! The rules (DESIGN.md §2): 2xx is success; `429` honours `Retry-After` (so does a 5xx that
 //! sends one); 5xx, `408`,
 //! timeouts and connection errors are transient and retried until the oldest event of the batch
-//! is older than `max_age`; every other status (4xx, and 3xx since a webhook that redirects is
-//! misconfigured) is a rejection, logged loudly and parked without retrying. No I/O and no clock
-//! here: the caller passes `now` and the jitter.
+//! is older than `max_age`. `401`/`403` (the API token) and `404`/`410` (the webhook URL) are
+//! faults of the configuration, not of the events: the events stay queued, every request pauses
+//! and one tries again each `fault_pause`, up to `max_age`. Every other status (4xx, and 3xx
+//! since a webhook that redirects is misconfigured) is a rejection of these events, logged
+//! loudly and parked without retrying. No I/O and no clock here: the caller passes `now` and
+//! the jitter.
 
 use std::time::Duration;
 
@@ -38,9 +41,10 @@ pub struct RetryPolicy {
     pub max_age: Duration,
     /// Longest `Retry-After` honoured as such (a larger one is cut to this).
     pub max_retry_after: Duration,
-    /// After respond.io refuses the token, no request at all for this long, so a wrong token
-    /// does not turn the whole queue dead within seconds.
-    pub auth_pause: Duration,
+    /// While respond.io refuses the token (`401`/`403`) or the webhook URL (`404`/`410`), no
+    /// request at all for this long after each refusal: one request tries again this often,
+    /// and the events wait, none parked as dead for it.
+    pub fault_pause: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -50,7 +54,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(10 * 60),
             max_age: Duration::from_secs(3 * 24 * 3600),
             max_retry_after: Duration::from_secs(3600),
-            auth_pause: Duration::from_secs(60),
+            fault_pause: Duration::from_secs(60),
         }
     }
 }
@@ -83,8 +87,10 @@ pub enum FailureKind {
     RateLimited,
     /// 5xx, 408, timeout, connection error.
     Transient,
-    /// 401 / 403: the API token is wrong.
+    /// 401 / 403: the API token is wrong. Pauses all delivery.
     Unauthorized,
+    /// 404 / 410: nothing at the webhook URL. Pauses all delivery.
+    NotFound,
     /// Any other status: respond.io refuses these events.
     Rejected,
 }
@@ -96,8 +102,15 @@ impl FailureKind {
             Self::RateLimited => "rate_limited",
             Self::Transient => "transient",
             Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
             Self::Rejected => "rejected",
         }
+    }
+
+    /// `true` for the faults of the configuration (token, URL) that pause every request, not
+    /// only this batch's.
+    pub fn pauses_delivery(self) -> bool {
+        matches!(self, Self::Unauthorized | Self::NotFound)
     }
 }
 
@@ -157,16 +170,26 @@ impl RetryPolicy {
                 code: code @ (401 | 403),
                 body,
                 ..
-            } => {
-                return Decision::Dead {
-                    error: format!(
-                        "respond.io rejected the API token ({}); check respond.api_token",
-                        describe(*code, body)
-                    ),
-                    hold: Some(self.auth_pause),
-                    kind: FailureKind::Unauthorized,
-                };
-            }
+            } => (
+                FailureKind::Unauthorized,
+                format!(
+                    "respond.io rejects the API token ({})",
+                    describe(*code, body)
+                ),
+                None,
+            ),
+            Attempt::Status {
+                code: code @ (404 | 410),
+                body,
+                ..
+            } => (
+                FailureKind::NotFound,
+                format!(
+                    "respond.io answers {} at the webhook URL",
+                    describe(*code, body)
+                ),
+                None,
+            ),
             Attempt::Status { code, body, .. } => {
                 let hint = if (300..400).contains(code) {
                     "; respond.webhook_url redirects: set it to the final URL"
@@ -193,11 +216,16 @@ impl RetryPolicy {
                 None,
             ),
         };
-        let delay = retry_after.unwrap_or_else(|| self.backoff(failures, jitter));
+        let delay = if kind.pauses_delivery() {
+            self.fault_pause
+        } else {
+            retry_after.unwrap_or_else(|| self.backoff(failures, jitter))
+        };
         let age_ms = now_ms.saturating_sub(first_enqueued_ms);
         let max_age_ms = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
         let hold = match (kind, retry_after) {
             (FailureKind::RateLimited, _) | (_, Some(_)) => Some(delay),
+            (FailureKind::Unauthorized | FailureKind::NotFound, _) => Some(self.fault_pause),
             // Everyone else's events would most likely fail the same way: wait before the
             // next request, growing with the failures in a row.
             _ => Some(self.backoff(consecutive.max(1), jitter)),
@@ -213,8 +241,15 @@ impl RetryPolicy {
                 kind,
             };
         }
+        // A paused batch is due again at once: the hold keeps every request back, and once the
+        // fault is fixed nothing should wait out a delay of its own.
+        let at_ms = if kind.pauses_delivery() {
+            now_ms
+        } else {
+            now_ms.saturating_add(delay_ms)
+        };
         Decision::Retry {
-            at_ms: now_ms.saturating_add(delay_ms),
+            at_ms,
             error,
             hold,
             kind,
@@ -373,24 +408,63 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_token_is_dead_at_once_and_pauses_everything() {
+    fn a_refused_token_or_url_keeps_the_events_and_pauses_everything() {
         let policy = RetryPolicy::default();
-        for code in [401, 403] {
-            match policy.decide(&status(code), 1, 0, 0, 0, 0.0) {
-                Decision::Dead { error, hold, kind } => {
-                    assert!(error.starts_with("respond.io rejected the API token"));
-                    assert_eq!(hold, Some(policy.auth_pause));
-                    assert_eq!(kind, FailureKind::Unauthorized);
+        for (code, kind, start) in [
+            (
+                401,
+                FailureKind::Unauthorized,
+                "respond.io rejects the API token (HTTP 401",
+            ),
+            (
+                403,
+                FailureKind::Unauthorized,
+                "respond.io rejects the API token (HTTP 403",
+            ),
+            (404, FailureKind::NotFound, "respond.io answers HTTP 404"),
+            (410, FailureKind::NotFound, "respond.io answers HTTP 410"),
+        ] {
+            // Many attempts already: a fault of the configuration never parks them by itself.
+            match policy.decide(&status(code), 500, 0, 10_000, 500, 0.0) {
+                Decision::Retry {
+                    at_ms,
+                    error,
+                    hold,
+                    kind: got,
+                } => {
+                    assert!(error.starts_with(start), "{code}: {error}");
+                    assert_eq!(at_ms, 10_000, "{code}: due again once the pause is over");
+                    assert_eq!(hold, Some(policy.fault_pause), "{code}");
+                    assert_eq!(got, kind, "{code}");
+                    assert!(kind.pauses_delivery());
                 }
-                other => panic!("{other:?}"),
+                other => panic!("{code} → {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_refused_token_still_gives_up_after_the_maximum_age() {
+        let policy = RetryPolicy::default();
+        let almost_three_days_ms = 3 * 24 * 3600 * 1000 - 30_000;
+        match policy.decide(&status(401), 4000, 0, almost_three_days_ms, 4000, 0.0) {
+            Decision::Dead { error, hold, kind } => {
+                assert!(
+                    error
+                        .starts_with("gave up after 4000 attempts over 2 days: respond.io rejects"),
+                    "{error}"
+                );
+                assert_eq!(hold, Some(policy.fault_pause));
+                assert_eq!(kind, FailureKind::Unauthorized);
+            }
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn other_client_errors_and_redirects_are_dead_without_retrying() {
         let policy = RetryPolicy::default();
-        for code in [400, 404, 413, 422, 301, 302] {
+        for code in [400, 405, 413, 422, 301, 302] {
             match policy.decide(
                 &Attempt::Status {
                     code,
@@ -412,6 +486,7 @@ mod tests {
                     );
                     assert_eq!(hold, None);
                     assert_eq!(kind, FailureKind::Rejected);
+                    assert!(!kind.pauses_delivery());
                 }
                 other => panic!("{code} → {other:?}"),
             }

@@ -24,10 +24,13 @@ impl EventQueue for Store {
         &self,
         now_ms: i64,
         max_events: usize,
+        busy: &[String],
     ) -> Result<Option<EventBatch>, StoreError> {
-        Ok(Store::next_event_batch(self, now_ms, max_events)
-            .await?
-            .map(Into::into))
+        Ok(
+            Store::next_event_batch_except(self, now_ms, max_events, busy)
+                .await?
+                .map(Into::into),
+        )
     }
 
     async fn events_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {

@@ -5,6 +5,13 @@
 //! contacts do not wait for each other. Dead events (parked after too long or a 4xx) no longer
 //! hold their contact back; `smsgate status --retry-dead` makes them pending again.
 //!
+//! Which contact goes next is decided by lanes ([`Lane`]): a contact with an inbound `message`
+//! waiting goes before one with only a `message_echo`, which goes before one with only receipts
+//! (`message_status`), so a broadcast's receipts never hold up what a person wrote. A contact
+//! whose receipts are queued ahead of its own reply goes in the reply's lane, receipts first:
+//! its order never changes. Contacts whose request is in flight are skipped (`busy`), so the
+//! worker never has two requests for one contact at once.
+//!
 //! This file does not send anything; the worker in [`crate::respond`] does.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -34,6 +41,28 @@ pub struct WebhookStats {
     pub last_error: Option<String>,
 }
 
+/// The lane of an event (the `event.lane` column): lower lanes go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lane {
+    /// An inbound SMS (`message`): a person wrote it.
+    Message = 0,
+    /// An SMS sent outside respond.io (`message_echo`).
+    Echo = 1,
+    /// Receipts (`message_status`), and anything else.
+    Status = 2,
+}
+
+impl Lane {
+    /// The lane of an event, by its `type`.
+    pub fn of(event: &Value) -> Self {
+        match event.get("type").and_then(Value::as_str) {
+            Some("message") => Self::Message,
+            Some("message_echo") => Self::Echo,
+            _ => Self::Status,
+        }
+    }
+}
+
 /// Appends one event to the queue inside the caller's transaction, due at once.
 pub(crate) fn enqueue_event(
     tx: &Connection,
@@ -42,9 +71,9 @@ pub(crate) fn enqueue_event(
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     tx.execute(
-        "INSERT INTO event (contact_id, body, state, next_attempt_ms, created_ms, enqueued_ms)
-         VALUES (?1, ?2, 'pending', ?3, ?3, ?3)",
-        params![contact_id, event.to_string(), now_ms],
+        "INSERT INTO event (contact_id, body, state, next_attempt_ms, created_ms, enqueued_ms, lane)
+         VALUES (?1, ?2, 'pending', ?3, ?3, ?3, ?4)",
+        params![contact_id, event.to_string(), now_ms, Lane::of(event) as i64],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -56,30 +85,52 @@ fn id_list(ids: &[i64]) -> String {
 
 impl Store {
     /// The next due batch: the oldest pending events of ONE contact whose head-of-line event is
-    /// due. Among due contacts, the one whose head event is oldest goes first.
+    /// due. Among due contacts, the lowest lane goes first, then the oldest event of that lane.
     pub async fn next_event_batch(
         &self,
         now_ms: i64,
         max_events: usize,
     ) -> Result<Option<EventBatch>, StoreError> {
+        self.next_event_batch_except(now_ms, max_events, &[]).await
+    }
+
+    /// [`Store::next_event_batch`], skipping the contacts in `busy` (those with a request in
+    /// flight).
+    pub async fn next_event_batch_except(
+        &self,
+        now_ms: i64,
+        max_events: usize,
+        busy: &[String],
+    ) -> Result<Option<EventBatch>, StoreError> {
         let max_events = max_events.max(1) as i64;
+        let busy = serde_json::to_string(busy)?;
         self.call(move |conn| {
-            let head: Option<(i64, String, i64, i64)> = conn
+            // Walks pending events lane by lane, oldest first, and stops at the first whose
+            // contact is free and whose head-of-line event is due. The contact's lane is thus
+            // its lowest waiting lane, and its batch starts at its head, whatever that head is.
+            let contact: Option<String> = conn
                 .query_row(
-                    "SELECT e.id, e.contact_id, e.attempts, e.enqueued_ms
-                     FROM event e INDEXED BY event_queue
-                     WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
-                       AND NOT EXISTS (SELECT 1 FROM event p
-                           WHERE p.state = 'pending' AND p.contact_id = e.contact_id
-                             AND p.id < e.id)
-                     ORDER BY e.id LIMIT 1",
-                    [now_ms],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    "SELECT e.contact_id
+                     FROM event e INDEXED BY event_lane
+                     WHERE e.state = 'pending'
+                       AND e.contact_id NOT IN (SELECT value FROM json_each(?2))
+                       AND (SELECT h.next_attempt_ms FROM event h INDEXED BY event_pending
+                            WHERE h.state = 'pending' AND h.contact_id = e.contact_id
+                            ORDER BY h.id LIMIT 1) <= ?1
+                     ORDER BY e.lane, e.id LIMIT 1",
+                    params![now_ms, busy],
+                    |r| r.get(0),
                 )
                 .optional()?;
-            let Some((head_id, contact_id, attempts, _)) = head else {
+            let Some(contact_id) = contact else {
                 return Ok(None);
             };
+            let (head_id, attempts): (i64, i64) = conn.query_row(
+                "SELECT id, attempts FROM event INDEXED BY event_pending
+                 WHERE state = 'pending' AND contact_id = ?1 ORDER BY id LIMIT 1",
+                [&contact_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let mut stmt = conn.prepare(
                 "SELECT id, body, enqueued_ms FROM event
                  WHERE state = 'pending' AND contact_id = ?1 AND id >= ?2
@@ -330,5 +381,169 @@ mod tests {
             .expect("batch");
         assert_eq!(batch.event_ids, vec![a1]);
         assert_eq!((batch.attempts, batch.first_enqueued_ms), (0, 1000));
+    }
+
+    fn event(kind: &str, n: i64) -> Value {
+        json!({"type": kind, "mId": format!("m{n}"), "timestamp": n})
+    }
+
+    /// The contacts of the batches in the order the queue hands them out, each delivered at
+    /// once.
+    async fn drain(store: &Store) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        while let Some(batch) = store.next_event_batch(1_000, 10).await.expect("q") {
+            store
+                .events_delivered(&batch.event_ids, 1_000)
+                .await
+                .expect("delivered");
+            let kinds = batch
+                .events
+                .iter()
+                .map(|e| e["type"].as_str().unwrap_or("?").to_owned())
+                .collect();
+            out.push((batch.contact_id, kinds));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_reply_goes_before_receipts_and_echoes_of_other_contacts() {
+        let store = store().await;
+        for n in 0..5 {
+            store
+                .enqueue_event(&format!("+1s{n}"), event("message_status", n), n)
+                .await
+                .expect("status");
+        }
+        store
+            .enqueue_event("+1e", event("message_echo", 10), 10)
+            .await
+            .expect("echo");
+        store
+            .enqueue_event("+1m", event("message", 11), 11)
+            .await
+            .expect("message");
+        let order: Vec<String> = drain(&store).await.into_iter().map(|(c, _)| c).collect();
+        assert_eq!(
+            order,
+            ["+1m", "+1e", "+1s0", "+1s1", "+1s2", "+1s3", "+1s4"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_contact_keeps_its_order_and_its_receipts_ride_with_its_reply() {
+        let store = store().await;
+        store
+            .enqueue_event("+1x", event("message_status", 1), 1)
+            .await
+            .expect("x sent");
+        store
+            .enqueue_event("+1y", event("message_status", 2), 2)
+            .await
+            .expect("y sent");
+        store
+            .enqueue_event("+1x", event("message", 3), 3)
+            .await
+            .expect("x reply");
+        store
+            .enqueue_event("+1z", event("message", 4), 4)
+            .await
+            .expect("z message");
+        assert_eq!(
+            drain(&store).await,
+            [
+                (
+                    "+1x".to_owned(),
+                    vec!["message_status".to_owned(), "message".to_owned()]
+                ),
+                ("+1z".to_owned(), vec!["message".to_owned()]),
+                ("+1y".to_owned(), vec!["message_status".to_owned()]),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn busy_contacts_and_waiting_heads_are_skipped() {
+        let store = store().await;
+        let a1 = store
+            .enqueue_event("+1a", event("message", 1), 1)
+            .await
+            .expect("a1");
+        store
+            .enqueue_event("+1b", event("message_status", 2), 2)
+            .await
+            .expect("b1");
+        let c1 = store
+            .enqueue_event("+1c", event("message_status", 3), 3)
+            .await
+            .expect("c1");
+        store
+            .enqueue_event("+1c", event("message", 4), 4)
+            .await
+            .expect("c2");
+        let busy = ["+1a".to_owned()];
+        let batch = store
+            .next_event_batch_except(100, 10, &busy)
+            .await
+            .expect("q")
+            .expect("batch");
+        assert_eq!(
+            batch.contact_id, "+1c",
+            "a is busy; c has a message waiting"
+        );
+        assert_eq!(batch.event_ids[0], c1, "c's batch starts at its head");
+        // c's head waits for a retry: its later message must not leave before it.
+        store
+            .events_retry(&[c1], 500, "HTTP 503")
+            .await
+            .expect("retry");
+        let batch = store
+            .next_event_batch_except(100, 10, &busy)
+            .await
+            .expect("q")
+            .expect("batch");
+        assert_eq!(batch.contact_id, "+1b");
+        let busy = ["+1a".to_owned(), "+1b".to_owned()];
+        assert_eq!(
+            store
+                .next_event_batch_except(100, 10, &busy)
+                .await
+                .expect("q"),
+            None
+        );
+        let batch = store
+            .next_event_batch(100, 10)
+            .await
+            .expect("q")
+            .expect("batch");
+        assert_eq!(batch.event_ids, vec![a1]);
+    }
+
+    #[tokio::test]
+    async fn an_older_queue_gets_its_lanes_when_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let conn = Connection::open(&path).expect("raw open");
+        for (_, sql) in &super::super::MIGRATIONS[..2] {
+            conn.execute_batch(sql).expect("older schema");
+        }
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+        for (id, contact, body) in [
+            (1, "+1s", event("message_status", 1).to_string()),
+            (2, "+1e", event("message_echo", 2).to_string()),
+            (3, "+1m", event("message", 3).to_string()),
+        ] {
+            conn.execute(
+                "INSERT INTO event (id, contact_id, body, state, next_attempt_ms, created_ms,
+                 enqueued_ms) VALUES (?1, ?2, ?3, 'pending', 0, 0, 0)",
+                params![id, contact, body],
+            )
+            .expect("old event");
+        }
+        drop(conn);
+        let store = Store::open(&path).await.expect("migrates");
+        let order: Vec<String> = drain(&store).await.into_iter().map(|(c, _)| c).collect();
+        assert_eq!(order, ["+1m", "+1e", "+1s"]);
     }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
-pub use events::{EventBatch, WebhookStats};
+pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
 pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
@@ -63,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_unreadable",
         include_str!("../../migrations/0003_unreadable.sql"),
+    ),
+    (
+        "0004_event_lanes",
+        include_str!("../../migrations/0004_event_lanes.sql"),
     ),
 ];
 

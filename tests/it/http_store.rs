@@ -116,6 +116,7 @@ async fn http_store_the_worker_drains_the_stores_queue_in_order_through_an_outag
             ..RetryPolicy::default()
         },
         max_events_per_request: 4,
+        max_in_flight: 8,
         idle_poll: Duration::from_millis(20),
     };
     let worker = Worker::new(

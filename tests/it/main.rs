@@ -23,3 +23,4 @@ mod store_faults;
 mod store_modem;
 mod unreadable;
 mod webhook;
+mod webhook_e2e;

@@ -439,7 +439,7 @@ async fn disk_a_2mib_volume_starts_takes_a_burst_and_answers_507_below_the_floor
         .output()
         .expect("check-config runs");
     assert!(check_config.status.success());
-    let warning = String::from_utf8_lossy(&check_config.stderr);
+    let warning = String::from_utf8_lossy(&check_config.stdout);
     assert!(
         warning.contains("warning:") && warning.contains("507"),
         "{warning}"

@@ -1,9 +1,10 @@
 //! The webhook worker against a local stand-in for respond.io that records every request and
-//! fails on command (500s, hangs past the client timeout, 429 with `Retry-After`, 401, 400).
+//! fails on command (500s, hangs past the client timeout, 429 with `Retry-After`, 401, 404, 400).
 //!
-//! The queue here is an in-memory implementation of `EventQueue` with the store's ordering
-//! rule (a contact's events leave oldest first; a batch is that contact's due head-of-line
-//! events), so these tests check the worker, not SQLite.
+//! The queue here is mostly an in-memory implementation of `EventQueue` with the store's
+//! ordering rule (a contact's events leave oldest first; a batch is that contact's due
+//! head-of-line events; busy contacts are skipped; lanes), so these tests check the worker, not
+//! SQLite. The concurrency tests use the real store.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -189,18 +190,35 @@ impl EventQueue for MemoryQueue {
         &self,
         now_ms: i64,
         max_events: usize,
+        busy: &[String],
     ) -> Result<Option<EventBatch>, MemoryError> {
         let rows = self.rows.lock().expect("rows lock");
-        // Heads of line: each contact's oldest pending event; the oldest due head wins.
+        // Heads of line: each contact's oldest pending event.
         let mut heads: Vec<&Row> = Vec::new();
         for row in rows.iter().filter(|r| r.state == RowState::Pending) {
             if !heads.iter().any(|h| h.contact == row.contact) {
                 heads.push(row);
             }
         }
-        let Some(head) = heads.into_iter().find(|h| h.next_attempt_ms <= now_ms) else {
+        // As the store: among free contacts whose head is due, the lowest waiting lane goes
+        // first, then the oldest event of that lane.
+        let due = |contact: &str| {
+            !busy.iter().any(|b| b == contact)
+                && heads
+                    .iter()
+                    .any(|h| h.contact == contact && h.next_attempt_ms <= now_ms)
+        };
+        let Some(chosen) = rows
+            .iter()
+            .filter(|r| r.state == RowState::Pending && due(&r.contact))
+            .min_by_key(|r| (lane(&r.event), r.id))
+        else {
             return Ok(None);
         };
+        let head = heads
+            .iter()
+            .find(|h| h.contact == chosen.contact)
+            .expect("a pending contact has a head");
         let batch: Vec<&Row> = rows
             .iter()
             .filter(|r| r.state == RowState::Pending && r.contact == head.contact)
@@ -237,6 +255,15 @@ impl EventQueue for MemoryQueue {
     }
 }
 
+/// The store's lanes: `message`, then `message_echo`, then the rest.
+fn lane(event: &Value) -> u8 {
+    match event["type"].as_str() {
+        Some("message") => 0,
+        Some("message_echo") => 1,
+        _ => 2,
+    }
+}
+
 fn message_event(contact: &str, n: usize) -> Value {
     json!({"type": "message", "mId": format!("{contact}-{n}"), "timestamp": 1_700_000_000_000_i64 + n as i64,
            "message": {"type": "text", "text": format!("text {n}")}})
@@ -247,10 +274,11 @@ fn fast_retries() -> WorkerOptions {
         retry: RetryPolicy {
             base_delay: Duration::from_millis(40),
             max_delay: Duration::from_millis(400),
-            auth_pause: Duration::from_millis(400),
+            fault_pause: Duration::from_millis(400),
             ..RetryPolicy::default()
         },
         max_events_per_request: 20,
+        max_in_flight: 8,
         idle_poll: Duration::from_millis(20),
     }
 }
@@ -459,34 +487,106 @@ async fn webhook_events_of_one_contact_are_coalesced_in_one_request() {
 }
 
 #[tokio::test]
-async fn webhook_a_refused_token_parks_the_events_dead_and_pauses() {
+async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     let stand_in = StandIn::default();
     let url = stand_in.start().await;
     let queue = MemoryQueue::default();
     queue.push("+60100000001", message_event("a", 0));
     queue.push("+60100000002", message_event("b", 0));
-    stand_in.script([Reply::Status(401)]);
+    stand_in.script([Reply::Status(401), Reply::Status(403)]);
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
+    let metrics = worker.metrics();
     match worker.try_one().await.expect("step") {
-        Outcome::Dead { error, events, .. } => {
-            assert_eq!(events, 1);
+        Outcome::Paused {
+            reason,
+            events,
+            contact_id,
+        } => {
+            assert_eq!((contact_id.as_str(), events), ("+60100000001", 1));
             assert!(
-                error.starts_with("respond.io rejected the API token"),
-                "{error}"
+                reason.starts_with("respond.io rejects the API token (HTTP 401"),
+                "{reason}"
             );
+            assert!(reason.contains("respond.api_token_file"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(queue.states()[0], RowState::Dead(_)));
-    // The next contact's events wait out the pause instead of hammering with a bad token.
+    assert_eq!(queue.states(), [RowState::Pending, RowState::Pending]);
+    let fault = metrics.fault().expect("health shows the pause");
+    assert!(
+        fault.starts_with("respond.io rejects the API token"),
+        "{fault}"
+    );
+    // Everyone waits out the pause instead of hammering with a bad token; a 403 is the same.
+    assert!(matches!(
+        worker.try_one().await.expect("step"),
+        Outcome::Paused { .. }
+    ));
+    assert_eq!(queue.states(), [RowState::Pending, RowState::Pending]);
+    // The token works again: the next request after the pause delivers, the pause is over.
     assert!(matches!(
         worker.try_one().await.expect("step"),
         Outcome::Delivered { .. }
     ));
+    assert_eq!(metrics.fault(), None);
+    assert!(matches!(
+        worker.try_one().await.expect("step"),
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(queue.states(), [RowState::Delivered, RowState::Delivered]);
     let seen = stand_in.seen();
-    assert_eq!(seen.len(), 2);
-    let gap = seen[1].at.duration_since(seen[0].at);
-    assert!(gap >= Duration::from_millis(390), "{gap:?}");
+    assert_eq!(seen.len(), 4);
+    for pair in seen[..3].windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(390), "{gap:?}");
+    }
+    let gap = seen[3].at.duration_since(seen[2].at);
+    assert!(
+        gap < Duration::from_millis(390),
+        "no pause after a success: {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_a_404_is_a_configuration_fault_that_keeps_the_events() {
+    let stand_in = StandIn::default();
+    let url = stand_in.start().await;
+    let queue = MemoryQueue::default();
+    queue.push("+60100000001", message_event("a", 0));
+    stand_in.script([Reply::Status(404), Reply::Status(410)]);
+    let mut worker = worker(
+        &queue,
+        url.clone(),
+        20,
+        Duration::from_secs(5),
+        fast_retries(),
+    );
+    let metrics = worker.metrics();
+    for code in ["404", "410"] {
+        match worker.try_one().await.expect("step") {
+            Outcome::Paused { reason, .. } => {
+                assert!(
+                    reason.starts_with(&format!("respond.io answers HTTP {code}")),
+                    "{reason}"
+                );
+                assert!(reason.contains(&url), "names the URL: {reason}");
+                assert!(reason.contains("respond.webhook_url"), "{reason}");
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+        assert_eq!(queue.states(), [RowState::Pending]);
+        assert!(metrics.fault().is_some_and(|f| f.contains(code)));
+    }
+    assert!(matches!(
+        worker.try_one().await.expect("step"),
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(queue.states(), [RowState::Delivered]);
+    assert_eq!(metrics.fault(), None);
+    assert_eq!(
+        metrics.failures(smsgate::respond::retry::FailureKind::NotFound),
+        2
+    );
 }
 
 #[tokio::test]
@@ -556,4 +656,207 @@ async fn webhook_connection_refused_is_retried() {
         .expect("the failure is remembered")
         .message;
     assert!(error.starts_with("cannot reach respond.io"), "{error}");
+}
+
+/// A worker on the real store, posting to the shared stand-in (`smsgate::app::standin`), which
+/// can delay its answers and counts overlapping requests per contact.
+async fn store_worker(
+    rate: u32,
+    options: WorkerOptions,
+) -> (
+    smsgate::store::Store,
+    smsgate::app::standin::StandIn,
+    Worker<smsgate::store::Store>,
+) {
+    let standin =
+        smsgate::app::standin::StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), TOKEN, false)
+            .await
+            .expect("stand-in");
+    let store = smsgate::store::Store::open_in_memory()
+        .await
+        .expect("store");
+    let client = WebhookClient::new(&ClientOptions {
+        webhook_url: standin.url(),
+        channel_id: CHANNEL.into(),
+        api_token: TOKEN.into(),
+        request_timeout: Duration::from_secs(5),
+    })
+    .expect("client");
+    // As `Worker::from_config` builds it: one interval of margin on the one-second window.
+    let window = Duration::from_secs(1) + Duration::from_secs(1) / rate;
+    let worker = Worker::new(
+        store.clone(),
+        client,
+        Arc::new(RateLimiter::new(rate, 1).with_window(window)),
+        options,
+    )
+    .with_notify(store.event_signal());
+    (store, standin, worker)
+}
+
+/// No `rate + 1` arrivals within one second.
+fn assert_arrival_rate(requests: &[smsgate::app::standin::Recorded], rate: usize) {
+    let times: Vec<Instant> = requests.iter().map(|r| r.at).collect();
+    for (i, start) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(within <= rate, "{within} requests within one second");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays() {
+    let mut options = fast_retries();
+    options.max_events_per_request = 3; // several requests per contact
+    options.max_in_flight = 8;
+    let rate = 40;
+    let (store, standin, worker) = store_worker(rate, options).await;
+    standin.set_answer_delay_range(Duration::ZERO, Duration::from_millis(150));
+    // 24 contacts, 12 events each, of all three lanes, interleaved across contacts.
+    let kinds = ["message", "message_echo", "message_status"];
+    let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+    for c in 0..24 {
+        expected.push((format!("+6011{c:08}"), Vec::new()));
+    }
+    for n in 0..12 {
+        for (c, (contact, ids)) in expected.iter_mut().enumerate() {
+            let m_id = format!("{contact}-{n}");
+            let event = json!({"type": kinds[(n + c) % 3], "mId": m_id, "timestamp": n,
+                               "message": {"type": "text", "text": format!("text {n}")}});
+            store
+                .enqueue_event(contact, event, smsgate::respond::worker::system_now_ms())
+                .await
+                .expect("enqueue");
+            ids.push(m_id);
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let started = Instant::now();
+    loop {
+        let stats = store.webhook_stats(0).await.expect("stats");
+        if stats.pending == 0 {
+            assert_eq!(stats.dead, 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "still pending: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("worker task");
+
+    assert_eq!(
+        standin.overlaps(),
+        0,
+        "two requests for one contact at once"
+    );
+    let most = standin.most_held_at_once();
+    assert!((2..=8).contains(&most), "{most} requests at once");
+    let accepted = standin.accepted_events();
+    for (contact, ids) in &expected {
+        let delivered: Vec<String> = accepted
+            .iter()
+            .filter(|(c, _)| c == contact)
+            .map(|(_, e)| e["mId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(&delivered, ids, "events of {contact}");
+    }
+    assert_arrival_rate(&standin.requests(), rate as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
+    let options = fast_retries();
+    let (store, standin, worker) = store_worker(20, options).await;
+    standin.set_answer_delay(Duration::from_millis(100));
+    standin.set_behaviour(smsgate::app::standin::Behaviour::Status(503));
+    for c in 0..20 {
+        store
+            .enqueue_event(
+                &format!("+6012{c:08}"),
+                message_event("c", c),
+                smsgate::respond::worker::system_now_ms(),
+            )
+            .await
+            .expect("enqueue");
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let started = Instant::now();
+    while standin.requests().len() < 14 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "too few retries"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failing = standin.requests();
+    // At most `max_in_flight` requests left before the first failure was known; every later
+    // one waited for the one before it to be answered.
+    for pair in failing[8..].windows(2) {
+        let answered = pair[0].answered_at.expect("a 503 is answered");
+        assert!(
+            pair[1].at >= answered,
+            "a request started while another was in flight during the outage"
+        );
+    }
+    let switched = failing.len();
+    standin.set_behaviour(smsgate::app::standin::Behaviour::Accept);
+    loop {
+        let stats = store.webhook_stats(0).await.expect("stats");
+        if stats.pending == 0 {
+            assert_eq!(stats.dead, 0);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "{stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("worker task");
+    // Once respond.io answers again, requests overlap again.
+    let after = &standin.requests()[switched..];
+    let overlapping = after.windows(2).any(|pair| {
+        pair[0]
+            .answered_at
+            .is_some_and(|answered| pair[1].at < answered)
+    });
+    assert!(overlapping, "no concurrency after the recovery");
+}
+
+#[tokio::test]
+async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
+    let (store, standin, mut worker) = store_worker(20, fast_retries()).await;
+    let now = smsgate::respond::worker::system_now_ms();
+    for value in ["sent", "delivered"] {
+        store
+            .enqueue_event(
+                "+60170000001",
+                json!({"type": "message_status", "mId": "m-1", "timestamp": now,
+                       "status": {"value": value}}),
+                now,
+            )
+            .await
+            .expect("enqueue");
+    }
+    assert_eq!(
+        worker.try_one().await.expect("step"),
+        Outcome::Delivered {
+            contact_id: "+60170000001".into(),
+            events: 2
+        }
+    );
+    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    let requests = standin.requests();
+    assert_eq!(requests.len(), 1);
+    let values: Vec<&str> = requests[0]
+        .events()
+        .iter()
+        .filter_map(|e| e["status"]["value"].as_str())
+        .collect();
+    assert_eq!(values, ["sent", "delivered"]);
 }
