@@ -30,9 +30,11 @@ pub const RETIRED_WEBHOOK_HOST: &str = "app.respond.io";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The OS error is part of the message and deliberately not a `source` as well: callers
-    /// print the whole chain, which would name it twice.
-    #[error("cannot read {path}: {error}")]
+    /// print the whole chain, which would name it twice. `what` names the file ("the
+    /// configuration", "the API token file"); the advice says what to do.
+    #[error("cannot read {path} ({what}): {error}{}", read_advice(.error, .what))]
     Read {
+        what: &'static str,
         path: PathBuf,
         error: std::io::Error,
     },
@@ -40,6 +42,25 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// What to do about a file that cannot be read.
+fn read_advice(error: &std::io::Error, what: &str) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound if what == "the configuration" => format!(
+            "; pass the file with -c (the default is {DEFAULT_PATH}; packaging/smsgate.toml is a \
+             commented example)"
+        ),
+        std::io::ErrorKind::NotFound => {
+            "; create it or correct respond.api_token_file (SMSGATE_API_TOKEN or a systemd \
+             credential api_token also work)"
+                .to_owned()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; it must be readable by the user smsgate runs as (group smsgate)".to_owned()
+        }
+        _ => String::new(),
+    }
 }
 
 /// The whole configuration.
@@ -124,6 +145,16 @@ pub struct HttpConfig {
     /// Age of the oldest queued message past which `POST /message` answers 429.
     #[serde(default = "default_max_queue_age", with = "humantime_serde")]
     pub max_queue_age: Duration,
+    /// Longest a client may take to send a request's headers, from their first byte; then the
+    /// connection is closed.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; further ones wait in the listen backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// `[modem]`: the serial modem.
@@ -166,6 +197,67 @@ pub struct StoreConfig {
     /// Finished rows older than this many days are pruned.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Free space on the database's volume below which `check-config` and start-up warn and
+    /// `POST /message` answers 507: bytes, or a size such as `"16MiB"`.
+    #[serde(default = "default_min_free_space", deserialize_with = "byte_size")]
+    pub min_free_space: u64,
+    /// How long database writes may keep failing before the systemd watchdog is no longer
+    /// petted (so systemd restarts smsgate); `/health` is degraded from the first failure.
+    #[serde(default = "default_write_failure_grace", with = "humantime_serde")]
+    pub write_failure_grace: Duration,
+}
+
+/// A TOML error on one line: "line 3, column 5: expected `=`" (the toml crate's own text
+/// spans several lines with a drawing of the spot).
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', "; ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |at| at + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// A size in bytes: an integer, or a string with a unit (`B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`;
+/// the decimal and binary spellings both mean powers of 1024, as `df -h` shows them).
+fn byte_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Bytes(bytes) => Ok(bytes),
+        Size::Text(text) => parse_size(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a size: write bytes (1048576) or a size such as \"16MiB\""
+            ))
+        }),
+    }
+}
+
+/// `"16MiB"` → 16777216.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = number * factor as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 /// `[sms]`: how messages are turned into SMS and back.
@@ -256,6 +348,21 @@ fn default_max_queue_depth() -> u64 {
 fn default_max_queue_age() -> Duration {
     Duration::from_secs(24 * 3600)
 }
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_min_free_space() -> u64 {
+    16 << 20
+}
+fn default_write_failure_grace() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_port() -> PathBuf {
     PathBuf::from("/dev/ttyUSB2")
 }
@@ -312,6 +419,9 @@ impl Default for HttpConfig {
             request_timeout: default_http_timeout(),
             max_queue_depth: default_max_queue_depth(),
             max_queue_age: default_max_queue_age(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -336,6 +446,8 @@ impl Default for StoreConfig {
         Self {
             path: default_store_path(),
             retention_days: default_retention_days(),
+            min_free_space: default_min_free_space(),
+            write_failure_grace: default_write_failure_grace(),
         }
     }
 }
@@ -413,6 +525,7 @@ impl Config {
     /// commands that never talk to respond.io, such as `doctor`).
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            what: "the configuration",
             path: path.to_owned(),
             error,
         })?;
@@ -430,7 +543,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: PathBuf::from("<config>"),
-            message: error.to_string().trim_end().replace('\n', " "),
+            message: toml_error(text, &error),
         })?;
         config.validate()?;
         Ok(config)
@@ -490,6 +603,12 @@ impl Config {
         if self.http.body_limit < 1024 {
             return invalid("http.body_limit must be at least 1024 bytes".into());
         }
+        if self.http.max_connections == 0 {
+            return invalid("http.max_connections must be at least 1".into());
+        }
+        if self.http.header_timeout.is_zero() || self.http.idle_timeout.is_zero() {
+            return invalid("http.header_timeout and http.idle_timeout must be above 0".into());
+        }
         Ok(())
     }
 
@@ -506,6 +625,7 @@ impl Config {
             token
         } else if let Some(path) = from_credential.or_else(|| self.respond.api_token_file.clone()) {
             std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+                what: "the API token file",
                 path: path.clone(),
                 error,
             })?
@@ -627,6 +747,30 @@ mod tests {
             let error = Config::parse(&text).expect_err(extra).to_string();
             assert!(error.contains(key), "{extra}: {error}");
         }
+    }
+
+    #[test]
+    fn sizes_are_bytes_or_words() {
+        assert_eq!(parse_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_size("512 KB"), Some(512 << 10));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+        let config = Config::parse(&format!("{MINIMAL}\n[store]\nmin_free_space = \"2MiB\"\n"))
+            .expect("parses");
+        assert_eq!(config.store.min_free_space, 2 << 20);
+        let config =
+            Config::parse(&format!("{MINIMAL}\n[store]\nmin_free_space = 4096\n")).expect("parses");
+        assert_eq!(config.store.min_free_space, 4096);
+        assert_eq!(
+            Config::parse(MINIMAL).expect("parses").store.min_free_space,
+            16 << 20
+        );
+        let error = Config::parse(&format!("{MINIMAL}\n[store]\nmin_free_space = \"big\"\n"))
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("is not a size"), "{error}");
     }
 
     #[test]

@@ -56,8 +56,66 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("smsgate: {error:#}");
+            eprintln!("smsgate: {}", one_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text an outer message
+/// already quotes (in any case, and without SQLite's "Error code N: " prefix: SQLite says the
+/// same thing twice, once capitalised) is left out, an outer message that a cause repeats in
+/// full gives way to it, and line breaks become spaces (journald shows one line per message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let lower = text.to_lowercase();
+        let gist = match lower.split_once(": ") {
+            Some((code, rest)) if code.starts_with("error code ") => rest,
+            _ => lower.as_str(),
+        };
+        if gist.is_empty() || said.iter().any(|outer| outer.to_lowercase().contains(gist)) {
+            continue;
+        }
+        if said
+            .last()
+            .is_some_and(|outer| lower.contains(&outer.to_lowercase()))
+        {
+            said.pop();
+        }
+        said.push(text);
+    }
+    said.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn causes_are_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let error = anyhow::Error::new(io).context("cannot read x.toml: No such file");
+        assert_eq!(one_line(&error), "cannot read x.toml: No such file");
+        let error = anyhow::anyhow!("Error code 8: Attempt to write a readonly database")
+            .context("attempt to write a readonly database")
+            .context("the outbox failed");
+        assert_eq!(
+            one_line(&error),
+            "the outbox failed: attempt to write a readonly database"
+        );
+        let error = anyhow::anyhow!("cannot open the database p: it is a directory")
+            .context("cannot open the database p");
+        assert_eq!(
+            one_line(&error),
+            "cannot open the database p: it is a directory"
+        );
+        let error = anyhow::anyhow!("line one\n  line two").context("outer");
+        assert_eq!(one_line(&error), "outer: line one line two");
     }
 }

@@ -33,6 +33,14 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// How often finished rows are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
+/// How often the database file's identity, the free space and (while they fail) writes are
+/// checked by [`watch_database`].
+const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A small write is tried this often (and at every check while writes fail), so a disk gone
+/// read-only is noticed even when no traffic writes, and so is its recovery.
+const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+
 type TaskResult = (&'static str, anyhow::Result<()>);
 
 /// The gateway's tasks, running.
@@ -55,9 +63,12 @@ impl Gateway {
         let store = Store::open(&config.store.path)
             .await
             .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;
+        // Logs a warning now when the volume is already below the floor.
+        store.set_min_free_space(config.store.min_free_space);
+        store.status();
         let listener = TcpListener::bind(config.http.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+            .map_err(|error| anyhow::anyhow!(bind_failure(config.http.listen, &error)))?;
         let http_address = listener.local_addr()?;
 
         let (modem, modem_events) =
@@ -105,6 +116,15 @@ impl Gateway {
         let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
         tasks.spawn(async move { ("pruning", prune(pruning, retention, token).await) });
 
+        // The database file, its volume and its writes, watched.
+        let token = shutdown.clone();
+        let watched = store.clone();
+        let db_path = config.store.path.clone();
+        tasks.spawn(async move {
+            watch_database(watched, db_path, token).await;
+            ("database watch", Ok(()))
+        });
+
         // The HTTP API.
         let state = AppState::new(
             Settings::from_config(&config),
@@ -113,8 +133,9 @@ impl Gateway {
             webhook_metrics,
         );
         let token = shutdown.clone();
+        let limits = http::Limits::from_config(&config.http);
         tasks.spawn(async move {
-            let served = http::serve(listener, http::router(state), token).await;
+            let served = http::serve_with(listener, http::router(state), limits, token).await;
             ("HTTP server", served.context("the HTTP server failed"))
         });
 
@@ -123,8 +144,9 @@ impl Gateway {
         if let Some(interval) = systemd::watchdog_interval() {
             let token = shutdown.clone();
             let (watched_store, watched_modem) = (store.clone(), modem.clone());
+            let grace = config.store.write_failure_grace;
             tasks.spawn(async move {
-                watchdog(watched_store, watched_modem, interval, token).await;
+                watchdog(watched_store, watched_modem, interval, grace, token).await;
                 ("watchdog", Ok(()))
             });
         }
@@ -301,6 +323,10 @@ async fn prune(
         match store.prune(before).await {
             Ok(counts) if counts.outbound + counts.inbound + counts.events > 0 => {
                 tracing::info!(?counts, "pruned finished rows");
+                // A large prune fills the write-ahead log: fold it in and shrink the file now.
+                if let Err(error) = store.checkpoint().await {
+                    tracing::warn!(%error, "checkpoint after pruning failed");
+                }
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "pruning failed; will try again"),
@@ -312,12 +338,92 @@ async fn prune(
     }
 }
 
-/// Pets the systemd watchdog while the modem loop reports healthy and the store answers. When
-/// either stops, systemd restarts the daemon after `WatchdogSec=`.
+/// Why binding the HTTP port failed, and what to do.
+fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
+    let advice = match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "another program already listens there (another smsgate? `ss -ltnp 'sport = :{}'` \
+             names it); stop it or change http.listen",
+            address.port()
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges smsgate does not have; use a higher port in \
+             http.listen and point the tunnel at it"
+                .to_owned()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no network interface of this machine has that address; use 127.0.0.1 (the tunnel \
+             runs here) or an address this machine has"
+                .to_owned()
+        }
+        _ => "check http.listen".to_owned(),
+    };
+    format!("cannot listen on {address} (http.listen): {error}; {advice}")
+}
+
+/// Watches the database: the file still at `store.path` (a copy of what the daemon holds is
+/// written beside it when it was deleted or replaced), the free space on its volume (both
+/// logged on change by the store), and writes: one is tried every [`WRITE_PROBE_INTERVAL`],
+/// and at every check while they fail, so `/health` and the watchdog see a disk gone
+/// read-only, and see it recover, without traffic.
+async fn watch_database(store: Store, path: std::path::PathBuf, shutdown: CancellationToken) {
+    let mut rescued = false;
+    let mut last_probe = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(DATABASE_CHECK_INTERVAL) => {}
+        }
+        let status = store.status();
+        if status.file_problem.is_some() && !rescued {
+            rescued = true;
+            let target = rescue_path(&path);
+            match store.rescue_copy(target.clone()).await {
+                Ok(()) => tracing::error!(
+                    copy = %target.display(),
+                    "wrote a copy of the database as smsgate holds it; to keep it, stop \
+                     smsgate, delete any {0}-wal and {0}-shm left beside it (they belong to \
+                     the old file), move the copy to {0} and start smsgate again",
+                    path.display()
+                ),
+                Err(error) => tracing::error!(
+                    %error,
+                    "cannot write a copy of the database as smsgate holds it"
+                ),
+            }
+        }
+        let failing = status.write_failing_for.is_some();
+        if failing || last_probe.elapsed() >= WRITE_PROBE_INTERVAL {
+            last_probe = tokio::time::Instant::now();
+            // The outcome is recorded by the store; callers of real writes log their own.
+            let _ = store
+                .probe_write(chrono::Utc::now().timestamp_millis())
+                .await;
+        }
+    }
+}
+
+/// `smsgate.db` → `smsgate.db.rescued-<unix seconds>`, beside it.
+fn rescue_path(path: &std::path::Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "smsgate.db".to_owned());
+    path.with_file_name(format!("{name}.rescued-{}", chrono::Utc::now().timestamp()))
+}
+
+/// Pets the systemd watchdog while the modem loop reports healthy, the store answers, and
+/// database writes have not been failing for longer than `grace` (`store.write_failure_grace`).
+/// When any of that stops, systemd restarts the daemon after `WatchdogSec=`.
+///
+/// A database file deleted or replaced under the daemon does not stop the petting: a restart
+/// would open whatever is at the path now and drop what this process still holds, so the daemon
+/// keeps running, refuses new messages and says why (see [`watch_database`]).
 async fn watchdog(
     store: Store,
     modem: ModemHandle,
     interval: Duration,
+    grace: Duration,
     shutdown: CancellationToken,
 ) {
     let mut was_healthy = true;
@@ -325,13 +431,19 @@ async fn watchdog(
         let store_ok = tokio::time::timeout(interval, store.schema_version())
             .await
             .is_ok_and(|answer| answer.is_ok());
+        let status = store.status();
+        let writes_ok = status
+            .write_failing_for
+            .is_none_or(|failing| failing <= grace);
         let health = modem.health();
-        let healthy = store_ok && health.healthy;
+        let healthy = store_ok && writes_ok && health.healthy;
         if healthy {
             systemd::watchdog();
         } else if was_healthy {
             tracing::error!(
                 store_ok,
+                writes_ok,
+                write_error = status.write_error.as_deref().unwrap_or("none"),
                 modem = ?health.state,
                 "unhealthy: no longer petting the systemd watchdog"
             );

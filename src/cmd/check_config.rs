@@ -1,5 +1,6 @@
 //! `smsgate check-config -c FILE`: loads and validates the configuration, warns about settings
-//! respond.io is retiring, then exits.
+//! respond.io is retiring and about a database volume with less free space than
+//! `store.min_free_space`, then exits. It does not open the database or the modem.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,20 @@ pub fn run(args: Args) -> CmdResult {
     println!("{}", config.summary());
     if let Some(warning) = config.respond.retired_webhook_warning() {
         println!("warning: {warning}");
+    }
+    let floor = config.store.min_free_space;
+    if let Some(free) = crate::store::free_bytes(&config.store.path) {
+        if free < floor {
+            let status = crate::store::StoreStatus {
+                free_bytes: Some(free),
+                min_free_bytes: floor,
+                ..crate::store::StoreStatus::default()
+            };
+            println!(
+                "warning: {}: smsgate would answer POST /message with 507 until space is freed",
+                crate::store::space_text(&status)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,15 @@ pub enum ApiError {
     /// Reading or checking the request took longer than `http.request_timeout`.
     #[error("the request was not received within {} s (http.request_timeout)", .0.as_secs_f64())]
     Timeout(std::time::Duration),
+    /// A malformed request (two `Authorization` headers, ambiguous framing …).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The database cannot keep a new message now (file replaced or deleted, writes failing).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database's volume has less free space than `store.min_free_space`.
+    #[error("{0}; free space on the database's volume first (smsgate's log says how much)")]
+    InsufficientStorage(String),
     /// smsgate's fault; the text is logged, the caller sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -51,7 +60,9 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::TooManyParts { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -90,6 +101,11 @@ impl IntoResponse for ApiError {
                 if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
+            }
+            Self::Unavailable(_) | Self::InsufficientStorage(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             }
             _ => {}
         }

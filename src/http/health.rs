@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::routes::check_token;
-use super::state::{AppState, BacklogStats, ModemSnapshot, QueueStats, Totals};
+use super::state::{AppState, BacklogStats, ModemSnapshot, QueueStats, Storage, Totals};
 
 /// One health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,6 +148,48 @@ pub fn evaluate(
     checks
 }
 
+/// The database checks: it can be written and is the file at `store.path`, and its volume has
+/// at least `store.min_free_space` free.
+pub fn storage_checks(storage: &Storage) -> [Check; 2] {
+    let database = match (&storage.file_problem, &storage.write_error) {
+        (Some(problem), _) => Check {
+            name: "database",
+            ok: false,
+            detail: problem.clone(),
+        },
+        (None, Some(error)) => Check {
+            name: "database",
+            ok: false,
+            detail: format!(
+                "writes failing for {} s: {error}",
+                storage.write_failing_s.unwrap_or(0)
+            ),
+        },
+        (None, None) => Check {
+            name: "database",
+            ok: true,
+            detail: "writable".to_owned(),
+        },
+    };
+    let disk = Check {
+        name: "disk",
+        ok: !storage.low_on_space(),
+        detail: if storage.low_on_space() {
+            super::routes::space_words(storage)
+        } else {
+            match storage.free_bytes {
+                Some(free) => format!(
+                    "{} free (store.min_free_space {})",
+                    crate::store::human_bytes(free),
+                    crate::store::human_bytes(storage.min_free_bytes)
+                ),
+                None => "free space unknown".to_owned(),
+            }
+        },
+    };
+    [database, disk]
+}
+
 /// `GET /health`.
 pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detailed = match headers.get(header::AUTHORIZATION) {
@@ -174,6 +216,10 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
         inner.settings.health_outbox_age,
         inner.settings.health_webhook_age,
     );
+    let mut checks = checks;
+    if let Some(storage) = inner.outbox.storage() {
+        checks.extend(storage_checks(&storage));
+    }
     let healthy = checks.iter().all(|check| check.ok);
     let (code, status) = if healthy {
         (StatusCode::OK, "ok")
@@ -250,6 +296,9 @@ pub async fn get_metrics(
         );
     }
     inner.webhook.write_prometheus(&mut out);
+    if let Some(storage) = inner.outbox.storage() {
+        write_storage_metrics(&mut out, &storage);
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -258,6 +307,35 @@ pub async fn get_metrics(
         out,
     )
         .into_response())
+}
+
+fn write_storage_metrics(out: &mut String, storage: &Storage) {
+    if let Some(free) = storage.free_bytes {
+        gauge(
+            out,
+            "smsgate_database_free_bytes",
+            "gauge",
+            "Bytes free on the database's volume (POST /message answers 507 below \
+             store.min_free_space).",
+            free as f64,
+        );
+    }
+    gauge(
+        out,
+        "smsgate_database_write_failures_total",
+        "counter",
+        "Database writes that failed for the disk's sake since start.",
+        storage.write_failures as f64,
+    );
+    gauge(
+        out,
+        "smsgate_database_ok",
+        "gauge",
+        "1 while the database is writable and still the file at store.path.",
+        f64::from(u8::from(
+            storage.write_error.is_none() && storage.file_problem.is_none(),
+        )),
+    );
 }
 
 fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {

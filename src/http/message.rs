@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use crate::phone::E164;
 use crate::respond::wire::{Attachment, AttachmentKind, Message, OutgoingMessage};
 
-/// Longest `message.text` (characters).
+/// Longest `message.text`, in UTF-16 code units: respond.io counts text as JavaScript does, so
+/// an emoji outside the Basic Multilingual Plane counts 2.
 pub const MAX_TEXT: usize = 7_000;
 /// Longest `attachment.url`.
 pub const MAX_URL: usize = 2_000;
@@ -71,11 +72,14 @@ impl Checked {
 /// Unknown fields are ignored (respond.io may add some); known fields must have the documented
 /// type and limits. `null` counts as absent for optional fields.
 pub fn parse(body: &[u8], channel_id: &str) -> Result<Checked, Invalid> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| Invalid::Json {
-        line: error.line(),
-        column: error.column(),
-        reason: json_reason(&error),
-    })?;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde::de::DeserializeSeed::deserialize(Strict(String::new()), &mut reader)
+        .and_then(|value| reader.end().map(|()| value))
+        .map_err(|error| Invalid::Json {
+            line: error.line(),
+            column: error.column(),
+            reason: json_reason(&error),
+        })?;
     let root = value
         .as_object()
         .ok_or_else(|| Invalid::field("body", "must be a JSON object"))?;
@@ -290,6 +294,76 @@ fn json_reason(error: &serde_json::Error) -> String {
     }
 }
 
+/// Reads a JSON value refusing duplicate object keys: serde_json keeps the last one silently,
+/// so `{"text":"a","text":"b"}` would send "b" while a log or a proxy in front shows "a".
+/// The string is the path of the value being read (`message.`), for the error.
+struct Strict(String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict(format!(
+            "{}[{}].",
+            self.0.trim_end_matches('.'),
+            items.len()
+        )))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key \"{}{key}\" appears twice; send each key once",
+                    self.0
+                )));
+            }
+            let value = map.next_value_seed(Strict(format!("{}{key}.", self.0)))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 /// Typed access to one JSON object's fields, with error messages carrying the field's path.
 struct Fields<'a> {
     map: &'a Map<String, Value>,
@@ -365,12 +439,18 @@ impl<'a> Fields<'a> {
         Ok(Fields::new(map, &self.name(field)))
     }
 
+    /// Lengths are counted in UTF-16 code units, as respond.io counts them.
     fn at_most(&self, field: &str, value: &str, max: usize) -> Result<(), Invalid> {
-        let length = value.chars().count();
+        let length = value.encode_utf16().count();
         if length > max {
+            let note = if length == value.chars().count() {
+                ""
+            } else {
+                " (counted as respond.io counts, in UTF-16 code units: an emoji counts 2)"
+            };
             return Err(self.invalid(
                 field,
-                format!("must be at most {max} characters, not {length}"),
+                format!("must be at most {max} characters, not {length}{note}"),
             ));
         }
         Ok(())
@@ -617,6 +697,50 @@ mod tests {
             json!({"channelId": CHANNEL, "contactId": "+60177872890", "message": "hi"}),
             "message: must be an object",
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for (body, key) in [
+            (
+                r#"{"channelId":"gfd8g7fd89dgfd","channelId":"other","contactId":"+60177872890","message":{"type":"text","text":"a"}}"#,
+                "channelId",
+            ),
+            (
+                r#"{"channelId":"gfd8g7fd89dgfd","contactId":"+60177872890","message":{"type":"text","text":"a","text":"b"}}"#,
+                "message.text",
+            ),
+            (
+                r#"{"channelId":"gfd8g7fd89dgfd","contactId":"+60177872890","message":{"type":"quick_reply","title":"t","replies":["a",{"x":1,"x":2}]}}"#,
+                "message.replies[1].x",
+            ),
+        ] {
+            let error = parse(body.as_bytes(), CHANNEL).expect_err(body).to_string();
+            assert!(
+                error.contains(&format!("the key \"{key}\" appears twice")),
+                "{body}: {error}"
+            );
+        }
+        // The same key in different objects is fine.
+        let body = r#"{"channelId":"gfd8g7fd89dgfd","contactId":"+60177872890","message":{"type":"text","text":"a"},"type":"x"}"#;
+        assert!(parse(body.as_bytes(), CHANNEL).is_ok());
+        assert!(
+            parse(b"{} {}", CHANNEL).is_err(),
+            "trailing data is refused"
+        );
+    }
+
+    #[test]
+    fn text_length_is_counted_in_utf16_units() {
+        // 3,501 emoji: 3,501 characters, 7,002 UTF-16 units.
+        let emoji = "\u{1F600}".repeat(3_501);
+        let error = rejection(json!({"type": "text", "text": emoji}));
+        assert!(
+            error.starts_with("message.text: must be at most 7000 characters, not 7002"),
+            "{error}"
+        );
+        let fits = "\u{1F600}".repeat(3_500);
+        assert!(parse(&body(json!({"type": "text", "text": fits})), CHANNEL).is_ok());
     }
 
     #[test]

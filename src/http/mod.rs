@@ -5,9 +5,12 @@
 //! sender worker takes them from there. It does not post to respond.io either (`respond`).
 
 mod error;
+mod framing;
+mod guard;
 pub mod health;
 pub mod message;
 mod routes;
+mod server;
 pub mod state;
 mod store;
 
@@ -24,9 +27,10 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::ApiError;
 pub use routes::check_token;
+pub use server::{Limits, serve_with};
 pub use state::{
     AppState, BacklogStats, BoxFuture, ModemProbe, ModemSnapshot, NewMessage, Outbox, OutboxError,
-    QueueStats, Settings, Totals,
+    QueueStats, Settings, Storage, Totals,
 };
 
 /// The router with every route, its limits and a tracing span per request.
@@ -45,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(guard::check_request))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -61,19 +66,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets requests in flight
-/// finish (a `POST /message` whose commit is under way is answered).
+/// Serves `router` on `listener` with the default [`Limits`] until `shutdown` is cancelled,
+/// then lets requests in flight finish (a `POST /message` whose commit is under way is
+/// answered). [`serve_with`] takes the limits from the configuration.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "HTTP API listening");
-    }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_with(listener, router, Limits::default(), shutdown).await
 }
 
 /// Bounds a read-only request by `http.request_timeout` (`POST /message` bounds itself, see

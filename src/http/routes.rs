@@ -88,10 +88,14 @@ pub async fn post_message(
             .map_err(|_| ApiError::Timeout(timeout))??;
         let contact = mask(&message.contact_id);
         let parts = message.parts;
-        let m_id =
-            inner.outbox.enqueue(message).await.map_err(|error| {
-                ApiError::Internal(format!("cannot queue the message: {error}"))
-            })?;
+        if let Some(refusal) = refusal(inner.outbox.storage()) {
+            return Err(refusal);
+        }
+        let m_id = inner.outbox.enqueue(message).await.map_err(|error| {
+            // A write that failed for the disk's sake (full, read-only, replaced) is said so.
+            refusal(inner.outbox.storage())
+                .unwrap_or_else(|| ApiError::Internal(format!("cannot queue the message: {error}")))
+        })?;
         inner.note_accepted();
         tracing::info!(contact, parts, m_id, "message queued");
         Ok(Json(Accepted { m_id }))
@@ -99,13 +103,47 @@ pub async fn post_message(
     .await;
     if let Err(error) = &result {
         let counter = match error {
-            ApiError::QueueFull { .. } => &inner.counters.rejected_full,
-            ApiError::Internal(_) => &inner.counters.errors,
+            ApiError::QueueFull { .. } | ApiError::InsufficientStorage(_) => {
+                &inner.counters.rejected_full
+            }
+            ApiError::Internal(_) | ApiError::Unavailable(_) => &inner.counters.errors,
             _ => &inner.counters.rejected_client,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
     result
+}
+
+/// Why the database cannot take a message now: 503 while it cannot keep one (file replaced or
+/// deleted, writes failing), 507 below `store.min_free_space`, so respond.io hears it before a
+/// commit fails rather than after.
+fn refusal(storage: Option<super::state::Storage>) -> Option<ApiError> {
+    let storage = storage?;
+    if let Some(problem) = storage.file_problem {
+        return Some(ApiError::Unavailable(format!(
+            "smsgate is not accepting messages: {problem}"
+        )));
+    }
+    if storage.low_on_space() {
+        return Some(ApiError::InsufficientStorage(format!(
+            "the disk is nearly full: {}",
+            space_words(&storage)
+        )));
+    }
+    storage.write_error.map(|error| {
+        ApiError::Unavailable(format!(
+            "smsgate cannot write its database ({error}); retry later"
+        ))
+    })
+}
+
+/// "1.2 MiB free on the database's volume, below store.min_free_space (16 MiB)".
+pub(crate) fn space_words(storage: &super::state::Storage) -> String {
+    crate::store::space_text(&crate::store::StoreStatus {
+        free_bytes: storage.free_bytes,
+        min_free_bytes: storage.min_free_bytes,
+        ..crate::store::StoreStatus::default()
+    })
 }
 
 /// Reads, checks and renders a request into the message to commit.

@@ -78,6 +78,30 @@ pub struct Totals {
     pub unreadable: u64,
 }
 
+/// Whether the database can keep new messages (`Store::status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Storage {
+    /// The database file was replaced or deleted under the daemon, in words.
+    pub file_problem: Option<String>,
+    /// The last write error, while writes fail, and for how long they have.
+    pub write_error: Option<String>,
+    pub write_failing_s: Option<u64>,
+    /// Failed database writes since start.
+    pub write_failures: u64,
+    /// Bytes available on the database's volume, when known.
+    pub free_bytes: Option<u64>,
+    /// `store.min_free_space`.
+    pub min_free_bytes: u64,
+}
+
+impl Storage {
+    /// The free space is known and below the floor.
+    pub fn low_on_space(&self) -> bool {
+        self.free_bytes
+            .is_some_and(|free| free < self.min_free_bytes)
+    }
+}
+
 /// The durable outbox, as the HTTP API needs it.
 pub trait Outbox: Send + Sync + 'static {
     /// Commits one outbound message (fsync'd) and returns its new `mId`.
@@ -87,6 +111,11 @@ pub trait Outbox: Send + Sync + 'static {
     /// Lifetime counters; `None` when the store does not keep them.
     fn totals(&self) -> BoxFuture<'_, Result<Option<Totals>, OutboxError>> {
         Box::pin(async { Ok(None) })
+    }
+    /// The database's health now (cheap: no database round trip); `None` when the outbox has
+    /// no disk behind it.
+    fn storage(&self) -> Option<Storage> {
+        None
     }
 }
 

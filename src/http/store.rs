@@ -1,7 +1,9 @@
 //! The SQLite store as the HTTP API's [`Outbox`]: `POST /message` commits through
 //! `Store::enqueue_outbound` (source `Respond`), and `/health` and `/metrics` read its figures.
 
-use super::state::{BacklogStats, BoxFuture, NewMessage, Outbox, OutboxError, QueueStats, Totals};
+use super::state::{
+    BacklogStats, BoxFuture, NewMessage, Outbox, OutboxError, QueueStats, Storage, Totals,
+};
 use crate::store::{NewOutbound, Source, Store, StoreError};
 
 fn failed(error: StoreError) -> OutboxError {
@@ -47,6 +49,18 @@ impl Outbox for Store {
                 dead: stats.dead,
                 last_error: stats.last_error,
             })
+        })
+    }
+
+    fn storage(&self) -> Option<Storage> {
+        let status = self.status();
+        Some(Storage {
+            file_problem: status.file_problem,
+            write_error: status.write_error,
+            write_failing_s: status.write_failing_for.map(|d| d.as_secs()),
+            write_failures: status.write_failures,
+            free_bytes: status.free_bytes,
+            min_free_bytes: status.min_free_bytes,
         })
     }
 

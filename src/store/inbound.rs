@@ -14,10 +14,8 @@ use serde_json::json;
 
 use super::events::enqueue_event;
 use super::identity::stable_id;
+use super::split::{MAX_TEXT_UNITS, split_text};
 use super::{Store, StoreError, next_counter};
-
-/// respond.io's limit on `message.text` (the seed: "Max length 7,000 characters").
-const MAX_TEXT_CHARS: usize = 7_000;
 
 /// Where a part sits in its concatenated message (3GPP TS 23.040 §9.2.3.24.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +106,9 @@ fn map_quick_reply(
         .cloned())
 }
 
-/// Writes the message row's final text and enqueues its event.
+/// Writes the message row's final text (whole) and enqueues its event: several `message`
+/// events, in order, when the text is longer than respond.io takes in one (see `split`), each
+/// with its own mId derived from the message's (`<mId>-1`, `<mId>-2` …).
 #[allow(clippy::too_many_arguments)]
 fn finish(
     tx: &Connection,
@@ -127,14 +127,6 @@ fn finish(
     if text.trim().is_empty() {
         text = EMPTY_SMS.to_owned();
     }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        const CUT: &str = " [truncated]";
-        text = text
-            .chars()
-            .take(MAX_TEXT_CHARS - CUT.chars().count())
-            .collect::<String>()
-            + CUT;
-    }
     tx.execute(
         "UPDATE inbound SET m_id = ?2, state = ?3, text = ?4, timestamp_ms = ?5, finished_ms = ?6
          WHERE id = ?1",
@@ -142,13 +134,22 @@ fn finish(
     )?;
     next_counter(tx, "total_received")?;
     if forward {
-        let event = json!({
-            "type": "message",
-            "mId": m_id,
-            "timestamp": timestamp_ms,
-            "message": { "type": "text", "text": text },
-        });
-        enqueue_event(tx, contact_id, &event, now_ms)?;
+        let pieces = split_text(&text, MAX_TEXT_UNITS);
+        let several = pieces.len() > 1;
+        for (index, piece) in pieces.into_iter().enumerate() {
+            let piece_id = if several {
+                format!("{m_id}-{}", index + 1)
+            } else {
+                m_id.to_owned()
+            };
+            let event = json!({
+                "type": "message",
+                "mId": piece_id,
+                "timestamp": timestamp_ms,
+                "message": { "type": "text", "text": piece },
+            });
+            enqueue_event(tx, contact_id, &event, now_ms)?;
+        }
     }
     Ok(text)
 }

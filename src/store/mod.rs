@@ -7,6 +7,12 @@
 //! `journal_mode=WAL` (read back and checked) with `synchronous=FULL` makes each commit durable
 //! before the method returns.
 //!
+//! At open a file database is checked (`PRAGMA quick_check`): a damaged one is refused with
+//! the way to recover it, never run on. The write-ahead log is kept small for SD cards and
+//! small volumes (a checkpoint every [`WAL_AUTOCHECKPOINT_PAGES`] pages, the file truncated to
+//! [`JOURNAL_SIZE_LIMIT`]). Every write group's outcome, the file's identity and the free space
+//! on its volume feed [`StoreStatus`] (see `health`).
+//!
 //! Migrations are the files `migrations/NNNN_name.sql`, embedded in the binary, applied in one
 //! transaction at open; the schema version is SQLite's `user_version`, and a database written by
 //! a newer smsgate is refused rather than misread.
@@ -16,10 +22,13 @@
 //! [`crate::respond`] (the webhook worker). All times are Unix milliseconds passed in by the
 //! caller, so tests control the clock.
 
+mod diagnose;
 mod events;
+mod health;
 mod identity;
 mod inbound;
 mod outbound;
+mod split;
 mod unreadable;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +39,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
 pub use events::{EventBatch, Lane, WebhookStats};
+pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
 pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
@@ -68,14 +78,24 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// operator) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A passive checkpoint runs once the write-ahead log holds this many pages (SQLite's default
+/// is 1,000, about 4 MiB with 4 KiB pages: more than a small volume has to spare). The WAL then
+/// restarts from its beginning, so it stays near this size under any burst.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 128;
+
+/// After a checkpoint the write-ahead log file is truncated to at most this many bytes (SQLite
+/// otherwise keeps it at its largest size ever, e.g. after a big prune).
+pub const JOURNAL_SIZE_LIMIT: u64 = 1024 * 1024;
+
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    /// The file cannot be opened or used; the text says why and what to do.
+    #[error("{reason}")]
+    Open { path: PathBuf, reason: String },
+    /// `PRAGMA quick_check` found damage; the text says how to recover.
+    #[error("{0}")]
+    Damaged(String),
     #[error(
         "the database is at schema version {found}, newer than this smsgate understands \
          (up to {supported}); run the newer smsgate or restore a backup made by this version"
@@ -88,11 +108,12 @@ pub enum StoreError {
     NotWal(String),
     #[error("SQLite did not accept `PRAGMA {0}`")]
     Pragma(&'static str),
-    #[error("migration {name} failed: {source}")]
-    Migration {
-        name: &'static str,
-        source: rusqlite::Error,
-    },
+    /// A migration failed; `reason` is SQLite's message (never the migration's SQL).
+    #[error(
+        "migration {name} failed: {reason}; the database was left as it was. If store.path \
+         names another program's database, point it at a new file; otherwise restore a backup"
+    )]
+    Migration { name: &'static str, reason: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("a stored event is not valid JSON: {0}")]
@@ -111,8 +132,9 @@ enum Job {
     Write(WriteJob),
 }
 
-/// Runs inside the open transaction and returns what to answer once the commit is known.
-type WriteJob = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// Runs inside the open transaction and returns what to answer once the commit is known, and
+/// the storage fault it met, if any (see [`health::StoreHealth::record`]).
+type WriteJob = Box<dyn FnOnce(&Connection) -> (Reply, Option<String>) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// Most writes that share one commit: bounds the latency the first of them sees.
@@ -120,7 +142,7 @@ const MAX_GROUP: usize = 256;
 
 /// The database thread: runs jobs in order until every handle is gone. Consecutive writes are
 /// grouped into one transaction (group commit); a read ends the group, so it sees them all.
-fn serve(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
+fn serve(mut conn: Connection, queue: &mpsc::Receiver<Job>, health: &health::StoreHealth) {
     let mut next = None;
     loop {
         let job = match next.take() {
@@ -139,14 +161,22 @@ fn serve(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
         };
         if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Still run it, in autocommit mode, so the caller gets the real error (or success).
-            first(&conn)(Ok(()));
+            let (reply, fault) = first(&conn);
+            reply(Ok(()));
             tracing::warn!(%error, "could not begin a transaction");
+            let begin = diagnose::is_storage_fault(&error).then(|| diagnose::message(&error));
+            health.record(fault.or(begin).as_deref());
             continue;
         }
-        let mut replies = vec![first(&conn)];
+        let (reply, mut fault) = first(&conn);
+        let mut replies = vec![reply];
         while replies.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(Job::Write(write)) => replies.push(write(&conn)),
+                Ok(Job::Write(write)) => {
+                    let (reply, job_fault) = write(&conn);
+                    replies.push(reply);
+                    fault = fault.or(job_fault);
+                }
                 Ok(read) => {
                     next = Some(read);
                     break;
@@ -156,8 +186,9 @@ fn serve(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
         }
         let commit = conn.execute_batch("COMMIT").map_err(|error| {
             let _ = conn.execute_batch("ROLLBACK");
-            error.to_string()
+            diagnose::message(&error)
         });
+        health.record(commit.as_ref().err().or(fault.as_ref()).map(String::as_str));
         for reply in replies {
             reply(commit.as_ref().map(|_| ()).map_err(String::as_str));
         }
@@ -170,6 +201,7 @@ fn serve(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     signals: Arc<Signals>,
+    health: Arc<health::StoreHealth>,
 }
 
 /// Wake-ups for the workers, so they need not poll.
@@ -190,34 +222,62 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the database file, sets the pragmas and applies migrations.
+    ///
+    /// A file that is not a database, or whose pages `PRAGMA quick_check` finds damaged, is
+    /// refused with an error that says how to recover it.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         let path = path.to_owned();
-        Self::spawn(move || {
-            let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+        let health = Arc::new(health::StoreHealth::new(Some(path.clone())));
+        let opened = health.clone();
+        Self::spawn(health, move || {
+            let unusable = |error: rusqlite::Error| StoreError::Open {
                 path: path.clone(),
-                source,
+                reason: diagnose::open_failure(&path, &error),
+            };
+            if let Some(reason) = diagnose::orphaned_log(&path) {
+                return Err(StoreError::Open {
+                    path: path.clone(),
+                    reason,
+                });
+            }
+            let conn = Connection::open(&path).map_err(unusable)?;
+            // SQLite quietly opens a file it may not write read-only; every commit would then
+            // fail, so the daemon does not start on it.
+            if conn.is_readonly(rusqlite::MAIN_DB).map_err(unusable)? {
+                return Err(StoreError::Open {
+                    path: path.clone(),
+                    reason: diagnose::read_only(&path),
+                });
+            }
+            let conn = prepare(conn, Some(&path)).map_err(|error| match error {
+                StoreError::Sqlite(error) => unusable(error),
+                other => other,
             })?;
-            prepare(conn, true)
+            opened.opened();
+            Ok(conn)
         })
         .await
     }
 
     /// A private in-memory database (tests; WAL does not apply there).
     pub async fn open_in_memory() -> Result<Store, StoreError> {
-        Self::spawn(|| prepare(Connection::open_in_memory()?, false)).await
+        let health = Arc::new(health::StoreHealth::new(None));
+        Self::spawn(health, || prepare(Connection::open_in_memory()?, None)).await
     }
 
     async fn spawn(
+        health: Arc<health::StoreHealth>,
         open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
     ) -> Result<Store, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let served = health.clone();
         std::thread::Builder::new()
             .name("smsgate-store".into())
             .spawn(move || match open() {
                 Ok(conn) => {
                     let _ = ready_tx.send(Ok(()));
-                    serve(conn, &queue);
+                    serve(conn, &queue, &served);
                 }
                 Err(error) => {
                     let _ = ready_tx.send(Err(error));
@@ -228,7 +288,58 @@ impl Store {
         Ok(Store {
             jobs,
             signals: Arc::default(),
+            health,
         })
+    }
+
+    /// The database's health now: write failures, the file replaced or deleted, free space.
+    /// Cheap (a `stat` and a `statvfs`); never waits for the database thread.
+    pub fn status(&self) -> StoreStatus {
+        self.health.status()
+    }
+
+    /// Sets the free-space floor (`store.min_free_space`) that [`StoreStatus::low_on_space`]
+    /// compares with.
+    pub fn set_min_free_space(&self, bytes: u64) {
+        self.health.set_min_free_space(bytes);
+    }
+
+    /// A small write that proves (or disproves) the database can still commit: run while
+    /// writes are failing, so a disk that recovered is noticed even when nothing else writes.
+    pub async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('write_probe_ms', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [now_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Copies the database as this process still sees it to `target` (`VACUUM INTO`): after
+    /// the file was deleted or replaced under the daemon, the open handle is the only place
+    /// its contents remain.
+    pub async fn rescue_copy(&self, target: PathBuf) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute("VACUUM INTO ?1", [target.to_string_lossy()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves everything in the write-ahead log into the database and truncates the log
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`): after pruning, so the freed space is real.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            let _: (i64, i64, i64) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Runs `f` on the database thread and returns its result (reads; no transaction).
@@ -267,12 +378,19 @@ impl Store {
                 (Ok(_), Err(error)) => Err(StoreError::from(error)),
                 (result, _) => result,
             };
-            Box::new(move |commit: Result<(), &str>| {
+            let fault = match &result {
+                Err(StoreError::Sqlite(error)) if diagnose::is_storage_fault(error) => {
+                    Some(diagnose::message(error))
+                }
+                _ => None,
+            };
+            let reply: Reply = Box::new(move |commit: Result<(), &str>| {
                 let _ = tx.send(match commit {
                     Ok(()) => result,
                     Err(error) => result.and(Err(StoreError::Commit(error.to_owned()))),
                 });
-            })
+            });
+            (reply, fault)
         });
         self.jobs
             .send(Job::Write(job))
@@ -426,14 +544,25 @@ pub struct Summary {
     pub inbound_kept: u64,
 }
 
-/// Pragmas (never inside migrations, which run in a transaction), then migrations.
-fn prepare(mut conn: Connection, file: bool) -> Result<Connection, StoreError> {
+/// Pragmas (never inside migrations, which run in a transaction), the integrity check of a
+/// file, then migrations.
+fn prepare(mut conn: Connection, file: Option<&Path>) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    if file {
+    if let Some(path) = file {
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NotWal(mode));
         }
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+        let limit: i64 = conn.query_row(
+            &format!("PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}"),
+            [],
+            |r| r.get(0),
+        )?;
+        if limit != JOURNAL_SIZE_LIMIT as i64 {
+            return Err(StoreError::Pragma("journal_size_limit"));
+        }
+        check_integrity(&conn, path)?;
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -458,12 +587,35 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)
-            .map_err(|source| StoreError::Migration { name, source })?;
+            .map_err(|error| StoreError::Migration {
+                name,
+                reason: diagnose::message(&error),
+            })?;
         tracing::info!(migration = name, "database migrated");
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Refuses a damaged database (`PRAGMA quick_check`: every page and index entry is readable and
+/// consistent; it reads the whole file, well under a second for a pruned database on a Pi).
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let damaged = |found: String| StoreError::Damaged(diagnose::damaged(path, &found));
+    let mut stmt = conn
+        .prepare("PRAGMA quick_check(3)")
+        .map_err(|error| damaged(diagnose::message(&error)))?;
+    let findings: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|error| damaged(diagnose::message(&error)))?;
+    if findings.len() == 1 && findings[0] == "ok" {
+        return Ok(());
+    }
+    Err(damaged(format!(
+        "PRAGMA quick_check: {}",
+        findings.join("; ")
+    )))
 }
 
 /// Increments and returns the named counter in `meta`.

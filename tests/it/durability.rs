@@ -187,7 +187,10 @@ async fn a_commit_that_fails_after_the_send_is_retried_until_it_succeeds() {
         report_delay: Duration::from_millis(200),
         ..SimOptions::default()
     };
-    let h = Harness::new(sim, "").await;
+    let mut h = Harness::new(sim, "").await;
+    // While another connection holds the lock, each write waits out SQLite's busy timeout on
+    // the one database thread, and a `/health` read waits its turn behind them.
+    h.config.http.request_timeout = Duration::from_secs(120);
     let gw = h.start().await;
     let first = h
         .send_text(gw.address, CONTACT, "first, recorded late")

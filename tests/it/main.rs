@@ -6,16 +6,21 @@
 
 mod at_engine;
 mod cli;
+mod daemon;
 mod durability;
 mod e2e;
 mod harness;
 mod http;
+mod http_limits;
 mod http_store;
+mod inbound_long;
 mod lenient;
 mod modem;
 mod pdu_cli;
 mod sim;
+mod startup;
 mod store;
+mod store_faults;
 mod store_modem;
 mod unreadable;
 mod webhook;

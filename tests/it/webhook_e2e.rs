@@ -464,9 +464,17 @@ async fn webhook_e2e_doctor_probes_a_port_without_a_configuration_file() {
         .expect("doctor runs");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(
-        stderr.trim(),
-        "smsgate: cannot read /nonexistent/smsgate.toml: No such file or directory (os error 2)"
+    assert!(
+        stderr
+            .trim()
+            .starts_with("smsgate: cannot read /nonexistent/smsgate.toml (the configuration): No such file or directory (os error 2); pass the file with -c"),
+        "{stderr}"
     );
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     sim.shutdown().await;
 }
