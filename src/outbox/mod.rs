@@ -7,9 +7,9 @@
 //! configured `sms.unknown_policy` after `sms.unknown_window`. When the database refuses to
 //! record what the modem answered (disk full, I/O error), the answer is held in memory and the
 //! commit tried again until it succeeds: the message stays *sending*, so its contact's later
-//! messages wait, and `/health` shows it; it is never abandoned, and never sent twice. Temporary errors back off and
-//! retry the whole message with a new concatenation reference; permanent errors, too many
-//! attempts and expiry fail it with a readable `status.message`.
+//! messages wait, and `/health` shows it; it is never abandoned, and never sent twice.
+//! Temporary errors back off and retry the whole message with a new concatenation reference;
+//! permanent errors, too many attempts and expiry fail it with a readable `status.message`.
 //!
 //! Status reports arrive here too ([`Outbox::status_report`]) and are paired with parts by
 //! (TP-MR, recipient, time window). The worker is a step function, [`Outbox::try_one`], and a
