@@ -17,6 +17,7 @@
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
 //! | [`config`] | the TOML configuration file |
 //! | [`phone`] | E.164 phone numbers: checking them and normalising national ones |
+//! | [`pacing`] | carrier-safe pacing of one SIM (interval, jitter, sliding-window caps): pure code, no I/O |
 //! | [`app`]   | wiring, supervision and shutdown of the daemon |
 //! | [`cmd`]   | one function per `smsgate` subcommand |
 //!
@@ -40,6 +41,7 @@ pub mod http;
 pub mod inbox;
 pub mod modem;
 pub mod outbox;
+pub mod pacing;
 pub mod pdu;
 pub mod phone;
 pub mod respond;
