@@ -16,6 +16,7 @@
 //! fill the storage.
 
 mod driver;
+pub mod endpoint;
 pub mod error;
 pub mod init;
 pub mod parse;
