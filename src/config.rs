@@ -2,6 +2,9 @@
 //! run before anything starts. Unknown keys are an error, so a typo never silently falls back to
 //! a default.
 //!
+//! The modems are a pool ([`Config::pool`], checked in `pool`): `[modem]` is a pool of one named
+//! `modem`, `[[modems]]` lists named ones, each port parsed as an [`Endpoint`] (`endpoint`).
+//!
 //! Secrets: the API token may come from the file, from `api_token_file`, from a systemd
 //! credential named `api_token` (`LoadCredential=`), or from `SMSGATE_API_TOKEN`, which wins.
 //! [`Config::summary`] and `Debug` never print it.
@@ -604,7 +607,11 @@ impl Config {
         let config = Config {
             respond: raw.respond,
             http: raw.http,
-            modem: pool[0].modem.clone(),
+            modem: pool
+                .first()
+                .expect("pool::build never returns an empty pool")
+                .modem
+                .clone(),
             store: raw.store,
             sms: raw.sms,
             routing: raw.routing,
