@@ -17,6 +17,7 @@
 //! caller to keep, never left to fill the storage.
 
 mod driver;
+pub mod endpoint;
 pub mod error;
 pub mod init;
 pub mod parse;

@@ -17,6 +17,8 @@ mod inbound_long;
 mod lenient;
 mod modem;
 mod pdu_cli;
+mod pool_config;
+mod ser2net;
 mod sim;
 mod startup;
 mod store;
