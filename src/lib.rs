@@ -35,6 +35,7 @@
 
 pub mod app;
 pub mod at;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod http;

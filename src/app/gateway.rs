@@ -318,8 +318,8 @@ async fn prune(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     loop {
-        let before = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let before =
+            crate::clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         match store.prune(before).await {
             Ok(counts) if counts.outbound + counts.inbound + counts.events > 0 => {
                 tracing::info!(?counts, "pruned finished rows");
@@ -396,9 +396,7 @@ async fn watch_database(store: Store, path: std::path::PathBuf, shutdown: Cancel
         if failing || last_probe.elapsed() >= WRITE_PROBE_INTERVAL {
             last_probe = tokio::time::Instant::now();
             // The outcome is recorded by the store; callers of real writes log their own.
-            let _ = store
-                .probe_write(chrono::Utc::now().timestamp_millis())
-                .await;
+            let _ = store.probe_write(crate::clock::now_ms()).await;
         }
     }
 }
@@ -409,7 +407,7 @@ fn rescue_path(path: &std::path::Path) -> std::path::PathBuf {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "smsgate.db".to_owned());
-    path.with_file_name(format!("{name}.rescued-{}", chrono::Utc::now().timestamp()))
+    path.with_file_name(format!("{name}.rescued-{}", crate::clock::now_ms() / 1000))
 }
 
 /// Pets the systemd watchdog while the modem loop reports healthy, the store answers, and

@@ -37,7 +37,7 @@ pub fn run(args: Args) -> CmdResult {
         let store = Store::open(&config.store.path)
             .await
             .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = crate::clock::now_ms();
         if args.retry_dead {
             let requeued = store.retry_dead_events(now).await?;
             println!("re-queued {requeued} dead webhook event(s); the daemon sends them now");

@@ -200,7 +200,7 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
         },
     };
     let inner = &state.inner;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let modem = inner.modem.snapshot();
     let outbox = inner.outbox.outbox_stats(now_ms).await;
     let webhook = inner.outbox.webhook_stats(now_ms).await;
@@ -246,7 +246,7 @@ pub async fn get_metrics(
 ) -> Result<Response, ApiError> {
     let inner = &state.inner;
     check_token(&headers, &inner.settings.api_token)?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let outbox = inner
         .outbox
         .outbox_stats(now_ms)

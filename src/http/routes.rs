@@ -174,7 +174,7 @@ async fn prepare(state: &AppState, request: Request) -> Result<NewMessage, ApiEr
             encoding: plan.encoding.to_string(),
         });
     }
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     check_queue(state, now_ms).await?;
     let quick_replies = match checked.message {
         Message::QuickReply { replies, .. } => Some(replies),

@@ -24,12 +24,12 @@
 pub mod text;
 pub mod unreadable;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{AlphanumericPolicy, Config};
 use crate::pdu::{Address, Concat, Deliver, TypeOfNumber};
 use crate::store::{InboundOutcome, NewInboundPart, PartGroup, Store, StoreError, stable_id};
@@ -95,7 +95,7 @@ impl ReceivedPart {
 pub struct Inbox {
     store: Store,
     options: InboxOptions,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    clock: Clock,
 }
 
 impl Inbox {
@@ -103,13 +103,13 @@ impl Inbox {
         Self {
             store,
             options,
-            clock: Arc::new(crate::outbox::now_ms),
+            clock: Clock::system(),
         }
     }
 
     /// Replaces the wall clock (tests).
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Clock::from_fn(clock);
         self
     }
 
@@ -127,7 +127,7 @@ impl Inbox {
     /// [`Inbox::receive`] for an already extracted part.
     pub async fn receive_part(&self, part: ReceivedPart) -> Result<InboundOutcome, InboxError> {
         let (contact_id, forward) = self.contact_of(&part.sender);
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.now_ms();
         let timestamp_ms = match part.timestamp {
             Some(timestamp) => timestamp.timestamp_millis(),
             None => {
@@ -197,7 +197,7 @@ impl Inbox {
 
     /// Forwards the multipart messages that waited longer than the reassembly timeout.
     pub async fn flush_expired(&self) -> Result<Vec<String>, InboxError> {
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let cutoff = now.saturating_sub(millis(self.options.reassembly_timeout));
         let flushed = self
             .store
@@ -233,7 +233,7 @@ impl Inbox {
         self.flush_expired().await?;
         let timeout = millis(self.options.reassembly_timeout);
         let wait = match self.store.oldest_partial_ms().await? {
-            Some(first) => (first + timeout - (self.clock)()).clamp(100, 60_000),
+            Some(first) => (first + timeout - self.clock.now_ms()).clamp(100, 60_000),
             None => 60_000,
         };
         Ok(Duration::from_millis(wait as u64))

@@ -67,7 +67,7 @@ impl Inbox {
                 slot: sms.slot.clone(),
                 reason: sms.reason.clone(),
                 placeholder,
-                now_ms: (self.clock)(),
+                now_ms: self.clock.now_ms(),
             })
             .await?;
         match &outcome {

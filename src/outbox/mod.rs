@@ -20,12 +20,12 @@
 mod modem;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::clock::Clock;
 use crate::config::{ModemConfig, SmsConfig};
 use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
 use crate::store::{
@@ -122,11 +122,6 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The wall clock in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -149,7 +144,7 @@ pub struct Outbox<S> {
     store: Store,
     sender: S,
     options: OutboxOptions,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    clock: Clock,
     shutdown: CancellationToken,
 }
 
@@ -173,14 +168,14 @@ impl<S: PartSender> Outbox<S> {
             store,
             sender,
             options,
-            clock: Arc::new(now_ms),
+            clock: Clock::system(),
             shutdown: CancellationToken::new(),
         }
     }
 
     /// Replaces the wall clock (tests).
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Clock::from_fn(clock);
         self
     }
 
@@ -193,7 +188,7 @@ impl<S: PartSender> Outbox<S> {
     /// The start-up step: parts left *submitting* by a crash become *unknown*. Returns how many
     /// messages are now in doubt.
     pub async fn recover(&self) -> Result<u64, OutboxError> {
-        let unknown = self.store.recover_outbound((self.clock)()).await?;
+        let unknown = self.store.recover_outbound(self.clock.now_ms()).await?;
         if unknown > 0 {
             tracing::warn!(
                 unknown,
@@ -209,7 +204,7 @@ impl<S: PartSender> Outbox<S> {
         if !self.sender.is_ready() {
             return Ok(Outcome::Idle);
         }
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let Some(job) = self.store.claim_outbound(now, self.options.policy).await? else {
             return Ok(Outcome::Idle);
         };
@@ -260,14 +255,14 @@ impl<S: PartSender> Outbox<S> {
             }
             self.record("a part about to be sent", false, || {
                 self.store
-                    .part_submitting(job.id, seq, &job.contact_id, (self.clock)())
+                    .part_submitting(job.id, seq, &job.contact_id, self.clock.now_ms())
             })
             .await?;
             match self.sender.send_part(part, seq < total as u32).await {
                 Ok(mr) => {
                     self.record("a part the modem accepted", true, || {
                         self.store
-                            .part_accepted(job.id, seq, mr, total, (self.clock)())
+                            .part_accepted(job.id, seq, mr, total, self.clock.now_ms())
                     })
                     .await?;
                     tracing::debug!(part = seq, of = total, mr, "part accepted");
@@ -277,7 +272,7 @@ impl<S: PartSender> Outbox<S> {
                         "no answer from the modem; the part may or may not have gone");
                     self.record("a part in doubt", true, || {
                         self.store
-                            .part_unknown(job.id, seq, &message, (self.clock)())
+                            .part_unknown(job.id, seq, &message, self.clock.now_ms())
                     })
                     .await?;
                     return Ok(Outcome::Unknown { m_id: job.m_id });
@@ -287,7 +282,7 @@ impl<S: PartSender> Outbox<S> {
                         SendFailure::Temporary(_) => {
                             let delay = self.options.retry_delay(job.attempt);
                             AttemptEnd::Temporary {
-                                retry_at_ms: (self.clock)().saturating_add(millis(delay)),
+                                retry_at_ms: self.clock.now_ms().saturating_add(millis(delay)),
                             }
                         }
                         _ => AttemptEnd::Permanent,
@@ -320,7 +315,7 @@ impl<S: PartSender> Outbox<S> {
                     id,
                     end.clone(),
                     error,
-                    (self.clock)(),
+                    self.clock.now_ms(),
                     self.options.policy,
                 )
             })
@@ -410,7 +405,7 @@ impl<S: PartSender> Outbox<S> {
                 mr: report.message_reference,
                 recipient,
                 status: report.status,
-                now_ms: (self.clock)(),
+                now_ms: self.clock.now_ms(),
                 window_ms: millis(self.options.report_window),
             })
             .await?;
@@ -445,7 +440,7 @@ impl<S: PartSender> Outbox<S> {
                     let wait = next
                         .ok()
                         .flatten()
-                        .map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
+                        .map_or(60_000, |at| (at - self.clock.now_ms()).clamp(0, 60_000));
                     Duration::from_millis(wait as u64)
                 }
                 Ok(_) => continue,

@@ -144,7 +144,7 @@ impl WebhookClient {
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|value| value.to_str().ok())
-                    .and_then(|value| parse_retry_after(value, chrono::Utc::now().timestamp()));
+                    .and_then(|value| parse_retry_after(value, crate::clock::now_ms() / 1000));
                 let body = if response.status().is_success() {
                     // Drain the body so the connection goes back to the pool.
                     let _ = response.bytes().await;

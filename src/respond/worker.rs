@@ -35,6 +35,7 @@ use super::client::WebhookClient;
 use super::metrics::WebhookMetrics;
 use super::ratelimit::RateLimiter;
 use super::retry::{Decision, FailureKind, RetryPolicy};
+use crate::clock::Clock;
 use crate::phone::mask;
 
 /// A batch whose token took longer than this is chosen again before it leaves: during a hold
@@ -167,11 +168,6 @@ impl Waker {
     }
 }
 
-/// Unix milliseconds now; the worker's clock unless a test gives it another.
-pub fn system_now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The webhook worker.
 pub struct Worker<Q> {
     inner: Inner<Q>,
@@ -186,7 +182,7 @@ struct Inner<Q> {
     limiter: Arc<RateLimiter>,
     options: Arc<WorkerOptions>,
     metrics: Arc<WebhookMetrics>,
-    clock: fn() -> i64,
+    clock: Clock,
     state: Arc<Mutex<DeliveryState>>,
 }
 
@@ -198,7 +194,7 @@ impl<Q> Clone for Inner<Q> {
             limiter: Arc::clone(&self.limiter),
             options: Arc::clone(&self.options),
             metrics: Arc::clone(&self.metrics),
-            clock: self.clock,
+            clock: self.clock.clone(),
             state: Arc::clone(&self.state),
         }
     }
@@ -233,7 +229,7 @@ impl<Q: EventQueue> Worker<Q> {
                 limiter,
                 options: Arc::new(options),
                 metrics: Arc::default(),
-                clock: system_now_ms,
+                clock: Clock::system(),
                 state: Arc::default(),
             },
             waker: Waker::default(),
@@ -263,8 +259,8 @@ impl<Q: EventQueue> Worker<Q> {
     }
 
     /// Uses another clock for the queue's timestamps (Unix ms).
-    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
-        self.inner.clock = clock;
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.inner.clock = Clock::from_fn(clock);
         self
     }
 
@@ -480,7 +476,7 @@ impl<Q: EventQueue> Inner<Q> {
     async fn next_batch(&self, busy: &[String]) -> Result<Option<EventBatch>, RespondError> {
         self.queue
             .next_event_batch(
-                (self.clock)(),
+                self.clock.now_ms(),
                 self.options.max_events_per_request.max(1),
                 busy,
             )
@@ -506,7 +502,7 @@ impl<Q: EventQueue> Inner<Q> {
     async fn deliver(&self, batch: EventBatch, epoch: u64) -> Result<Outcome, RespondError> {
         let posted = self.client.post(&batch.contact_id, &batch.events).await;
         self.metrics.record_request(posted.elapsed);
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.now_ms();
         let events = batch.events.len();
         let contact = mask(&batch.contact_id);
         let failures = batch.attempts.saturating_add(1);

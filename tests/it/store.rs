@@ -1148,7 +1148,7 @@ async fn outbox_loop_wakes_on_enqueue_and_stops_on_shutdown() {
     .with_shutdown(shutdown.clone());
     let running = tokio::spawn(outbox.clone().run());
     let m_id = store
-        .enqueue_outbound(new_message(CONTACT, "wake up", smsgate::outbox::now_ms()))
+        .enqueue_outbound(new_message(CONTACT, "wake up", smsgate::clock::now_ms()))
         .await
         .expect("enqueue");
     let sent = eventually(Duration::from_secs(5), || {

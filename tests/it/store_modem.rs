@@ -67,7 +67,7 @@ async fn store_sends_and_receives_through_the_modem_driver() {
             encoding: Encoding::Gsm7,
             source: Source::Respond,
             quick_replies: None,
-            now_ms: smsgate::outbox::now_ms(),
+            now_ms: smsgate::clock::now_ms(),
         })
         .await
         .expect("enqueue");

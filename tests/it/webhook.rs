@@ -149,7 +149,7 @@ impl MemoryQueue {
     pub fn push(&self, contact: &str, event: Value) -> i64 {
         let mut rows = self.rows.lock().expect("rows lock");
         let id = rows.len() as i64 + 1;
-        let now = smsgate::respond::worker::system_now_ms();
+        let now = smsgate::clock::now_ms();
         rows.push(Row {
             id,
             contact: contact.to_owned(),
@@ -726,7 +726,7 @@ async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays
             let event = json!({"type": kinds[(n + c) % 3], "mId": m_id, "timestamp": n,
                                "message": {"type": "text", "text": format!("text {n}")}});
             store
-                .enqueue_event(contact, event, smsgate::respond::worker::system_now_ms())
+                .enqueue_event(contact, event, smsgate::clock::now_ms())
                 .await
                 .expect("enqueue");
             ids.push(m_id);
@@ -780,7 +780,7 @@ async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
             .enqueue_event(
                 &format!("+6012{c:08}"),
                 message_event("c", c),
-                smsgate::respond::worker::system_now_ms(),
+                smsgate::clock::now_ms(),
             )
             .await
             .expect("enqueue");
@@ -831,7 +831,7 @@ async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
 #[tokio::test]
 async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
     let (store, standin, mut worker) = store_worker(20, fast_retries()).await;
-    let now = smsgate::respond::worker::system_now_ms();
+    let now = smsgate::clock::now_ms();
     for value in ["sent", "delivered"] {
         store
             .enqueue_event(
