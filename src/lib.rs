@@ -48,3 +48,4 @@ pub mod phone;
 pub mod respond;
 pub mod sim;
 pub mod store;
+pub mod wire;

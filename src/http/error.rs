@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::message::Invalid;
-use crate::respond::wire::ErrorBody;
+use crate::wire::ErrorBody;
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]

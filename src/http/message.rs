@@ -9,20 +9,10 @@
 use serde_json::{Map, Value};
 
 use crate::phone::E164;
-use crate::respond::wire::{Attachment, AttachmentKind, Message, OutgoingMessage};
-
-/// Longest `message.text`, in UTF-16 code units: respond.io counts text as JavaScript does, so
-/// an emoji outside the Basic Multilingual Plane counts 2.
-pub const MAX_TEXT: usize = 7_000;
-/// Longest `attachment.url`.
-pub const MAX_URL: usize = 2_000;
-/// Longest `attachment.fileName`, `attachment.description`, `location.address`,
-/// `quick_reply.title` and each quick reply.
-pub const MAX_SHORT: usize = 256;
-/// Most quick replies.
-pub const MAX_REPLIES: usize = 10;
-/// Longest `contactId` (the seed: "Max 50 characters").
-pub const MAX_CONTACT_ID: usize = 50;
+use crate::wire::{
+    Attachment, AttachmentKind, MAX_CONTACT_ID, MAX_REPLIES, MAX_SHORT, MAX_TEXT, MAX_URL, Message,
+    OutgoingMessage, text_length,
+};
 
 /// Why a body was refused: the field (a JSON path such as `message.attachment.url`) and the
 /// rule, in words.
@@ -441,7 +431,7 @@ impl<'a> Fields<'a> {
 
     /// Lengths are counted in UTF-16 code units, as respond.io counts them.
     fn at_most(&self, field: &str, value: &str, max: usize) -> Result<(), Invalid> {
-        let length = value.encode_utf16().count();
+        let length = text_length(value);
         if length > max {
             let note = if length == value.chars().count() {
                 ""

@@ -95,7 +95,7 @@ async fn method_not_allowed(request: Request) -> Response {
     );
     (
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(crate::respond::wire::ErrorBody::new(message)),
+        axum::Json(crate::wire::ErrorBody::new(message)),
     )
         .into_response()
 }
@@ -108,7 +108,7 @@ async fn not_found(request: Request) -> Response {
     );
     (
         axum::http::StatusCode::NOT_FOUND,
-        axum::Json(crate::respond::wire::ErrorBody::new(message)),
+        axum::Json(crate::wire::ErrorBody::new(message)),
     )
         .into_response()
 }

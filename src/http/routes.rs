@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::message;
 use super::state::{AppState, NewMessage};
 use crate::phone::mask;
-use crate::respond::wire::{Accepted, Message};
+use crate::wire::{Accepted, Message};
 
 /// Checks `authorization: Bearer <token>` in constant time (for equal lengths; the length of
 /// the token is not a secret worth protecting, its bytes are).

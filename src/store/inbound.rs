@@ -14,8 +14,9 @@ use serde_json::json;
 
 use super::events::enqueue_event;
 use super::identity::stable_id;
-use super::split::{MAX_TEXT_UNITS, split_text};
+use super::split::split_text;
 use super::{Store, StoreError, next_counter};
+use crate::wire::MAX_TEXT;
 
 /// Where a part sits in its concatenated message (3GPP TS 23.040 §9.2.3.24.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +135,7 @@ fn finish(
     )?;
     next_counter(tx, "total_received")?;
     if forward {
-        let pieces = split_text(&text, MAX_TEXT_UNITS);
+        let pieces = split_text(&text, MAX_TEXT);
         let several = pieces.len() > 1;
         for (index, piece) in pieces.into_iter().enumerate() {
             let piece_id = if several {
