@@ -330,7 +330,7 @@ async fn webhook_latency(store: &Store, options: &Options) {
         store
             .enqueue_event(
                 &format!("+6019{n:07}"),
-                event,
+                serde_json::from_value(event).expect("an event"),
                 chrono::Utc::now().timestamp_millis(),
             )
             .await

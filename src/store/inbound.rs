@@ -10,13 +10,12 @@
 //! [`crate::inbox`]; this file only applies them.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::events::enqueue_event;
 use super::identity::stable_id;
 use super::split::split_text;
 use super::{Store, StoreError, next_counter};
-use crate::wire::MAX_TEXT;
+use crate::wire::{Event, MAX_TEXT};
 
 /// Where a part sits in its concatenated message (3GPP TS 23.040 §9.2.3.24.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,12 +142,7 @@ fn finish(
             } else {
                 m_id.to_owned()
             };
-            let event = json!({
-                "type": "message",
-                "mId": piece_id,
-                "timestamp": timestamp_ms,
-                "message": { "type": "text", "text": piece },
-            });
+            let event = Event::message(piece_id, timestamp_ms, piece);
             enqueue_event(tx, contact_id, &event, now_ms)?;
         }
     }

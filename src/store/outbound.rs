@@ -11,12 +11,12 @@
 //! This file decides nothing about timing or the modem; [`crate::outbox`] does.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::events::enqueue_event;
 use super::{Store, StoreError, next_counter};
 use crate::config::UnknownPolicy;
 use crate::pdu::Encoding;
+use crate::wire::{Event, StatusValue};
 
 /// Where an outbound message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,14 +156,6 @@ pub enum AttemptResult {
     Failed { message: String },
 }
 
-fn status_event(m_id: &str, value: &str, message: Option<&str>, now_ms: i64) -> serde_json::Value {
-    let mut status = json!({ "value": value });
-    if let Some(message) = message {
-        status["message"] = json!(message);
-    }
-    json!({ "type": "message_status", "mId": m_id, "timestamp": now_ms, "status": status })
-}
-
 /// Marks a message failed with `message` and enqueues the `failed` event.
 fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), StoreError> {
     let (m_id, contact_id): (String, String) = tx.query_row(
@@ -176,7 +168,7 @@ fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), Stor
     enqueue_event(
         tx,
         &contact_id,
-        &status_event(&m_id, "failed", Some(message), now_ms),
+        &Event::failed(m_id, now_ms, message),
         now_ms,
     )?;
     Ok(())
@@ -219,12 +211,8 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
             params![id, now_ms],
         )?;
         next_counter(tx, "total_sent")?;
-        enqueue_event(
-            tx,
-            &contact_id,
-            &status_event(&m_id, "sent", None, now_ms),
-            now_ms,
-        )?;
+        let sent = Event::status(m_id.as_str(), now_ms, StatusValue::Sent);
+        enqueue_event(tx, &contact_id, &sent, now_ms)?;
         events.push("sent");
         state = "sent".into();
     }
@@ -240,12 +228,8 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
                 params![id, now_ms],
             )?;
             next_counter(tx, "total_delivered")?;
-            enqueue_event(
-                tx,
-                &contact_id,
-                &status_event(&m_id, "delivered", None, now_ms),
-                now_ms,
-            )?;
+            let delivered = Event::status(m_id.as_str(), now_ms, StatusValue::Delivered);
+            enqueue_event(tx, &contact_id, &delivered, now_ms)?;
             events.push("delivered");
         }
     }
@@ -414,12 +398,7 @@ impl Store {
                     ],
                 )?;
                 if msg.source == Source::Cli {
-                    let echo = json!({
-                        "type": "message_echo",
-                        "mId": m_id,
-                        "timestamp": msg.now_ms,
-                        "message": { "type": "text", "text": msg.text },
-                    });
+                    let echo = Event::echo(m_id.as_str(), msg.now_ms, msg.text.as_str());
                     enqueue_event(tx, &msg.contact_id, &echo, msg.now_ms)?;
                 }
                 if let Some(replies) = &msg.quick_replies {

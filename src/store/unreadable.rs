@@ -7,10 +7,10 @@
 //! which contact and whether to forward are decided by [`crate::inbox`]; this file applies them.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::events::enqueue_event;
 use super::{Store, StoreError, next_counter};
+use crate::wire::Event;
 
 /// What an unreadable PDU was, as far as can be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -158,12 +158,11 @@ fn keep(tx: &Connection, record: NewUnreadable) -> Result<UnreadableOutcome, Sto
     )?;
     next_counter(tx, "total_unreadable")?;
     if let Some(placeholder) = &record.placeholder {
-        let event = json!({
-            "type": "message",
-            "mId": placeholder.m_id,
-            "timestamp": record.now_ms,
-            "message": { "type": "text", "text": placeholder.text },
-        });
+        let event = Event::message(
+            placeholder.m_id.as_str(),
+            record.now_ms,
+            placeholder.text.as_str(),
+        );
         enqueue_event(tx, &placeholder.contact_id, &event, record.now_ms)?;
     }
     Ok(UnreadableOutcome::Kept { m_id })

@@ -92,7 +92,11 @@ async fn http_store_the_worker_drains_the_stores_queue_in_order_through_an_outag
             let event = json!({"type": "message", "mId": format!("{contact}-{n}"),
                                "timestamp": now + n, "message": {"type": "text", "text": "hi"}});
             store
-                .enqueue_event(contact, event, now + n)
+                .enqueue_event(
+                    contact,
+                    serde_json::from_value(event).expect("an event"),
+                    now + n,
+                )
                 .await
                 .expect("enqueue");
         }

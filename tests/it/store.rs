@@ -17,6 +17,7 @@ use smsgate::pdu::{Address, Concat, EncodedPart, Encoding, TypeOfNumber};
 use smsgate::store::{
     InboundOutcome, NewOutbound, ReportOutcome, Source, StatusReportInput, Store,
 };
+use smsgate::wire::{Event, StatusValue};
 
 const T0: i64 = 1_700_000_000_000;
 const CONTACT: &str = "+60177872890";
@@ -1215,7 +1216,11 @@ async fn store_next_batch_with_a_large_backlog() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .enqueue_event(&format!("+6012{:07}", i % 5000), json!({"n": i}), T0 + i)
+                .enqueue_event(
+                    &format!("+6012{:07}", i % 5000),
+                    Event::status(format!("m{i}"), T0 + i, StatusValue::Sent),
+                    T0 + i,
+                )
                 .await
         }));
     }

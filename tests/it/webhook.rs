@@ -264,6 +264,11 @@ fn lane(event: &Value) -> u8 {
     }
 }
 
+/// A queued event as the store keeps it: typed.
+fn as_event(event: Value) -> smsgate::wire::Event {
+    serde_json::from_value(event).expect("a respond.io event")
+}
+
 fn message_event(contact: &str, n: usize) -> Value {
     json!({"type": "message", "mId": format!("{contact}-{n}"), "timestamp": 1_700_000_000_000_i64 + n as i64,
            "message": {"type": "text", "text": format!("text {n}")}})
@@ -723,10 +728,14 @@ async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays
     for n in 0..12 {
         for (c, (contact, ids)) in expected.iter_mut().enumerate() {
             let m_id = format!("{contact}-{n}");
-            let event = json!({"type": kinds[(n + c) % 3], "mId": m_id, "timestamp": n,
-                               "message": {"type": "text", "text": format!("text {n}")}});
+            let event = match kinds[(n + c) % 3] {
+                "message_status" => json!({"type": "message_status", "mId": m_id, "timestamp": n,
+                                           "status": {"value": "sent"}}),
+                kind => json!({"type": kind, "mId": m_id, "timestamp": n,
+                               "message": {"type": "text", "text": format!("text {n}")}}),
+            };
             store
-                .enqueue_event(contact, event, smsgate::clock::now_ms())
+                .enqueue_event(contact, as_event(event), smsgate::clock::now_ms())
                 .await
                 .expect("enqueue");
             ids.push(m_id);
@@ -779,7 +788,7 @@ async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
         store
             .enqueue_event(
                 &format!("+6012{c:08}"),
-                message_event("c", c),
+                as_event(message_event("c", c)),
                 smsgate::clock::now_ms(),
             )
             .await
@@ -836,8 +845,10 @@ async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
         store
             .enqueue_event(
                 "+60170000001",
-                json!({"type": "message_status", "mId": "m-1", "timestamp": now,
+                as_event(
+                    json!({"type": "message_status", "mId": "m-1", "timestamp": now,
                        "status": {"value": value}}),
+                ),
                 now,
             )
             .await
