@@ -44,7 +44,7 @@ pub use identity::stable_id;
 pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
-    ReportOutcome, Source, StatusReportInput, Unrecorded, report_failure_text,
+    ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::events::enqueue_event;
 use super::{Store, StoreError, next_counter};
 use crate::config::UnknownPolicy;
-use crate::pdu::Encoding;
+use crate::pdu::{self, Encoding, StatusClass};
 use crate::wire::{Event, StatusValue};
 
 /// Where an outbound message came from.
@@ -218,7 +218,7 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
     }
     if state == "sent" {
         if let Some(status) = failed_status {
-            let message = report_failure_text(status as u8);
+            let message = pdu::failure_text(status as u8);
             fail(tx, id, &message, now_ms)?;
             events.push("failed");
         } else if delivered >= parts {
@@ -237,8 +237,8 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
 }
 
 /// Records a status report on part `seq` of message `id`, whose state is `state`. A part's
-/// outcome is final once known; TP-ST classes per 3GPP TS 23.040 §9.2.3.15: 0x00–0x1F
-/// delivered, 0x20–0x3F still trying, ≥ 0x40 failed.
+/// outcome is final once known; a report of the centre still trying
+/// ([`StatusClass::Pending`]) leaves it accepted.
 fn record_report(
     tx: &Connection,
     (id, seq): (i64, i64),
@@ -247,11 +247,11 @@ fn record_report(
     status: u8,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let part_state = match status {
+    let part_state = match StatusClass::of(status) {
         _ if state == "delivered" || state == "failed" => state,
-        0x00..=0x1F => "delivered",
-        0x20..=0x3F => "accepted",
-        _ => "failed",
+        StatusClass::Delivered => "delivered",
+        StatusClass::Pending => "accepted",
+        StatusClass::Failed => "failed",
     };
     tx.execute(
         "UPDATE outbound_part SET state = ?3, mr = ?4, report_status = ?5, report_ms = ?6
@@ -299,29 +299,6 @@ fn apply_parked(
         applied += 1;
     }
     Ok(applied)
-}
-
-/// A readable reason for a failed status report (3GPP TS 23.040 §9.2.3.15, TP-Status).
-pub fn report_failure_text(status: u8) -> String {
-    let reason = match status {
-        0x40 => "remote procedure error",
-        0x41 => "incompatible destination",
-        0x42 => "connection rejected by the recipient",
-        0x43 => "not obtainable",
-        0x44 | 0x64 => "quality of service not available",
-        0x45 => "no interworking available",
-        0x46 => "the message expired before it could be delivered",
-        0x47 => "deleted by the sender",
-        0x48 => "deleted by the service centre",
-        0x49 => "the message does not exist",
-        0x60 => "network congestion; the service centre gave up",
-        0x61 => "the recipient was busy; the service centre gave up",
-        0x62 => "no response from the recipient; the service centre gave up",
-        0x63 => "service rejected",
-        0x65 => "error in the recipient's phone",
-        _ => "the network reported a permanent failure",
-    };
-    format!("not delivered: {reason} (TP-ST 0x{status:02X})")
 }
 
 /// Expires queued messages and applies the unknown policy; part of every claim.
