@@ -13,17 +13,23 @@
 //! Senders become E.164 contact IDs (`sms.default_country` for national numbers); senders that
 //! are not phone numbers (alphanumeric names, short codes) follow `respond.alphanumeric_senders`.
 //! A bare number answering the quick-reply menu last sent to the contact (within
-//! `sms.quick_reply_window`) becomes the chosen reply's text. Multipart messages whose parts do
-//! not all arrive within `sms.reassembly_timeout` are forwarded with a gap marker
-//! ([`crate::store::gap_marker`]); a straggler arriving after that starts a message of its own,
-//! forwarded the same way once its own timeout passes. An SMS without a readable TP-SCTS is
-//! stamped with the time it was received. What a part's text is ([`text`]) never leaves a
-//! message empty, and an SMS that cannot be decoded at all is kept raw ([`unreadable`]).
-//! This module does not talk to the modem.
+//! `sms.quick_reply_window`) becomes the chosen reply's text ([`quick_reply`]). Multipart
+//! messages whose parts do not all arrive within `sms.reassembly_timeout` are forwarded with a
+//! gap marker ([`finish::gap_marker`]); a straggler arriving after that starts a message of its
+//! own, forwarded the same way once its own timeout passes. What a finished message becomes —
+//! its mId, its text, its events, split when longer than respond.io takes — is [`finish`]'s
+//! rule, run by the store in the transaction that completes the message. An SMS without a
+//! readable TP-SCTS is stamped with the time it was received. What a part's text is ([`text`])
+//! never leaves a message empty, and an SMS that cannot be decoded at all is kept raw
+//! ([`unreadable`]). This module does not talk to the modem.
 
+pub mod finish;
+pub mod quick_reply;
+mod split;
 pub mod text;
 pub mod unreadable;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
@@ -95,14 +101,19 @@ impl ReceivedPart {
 pub struct Inbox {
     store: Store,
     options: InboxOptions,
+    rules: Arc<finish::Rules>,
     clock: Clock,
 }
 
 impl Inbox {
     pub fn new(store: Store, options: InboxOptions) -> Self {
+        let rules = Arc::new(finish::Rules {
+            quick_reply_window_ms: millis(options.quick_reply_window),
+        });
         Self {
             store,
             options,
+            rules,
             clock: Clock::system(),
         }
     }
@@ -165,20 +176,17 @@ impl Inbox {
                 (part_key, Some(group))
             }
         };
-        let outcome = self
-            .store
-            .receive_part(NewInboundPart {
-                part_key,
-                contact_id,
-                forward,
-                group,
-                text: part.text,
-                timestamp_ms,
-                pdu: part.pdu,
-                now_ms,
-                quick_reply_window_ms: millis(self.options.quick_reply_window),
-            })
-            .await?;
+        let part = NewInboundPart {
+            part_key,
+            contact_id,
+            forward,
+            group,
+            text: part.text,
+            timestamp_ms,
+            pdu: part.pdu,
+            now_ms,
+        };
+        let outcome = self.store.receive_part(part, self.rules.clone()).await?;
         match &outcome {
             InboundOutcome::Duplicate => {
                 tracing::info!("an SMS part already stored was read again")
@@ -201,7 +209,7 @@ impl Inbox {
         let cutoff = now.saturating_sub(millis(self.options.reassembly_timeout));
         let flushed = self
             .store
-            .flush_partials(cutoff, now, millis(self.options.quick_reply_window))
+            .flush_partials(cutoff, now, self.rules.clone())
             .await?;
         for m_id in &flushed {
             tracing::warn!(%m_id, "forwarded an SMS with missing parts after the reassembly timeout");

@@ -28,7 +28,7 @@ mod health;
 mod identity;
 mod inbound;
 mod outbound;
-mod split;
+mod state;
 mod unreadable;
 
 use std::path::{Path, PathBuf};
@@ -41,11 +41,14 @@ use tokio::sync::{Notify, oneshot};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
-pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
+pub use inbound::{
+    Assembled, FinishMessage, Finished, InboundOutcome, Menu, NewInboundPart, PartGroup, StoredPart,
+};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
     ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
+pub use state::InboundState;
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };

@@ -37,12 +37,11 @@ impl UnreadableKind {
     }
 }
 
-/// A placeholder message for respond.io.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The placeholder `message` event telling respond.io that the contact wrote.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Placeholder {
-    pub m_id: String,
     pub contact_id: String,
-    pub text: String,
+    pub event: Event,
 }
 
 /// One unreadable PDU, ready to commit.
@@ -138,7 +137,10 @@ fn keep(tx: &Connection, record: NewUnreadable) -> Result<UnreadableOutcome, Sto
     if known.is_some() {
         return Ok(UnreadableOutcome::Duplicate);
     }
-    let m_id = record.placeholder.as_ref().map(|p| p.m_id.clone());
+    let m_id = record
+        .placeholder
+        .as_ref()
+        .map(|placeholder| placeholder.event.m_id().to_owned());
     tx.execute(
         "INSERT INTO unreadable (pdu_key, kind, pdu, sender, contact_id, slot, reason,
                                  received_ms, forwarded, m_id)
@@ -158,12 +160,12 @@ fn keep(tx: &Connection, record: NewUnreadable) -> Result<UnreadableOutcome, Sto
     )?;
     next_counter(tx, "total_unreadable")?;
     if let Some(placeholder) = &record.placeholder {
-        let event = Event::message(
-            placeholder.m_id.as_str(),
+        enqueue_event(
+            tx,
+            &placeholder.contact_id,
+            &placeholder.event,
             record.now_ms,
-            placeholder.text.as_str(),
-        );
-        enqueue_event(tx, &placeholder.contact_id, &event, record.now_ms)?;
+        )?;
     }
     Ok(UnreadableOutcome::Kept { m_id })
 }

@@ -3,7 +3,7 @@
 //! `(2/2) ` …, in order. Nothing is cut and nothing is refused (a 110-part SMS of emoji is
 //! 7,000+ units).
 //!
-//! Pure text work; the events and their mIds are made by `inbound`.
+//! Pure text work; the events and their mIds are made by `finish`.
 
 use crate::wire::text_length;
 
