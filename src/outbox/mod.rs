@@ -225,9 +225,9 @@ impl<S: PartSender> Outbox<S> {
         };
         let options = SubmitOptions {
             status_report: self.options.status_reports,
-            force_ucs2: job.encoding == pdu::Encoding::Ucs2.to_string(),
+            force_ucs2: job.encoding == pdu::Encoding::Ucs2,
             // Idempotent on text that was already made GSM-friendly when it was planned.
-            smart_encoding: job.encoding == pdu::Encoding::Gsm7.to_string(),
+            smart_encoding: job.encoding == pdu::Encoding::Gsm7,
             max_parts: None,
             concat_reference: job.concat_reference,
             ..SubmitOptions::default()

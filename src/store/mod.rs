@@ -48,7 +48,7 @@ pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
     ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
-pub use state::InboundState;
+pub use state::{InboundState, OutboundState, PartState};
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };
@@ -483,7 +483,9 @@ impl Store {
             let mut outbound = Vec::new();
             let mut stmt =
                 conn.prepare("SELECT state, count(*) FROM outbound GROUP BY state ORDER BY state")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            for row in stmt.query_map([], |r| {
+                Ok((r.get::<_, OutboundState>(0)?, r.get::<_, i64>(1)?))
+            })? {
                 let (state, count) = row?;
                 outbound.push((state, count as u64));
             }
@@ -536,8 +538,8 @@ pub struct PruneCounts {
 /// Database counts for `smsgate status` (webhook figures: [`Store::webhook_stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
-    /// Outbound messages per state (`queued`, `sending`, `unknown`, `sent`, `delivered`, `failed`).
-    pub outbound: Vec<(String, u64)>,
+    /// Outbound messages per state.
+    pub outbound: Vec<(OutboundState, u64)>,
     /// The most recent send error recorded on any outbound message.
     pub last_send_error: Option<String>,
     pub inbound_messages: u64,

@@ -13,6 +13,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::events::enqueue_event;
+use super::state::{OutboundState, PartState};
 use super::{Store, StoreError, next_counter};
 use crate::config::UnknownPolicy;
 use crate::pdu::{self, Encoding, StatusClass};
@@ -102,8 +103,8 @@ pub struct Claimed {
     pub m_id: String,
     pub contact_id: String,
     pub text: String,
-    /// `gsm7`, `ucs2` or `8bit`, as planned at acceptance.
-    pub encoding: String,
+    /// As planned at acceptance.
+    pub encoding: Encoding,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// A reference not used by the previous attempts (3GPP TS 23.040 §9.2.3.24.1).
@@ -136,7 +137,7 @@ pub enum ReportOutcome {
     /// Recorded on a part of `m_id`; `events` lists the status events it caused, if any.
     Matched {
         m_id: String,
-        events: Vec<&'static str>,
+        events: Vec<StatusValue>,
     },
 }
 
@@ -188,8 +189,8 @@ fn requeue(tx: &Connection, id: i64, at_ms: i64, now_ms: i64) -> Result<(), Stor
 /// Moves a message forward as far as its parts allow, enqueuing one event per step:
 /// `sending`/`unknown` → `sent` once every part was accepted; `sent` → `failed` when a part's
 /// report failed; `sent` → `delivered` once every part's report says delivered.
-fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
-    let (state, parts, m_id, contact_id): (String, i64, String, String) = tx.query_row(
+fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<StatusValue>, StoreError> {
+    let (mut state, parts, m_id, contact_id): (OutboundState, i64, String, String) = tx.query_row(
         "SELECT state, parts, m_id, contact_id FROM outbound WHERE id = ?1",
         [id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -203,8 +204,7 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let mut events = Vec::new();
-    let mut state = state;
-    if (state == "sending" || state == "unknown") && accepted >= parts {
+    if matches!(state, OutboundState::Sending | OutboundState::Unknown) && accepted >= parts {
         tx.execute(
             "UPDATE outbound SET state = 'sent', unknown_since_ms = NULL, updated_ms = ?2,
              finished_ms = ?2 WHERE id = ?1",
@@ -213,14 +213,14 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
         next_counter(tx, "total_sent")?;
         let sent = Event::status(m_id.as_str(), now_ms, StatusValue::Sent);
         enqueue_event(tx, &contact_id, &sent, now_ms)?;
-        events.push("sent");
-        state = "sent".into();
+        events.push(StatusValue::Sent);
+        state = OutboundState::Sent;
     }
-    if state == "sent" {
+    if state == OutboundState::Sent {
         if let Some(status) = failed_status {
             let message = pdu::failure_text(status as u8);
             fail(tx, id, &message, now_ms)?;
-            events.push("failed");
+            events.push(StatusValue::Failed);
         } else if delivered >= parts {
             tx.execute(
                 "UPDATE outbound SET state = 'delivered', updated_ms = ?2, finished_ms = ?2
@@ -230,7 +230,7 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
             next_counter(tx, "total_delivered")?;
             let delivered = Event::status(m_id.as_str(), now_ms, StatusValue::Delivered);
             enqueue_event(tx, &contact_id, &delivered, now_ms)?;
-            events.push("delivered");
+            events.push(StatusValue::Delivered);
         }
     }
     Ok(events)
@@ -242,17 +242,12 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
 fn record_report(
     tx: &Connection,
     (id, seq): (i64, i64),
-    state: &str,
+    state: PartState,
     mr: u8,
     status: u8,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let part_state = match StatusClass::of(status) {
-        _ if state == "delivered" || state == "failed" => state,
-        StatusClass::Delivered => "delivered",
-        StatusClass::Pending => "accepted",
-        StatusClass::Failed => "failed",
-    };
+    let part_state = state.after_report(StatusClass::of(status));
     tx.execute(
         "UPDATE outbound_part SET state = ?3, mr = ?4, report_status = ?5, report_ms = ?6
          WHERE message_id = ?1 AND seq = ?2",
@@ -289,12 +284,12 @@ fn apply_parked(
         if mr != first_mr {
             continue;
         }
-        let state: String = tx.query_row(
+        let state: PartState = tx.query_row(
             "SELECT state FROM outbound_part WHERE message_id = ?1 AND seq = ?2",
             params![id, seq],
             |r| r.get(0),
         )?;
-        record_report(tx, (id, seq), &state, mr, status, received_ms)?;
+        record_report(tx, (id, seq), state, mr, status, received_ms)?;
         tx.execute("DELETE FROM parked_report WHERE id = ?1", [parked_id])?;
         applied += 1;
     }
@@ -463,11 +458,11 @@ impl Store {
                 for (id, seq, recipient, submitted_ms) in in_doubt {
                     if apply_parked(tx, (id, seq), None, &recipient, submitted_ms)? > 0 {
                         settle(tx, id, now_ms)?;
-                        let still: String =
+                        let still: OutboundState =
                             tx.query_row("SELECT state FROM outbound WHERE id = ?1", [id], |r| {
                                 r.get(0)
                             })?;
-                        if still != "unknown" {
+                        if still != OutboundState::Unknown {
                             unknown -= 1;
                         }
                     }
@@ -497,7 +492,7 @@ impl Store {
     ) -> Result<Option<Claimed>, StoreError> {
         self.write(move |tx| {
             housekeeping(tx, now_ms, &policy)?;
-            let next: Option<(i64, String, String, String, String, i64, i64)> = tx
+            let next: Option<(i64, String, String, String, Encoding, i64, i64)> = tx
                 .query_row(
                     "SELECT o.id, o.m_id, o.contact_id, o.text, o.encoding, o.attempts,
                             o.created_ms
@@ -514,7 +509,7 @@ impl Store {
                             r.get(1)?,
                             r.get(2)?,
                             r.get(3)?,
-                            r.get(4)?,
+                            encoding(r, 4)?,
                             r.get(5)?,
                             r.get(6)?,
                         ))
@@ -601,7 +596,7 @@ impl Store {
         mr: u8,
         total: usize,
         now_ms: i64,
-    ) -> Result<Vec<&'static str>, StoreError> {
+    ) -> Result<Vec<StatusValue>, StoreError> {
         let events = self
             .write(move |tx| {
                 let (recipient, handed_ms): (String, i64) = tx
@@ -722,7 +717,7 @@ impl Store {
         let outcome = self
             .write(move |tx| {
                 let since = report.now_ms.saturating_sub(report.window_ms);
-                let matched: Option<(i64, i64, String)> = tx
+                let matched: Option<(i64, i64, PartState)> = tx
                     .query_row(
                         "SELECT message_id, seq, state FROM outbound_part
                          WHERE mr = ?1 AND recipient = ?2 AND submitted_ms >= ?3
@@ -760,7 +755,7 @@ impl Store {
                 record_report(
                     tx,
                     (id, seq),
-                    &state,
+                    state,
                     report.mr,
                     report.status,
                     report.now_ms,
@@ -805,10 +800,21 @@ impl Store {
     }
 }
 
+/// An encoding column, by its name.
+fn encoding(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Encoding> {
+    row.get::<_, String>(index)?.parse().map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
+}
+
 /// A read-only view of one outbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundView {
-    pub state: String,
+    pub state: OutboundState,
     pub attempts: u32,
     pub parts: u32,
     pub last_error: Option<String>,

@@ -60,6 +60,56 @@ macro_rules! states {
 }
 
 states! {
+    /// An outbound message (`outbound.state`): `queued → sending → sent → delivered | failed`,
+    /// with `unknown` while a part's outcome is in doubt.
+    OutboundState {
+        /// Waiting to be sent (a first attempt, or a retry after a temporary error).
+        Queued = "queued",
+        /// Handed to the sender for an attempt.
+        Sending = "sending",
+        /// A part got no answer from the modem; a report or `sms.unknown_policy` settles it.
+        Unknown = "unknown",
+        /// Every part accepted by the network (`+CMGS: <mr>`).
+        Sent = "sent",
+        /// Every part's report says delivered.
+        Delivered = "delivered",
+        /// Failed for good, with a reason.
+        Failed = "failed",
+    }
+}
+
+states! {
+    /// One part of the current attempt (`outbound_part.state`).
+    PartState {
+        /// About to be handed to the modem (committed before `AT+CMGS`).
+        Submitting = "submitting",
+        /// No `+CMGS` answer: it may or may not have gone.
+        Unknown = "unknown",
+        /// The network took it (`+CMGS: <mr>`); a report may follow.
+        Accepted = "accepted",
+        /// Its report says delivered.
+        Delivered = "delivered",
+        /// Its report says it failed.
+        Failed = "failed",
+    }
+}
+
+impl PartState {
+    /// A part's outcome once a status report of `class` came: final states stay final; a
+    /// report of the centre still trying leaves (or makes: the modem did send it) the part
+    /// accepted.
+    pub(crate) fn after_report(self, class: crate::pdu::StatusClass) -> PartState {
+        use crate::pdu::StatusClass;
+        match (self, class) {
+            (PartState::Delivered | PartState::Failed, _) => self,
+            (_, StatusClass::Delivered) => PartState::Delivered,
+            (_, StatusClass::Pending) => PartState::Accepted,
+            (_, StatusClass::Failed) => PartState::Failed,
+        }
+    }
+}
+
+states! {
     /// An inbound message (`inbound.state`).
     InboundState {
         /// Parts are still awaited.
@@ -101,11 +151,42 @@ mod tests {
 
     #[test]
     fn the_names_are_the_schemas() {
-        let mut inbound = names(InboundState::ALL);
-        inbound.sort();
-        let mut listed = documented("inbound");
-        listed.sort();
-        assert_eq!(inbound, listed);
+        for (table, mut states) in [
+            ("outbound", names(OutboundState::ALL)),
+            ("outbound_part", names(PartState::ALL)),
+            ("inbound", names(InboundState::ALL)),
+        ] {
+            states.sort();
+            let mut listed = documented(table);
+            listed.sort();
+            assert_eq!(states, listed, "{table}");
+        }
+    }
+
+    #[test]
+    fn a_part_outcome_is_final_once_known() {
+        use crate::pdu::StatusClass;
+        assert_eq!(
+            PartState::Accepted.after_report(StatusClass::Pending),
+            PartState::Accepted
+        );
+        assert_eq!(
+            PartState::Unknown.after_report(StatusClass::Pending),
+            PartState::Accepted,
+            "a report settles the doubt: the part went"
+        );
+        assert_eq!(
+            PartState::Accepted.after_report(StatusClass::Delivered),
+            PartState::Delivered
+        );
+        assert_eq!(
+            PartState::Delivered.after_report(StatusClass::Failed),
+            PartState::Delivered
+        );
+        assert_eq!(
+            PartState::Failed.after_report(StatusClass::Delivered),
+            PartState::Failed
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use smsgate::inbox::{Inbox, InboxOptions, ReceivedPart};
 use smsgate::outbox::{Outbox, OutboxOptions, Outcome, PartSender, SendFailure};
 use smsgate::pdu::{Address, Concat, EncodedPart, Encoding, TypeOfNumber};
 use smsgate::store::{
-    InboundOutcome, NewOutbound, ReportOutcome, Source, StatusReportInput, Store,
+    InboundOutcome, NewOutbound, OutboundState, ReportOutcome, Source, StatusReportInput, Store,
 };
 use smsgate::wire::{Event, StatusValue};
 
@@ -258,7 +258,7 @@ async fn store_keeps_every_accepted_message_when_dropped_mid_burst() {
     let store = open(&path).await;
     for m_id in &accepted {
         let row = store.outbound_state(m_id).await.expect("query");
-        assert_eq!(row.map(|r| r.state).as_deref(), Some("queued"), "{m_id}");
+        assert_eq!(row.map(|r| r.state), Some(OutboundState::Queued), "{m_id}");
     }
     // Each message was committed together with its echo: one consistent snapshot (a single
     // statement) never shows one without the other, even while abandoned requests still land.
@@ -406,7 +406,7 @@ async fn outbox_temporary_error_retries_whole_message_with_new_reference() {
         }
     );
     let first = store.outbound_state(&m_id).await.expect("q").expect("row");
-    assert_eq!(first.state, "queued");
+    assert_eq!(first.state, OutboundState::Queued);
     assert_eq!(
         first.last_error.as_deref(),
         Some("+CMS ERROR 42: congestion")
@@ -417,7 +417,7 @@ async fn outbox_temporary_error_retries_whole_message_with_new_reference() {
         matches!(outbox.try_one().await.expect("retry"), Outcome::Sent { parts, .. } if parts > 1)
     );
     let second = store.outbound_state(&m_id).await.expect("q").expect("row");
-    assert_eq!((second.state.as_str(), second.attempts), ("sent", 2));
+    assert_eq!((second.state, second.attempts), (OutboundState::Sent, 2));
     assert_ne!(first.concat_reference, second.concat_reference);
 
     let sent = modem.sent();
@@ -504,7 +504,7 @@ async fn outbox_gives_up_after_max_attempts_and_on_expiry() {
     clock.advance(Duration::from_secs(3601));
     assert_eq!(outbox.try_one().await.expect("expired"), Outcome::Idle);
     let row = store.outbound_state(&late).await.expect("q").expect("row");
-    assert_eq!(row.state, "failed");
+    assert_eq!(row.state, OutboundState::Failed);
     assert!(row.status_message.unwrap_or_default().contains("expired"));
 }
 
@@ -606,7 +606,7 @@ async fn outbox_unknown_is_resolved_by_a_status_report() {
         outcome,
         ReportOutcome::Matched {
             m_id: m_id.clone(),
-            events: vec!["sent", "delivered"]
+            events: vec![StatusValue::Sent, StatusValue::Delivered]
         }
     );
     clock.advance(Duration::from_secs(600));
@@ -637,7 +637,7 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
     ));
 
     let at = clock.now() + 1000;
-    let matched = |events: Vec<&'static str>| ReportOutcome::Matched {
+    let matched = |events: Vec<StatusValue>| ReportOutcome::Matched {
         m_id: m_id.clone(),
         events,
     };
@@ -647,7 +647,7 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
     let steps = [
         (5, 0x00, matched(vec![])),
         (6, 0x30, matched(vec![])),
-        (6, 0x00, matched(vec!["delivered"])),
+        (6, 0x00, matched(vec![StatusValue::Delivered])),
         (6, 0x45, matched(vec![])),
         (99, 0x00, ReportOutcome::Unmatched),
     ];
@@ -723,7 +723,7 @@ async fn outbox_reports_pair_with_the_latest_part_in_the_window() {
         outcome,
         ReportOutcome::Matched {
             m_id: new.clone(),
-            events: vec!["delivered"]
+            events: vec![StatusValue::Delivered]
         }
     );
     // Another recipient with the same TP-MR matches nothing.
@@ -751,7 +751,7 @@ async fn outbox_reports_pair_with_the_latest_part_in_the_window() {
             .expect("q")
             .expect("row")
             .state,
-        "sent"
+        OutboundState::Sent
     );
 }
 
@@ -1070,7 +1070,7 @@ async fn inbox_takes_real_pdus_and_outbox_real_status_reports() {
         outcome,
         ReportOutcome::Matched {
             m_id: m_id.clone(),
-            events: vec!["delivered"]
+            events: vec![StatusValue::Delivered]
         }
     );
     assert_eq!(
@@ -1156,7 +1156,7 @@ async fn outbox_loop_wakes_on_enqueue_and_stops_on_shutdown() {
         let (store, m_id) = (store.clone(), m_id.clone());
         async move {
             let row = store.outbound_state(&m_id).await.expect("q");
-            row.is_some_and(|r| r.state == "sent")
+            row.is_some_and(|r| r.state == OutboundState::Sent)
         }
     })
     .await;

@@ -94,7 +94,7 @@ async fn store_sends_and_receives_through_the_modem_driver() {
         outcome,
         ReportOutcome::Matched {
             m_id: m_id.clone(),
-            events: vec!["delivered"]
+            events: vec![smsgate::wire::StatusValue::Delivered]
         }
     );
     modem.confirm(slot).await.expect("report acknowledged");
