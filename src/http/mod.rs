@@ -1,8 +1,8 @@
 //! The HTTP API respond.io (and operators) call: `POST /message` (an outbound SMS, committed
 //! before it is answered), `GET /health` and `GET /metrics`.
 //!
-//! It does not talk to the modem: messages go to the durable outbox ([`Outbox`]) and the
-//! sender worker takes them from there. It does not post to respond.io either (`respond`).
+//! It does not talk to the modem: messages are committed to the database ([`Backend`]) and
+//! the sender worker takes them from there. It does not post to respond.io either (`respond`).
 
 mod error;
 mod framing;
@@ -28,10 +28,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 pub use error::ApiError;
 pub use routes::check_token;
 pub use server::{Limits, serve_with};
-pub use state::{
-    AppState, BacklogStats, BoxFuture, ModemProbe, ModemSnapshot, NewMessage, Outbox, OutboxError,
-    QueueStats, Settings, Storage, Totals,
-};
+pub use state::{AppState, Backend, BoxFuture, ModemProbe, ModemSnapshot, Settings};
 
 /// The router with every route, its limits and a tracing span per request.
 pub fn router(state: AppState) -> Router {

@@ -14,8 +14,9 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::message;
-use super::state::{AppState, NewMessage};
+use super::state::AppState;
 use crate::phone::mask;
+use crate::store::{NewOutbound, Source, StoreStatus};
 use crate::wire::{Accepted, Message};
 
 /// Checks `authorization: Bearer <token>` in constant time (for equal lengths; the length of
@@ -88,12 +89,12 @@ pub async fn post_message(
             .map_err(|_| ApiError::Timeout(timeout))??;
         let contact = mask(&message.contact_id);
         let parts = message.parts;
-        if let Some(refusal) = refusal(inner.outbox.storage()) {
+        if let Some(refusal) = refusal(inner.backend.status()) {
             return Err(refusal);
         }
-        let m_id = inner.outbox.enqueue(message).await.map_err(|error| {
+        let m_id = inner.backend.enqueue(message).await.map_err(|error| {
             // A write that failed for the disk's sake (full, read-only, replaced) is said so.
-            refusal(inner.outbox.storage())
+            refusal(inner.backend.status())
                 .unwrap_or_else(|| ApiError::Internal(format!("cannot queue the message: {error}")))
         })?;
         inner.note_accepted();
@@ -117,7 +118,7 @@ pub async fn post_message(
 /// Why the database cannot take a message now: 503 while it cannot keep one (file replaced or
 /// deleted, writes failing), 507 below `store.min_free_space`, so respond.io hears it before a
 /// commit fails rather than after.
-fn refusal(storage: Option<super::state::Storage>) -> Option<ApiError> {
+fn refusal(storage: Option<StoreStatus>) -> Option<ApiError> {
     let storage = storage?;
     if let Some(problem) = storage.file_problem {
         return Some(ApiError::Unavailable(format!(
@@ -127,7 +128,7 @@ fn refusal(storage: Option<super::state::Storage>) -> Option<ApiError> {
     if storage.low_on_space() {
         return Some(ApiError::InsufficientStorage(format!(
             "the disk is nearly full: {}",
-            space_words(&storage)
+            crate::store::space_text(&storage)
         )));
     }
     storage.write_error.map(|error| {
@@ -137,17 +138,8 @@ fn refusal(storage: Option<super::state::Storage>) -> Option<ApiError> {
     })
 }
 
-/// "1.2 MiB free on the database's volume, below store.min_free_space (16 MiB)".
-pub(crate) fn space_words(storage: &super::state::Storage) -> String {
-    crate::store::space_text(&crate::store::StoreStatus {
-        free_bytes: storage.free_bytes,
-        min_free_bytes: storage.min_free_bytes,
-        ..crate::store::StoreStatus::default()
-    })
-}
-
 /// Reads, checks and renders a request into the message to commit.
-async fn prepare(state: &AppState, request: Request) -> Result<NewMessage, ApiError> {
+async fn prepare(state: &AppState, request: Request) -> Result<NewOutbound, ApiError> {
     let inner = &state.inner;
     let settings = &inner.settings;
     let body = Bytes::from_request(request, &())
@@ -180,11 +172,12 @@ async fn prepare(state: &AppState, request: Request) -> Result<NewMessage, ApiEr
         Message::QuickReply { replies, .. } => Some(replies),
         _ => None,
     };
-    Ok(NewMessage {
+    Ok(NewOutbound {
         contact_id: checked.contact.to_string(),
         text,
         parts: plan.parts,
         encoding: plan.encoding,
+        source: Source::Respond,
         quick_replies,
         now_ms,
     })

@@ -889,7 +889,7 @@ impl Driver {
     }
 
     fn refuse(&self, request: Request) {
-        let state = format!("{:?}", self.health.state).to_lowercase();
+        let state = self.health.state.to_string();
         let why = match &self.health.last_error {
             Some(error) => format!("{state}: {error}"),
             None => state,

@@ -185,6 +185,25 @@ pub enum ModemState {
     Unhealthy,
 }
 
+impl ModemState {
+    /// The state's name, as `/health` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModemState::Starting => "starting",
+            ModemState::Ready => "ready",
+            ModemState::Degraded => "degraded",
+            ModemState::Unplugged => "unplugged",
+            ModemState::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for ModemState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A snapshot of the modem, published on a watch channel.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Health {

@@ -124,7 +124,7 @@ fn millis(duration: Duration) -> i64 {
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SendOutcome {
     /// Nothing due (or the modem is not ready).
     Idle,
     /// Every part accepted; `sent` enqueued.
@@ -200,20 +200,20 @@ impl<S: PartSender> Outbox<S> {
     }
 
     /// Sends the next due message, if any, all its parts in one go.
-    pub async fn try_one(&self) -> Result<Outcome, OutboxError> {
+    pub async fn try_one(&self) -> Result<SendOutcome, OutboxError> {
         if !self.sender.is_ready() {
-            return Ok(Outcome::Idle);
+            return Ok(SendOutcome::Idle);
         }
         let now = self.clock.now_ms();
         let Some(job) = self.store.claim_outbound(now, self.options.policy).await? else {
-            return Ok(Outcome::Idle);
+            return Ok(SendOutcome::Idle);
         };
         let span = tracing::info_span!("outbox", m_id = %job.m_id, attempt = job.attempt);
         self.send(job).instrument(span).await
     }
 
     /// One attempt at a claimed message: every part, in order.
-    async fn send(&self, job: Claimed) -> Result<Outcome, OutboxError> {
+    async fn send(&self, job: Claimed) -> Result<SendOutcome, OutboxError> {
         let recipient = match Address::parse(&job.contact_id) {
             Ok(address) => address,
             Err(error) => {
@@ -251,7 +251,7 @@ impl<S: PartSender> Outbox<S> {
         for (index, part) in parts.iter().enumerate() {
             let seq = index as u32 + 1;
             if index > 0 && self.shutdown.is_cancelled() {
-                return Ok(Outcome::Interrupted { m_id: job.m_id });
+                return Ok(SendOutcome::Interrupted { m_id: job.m_id });
             }
             self.record("a part about to be sent", false, || {
                 self.store
@@ -275,7 +275,7 @@ impl<S: PartSender> Outbox<S> {
                             .part_unknown(job.id, seq, &message, self.clock.now_ms())
                     })
                     .await?;
-                    return Ok(Outcome::Unknown { m_id: job.m_id });
+                    return Ok(SendOutcome::Unknown { m_id: job.m_id });
                 }
                 Err(failure) => {
                     let end = match failure {
@@ -296,7 +296,7 @@ impl<S: PartSender> Outbox<S> {
             }
         }
         tracing::info!(parts = total, "sent");
-        Ok(Outcome::Sent {
+        Ok(SendOutcome::Sent {
             m_id: job.m_id,
             parts: total,
         })
@@ -308,7 +308,7 @@ impl<S: PartSender> Outbox<S> {
         id: i64,
         end: AttemptEnd,
         error: &str,
-    ) -> Result<Outcome, OutboxError> {
+    ) -> Result<SendOutcome, OutboxError> {
         let result = self
             .record("a failed attempt", true, || {
                 self.store.attempt_failed(
@@ -321,13 +321,13 @@ impl<S: PartSender> Outbox<S> {
             })
             .await?;
         Ok(match result {
-            AttemptResult::Retrying { at_ms } => Outcome::Retrying {
+            AttemptResult::Retrying { at_ms } => SendOutcome::Retrying {
                 m_id: m_id.to_owned(),
                 at_ms,
             },
             AttemptResult::Failed { message } => {
                 tracing::warn!(%message, "message failed");
-                Outcome::Failed {
+                SendOutcome::Failed {
                     m_id: m_id.to_owned(),
                     message,
                 }
@@ -433,8 +433,8 @@ impl<S: PartSender> Outbox<S> {
         while !self.shutdown.is_cancelled() {
             let notified = signal.notified();
             let idle_for = match self.try_one().await {
-                Ok(Outcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
-                Ok(Outcome::Idle) => {
+                Ok(SendOutcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
+                Ok(SendOutcome::Idle) => {
                     // Unknown (a database error): look again within the minute anyway.
                     let next = self.store.next_outbound_wakeup(self.options.policy).await;
                     let wait = next

@@ -16,7 +16,7 @@ pub use client::{ClientOptions, WebhookClient};
 pub use metrics::WebhookMetrics;
 pub use ratelimit::RateLimiter;
 pub use retry::RetryPolicy;
-pub use worker::{EventBatch, EventQueue, Outcome, Waker, Worker, WorkerOptions};
+pub use worker::{EventQueue, PostOutcome, Worker, WorkerOptions};
 
 /// What can go wrong in this module.
 #[derive(Debug, thiserror::Error)]

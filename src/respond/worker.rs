@@ -37,26 +37,14 @@ use super::ratelimit::RateLimiter;
 use super::retry::{Decision, FailureKind, RetryPolicy};
 use crate::clock::Clock;
 use crate::phone::mask;
+use crate::store::EventBatch;
 
 /// A batch whose token took longer than this is chosen again before it leaves: during a hold
 /// (a `429`, a pause) a reply may have arrived that should go first.
 const RECHOOSE_AFTER: Duration = Duration::from_millis(200);
 
-/// The oldest due events of one contact (Contract 4's `EventBatch`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventBatch {
-    pub contact_id: String,
-    pub event_ids: Vec<i64>,
-    /// The events exactly as queued, oldest first.
-    pub events: Vec<serde_json::Value>,
-    /// Failed attempts so far (of the head event).
-    pub attempts: u32,
-    /// When the oldest event of the batch was queued (Unix ms).
-    pub first_enqueued_ms: i64,
-}
-
-/// The durable webhook queue, as the worker needs it. `smsgate::store::Store` implements it;
-/// tests use an in-memory queue.
+/// The durable webhook queue, as the worker needs it: it hands out the store's
+/// [`EventBatch`]es. `smsgate::store::Store` implements it; tests use an in-memory queue.
 pub trait EventQueue: Send + Sync + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
 
@@ -132,7 +120,7 @@ impl WorkerOptions {
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum PostOutcome {
     /// Nothing was due.
     Idle,
     /// respond.io accepted `events` events of the contact.
@@ -158,20 +146,11 @@ pub enum Outcome {
     },
 }
 
-/// Wakes an idle worker when events were queued (cheap to clone).
-#[derive(Debug, Clone, Default)]
-pub struct Waker(Arc<Notify>);
-
-impl Waker {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-}
-
 /// The webhook worker.
 pub struct Worker<Q> {
     inner: Inner<Q>,
-    waker: Waker,
+    /// Raised when events are queued, so an idle worker need not poll.
+    wake: Arc<Notify>,
 }
 
 /// What every request task shares: the queue, the client, the limiter and the state of
@@ -232,7 +211,7 @@ impl<Q: EventQueue> Worker<Q> {
                 clock: Clock::system(),
                 state: Arc::default(),
             },
-            waker: Waker::default(),
+            wake: Arc::default(),
         }
     }
 
@@ -269,23 +248,18 @@ impl<Q: EventQueue> Worker<Q> {
         Arc::clone(&self.inner.metrics)
     }
 
-    /// A handle that wakes the worker when it idles.
-    pub fn waker(&self) -> Waker {
-        self.waker.clone()
-    }
-
-    /// Idles on `notify` (e.g. the store's event signal, raised whenever an event is queued)
-    /// instead of a private one.
+    /// Idles on `notify` (the store's event signal, raised whenever an event is queued)
+    /// instead of only polling.
     pub fn with_notify(mut self, notify: Arc<Notify>) -> Self {
-        self.waker = Waker(notify);
+        self.wake = notify;
         self
     }
 
     /// Posts the next due batch, if any, and records what happened (one request, waiting for
     /// it).
-    pub async fn try_one(&mut self) -> Result<Outcome, RespondError> {
+    pub async fn try_one(&mut self) -> Result<PostOutcome, RespondError> {
         let Some(batch) = self.inner.next_batch(&[]).await? else {
-            return Ok(Outcome::Idle);
+            return Ok(PostOutcome::Idle);
         };
         self.inner.limiter.acquire().await;
         let epoch = self.inner.epoch();
@@ -305,7 +279,7 @@ impl<Q: EventQueue> Worker<Q> {
         );
         let mut dispatch = Dispatch {
             inner: self.inner,
-            waker: self.waker,
+            wake: self.wake,
             shutdown,
             tasks: JoinSet::new(),
             busy: HashMap::new(),
@@ -320,15 +294,16 @@ impl<Q: EventQueue> Worker<Q> {
 /// The loop of [`Worker::run`]: chooses each batch, takes its token, and hands it to a task.
 struct Dispatch<Q> {
     inner: Inner<Q>,
-    waker: Waker,
+    wake: Arc<Notify>,
     shutdown: CancellationToken,
-    tasks: JoinSet<Result<Outcome, RespondError>>,
+    tasks: JoinSet<Result<PostOutcome, RespondError>>,
     /// The contact of each request in flight, by task.
     busy: HashMap<tokio::task::Id, String>,
 }
 
 /// A request task that ended, as `JoinSet::join_next_with_id` gives it.
-type Finished = Result<(tokio::task::Id, Result<Outcome, RespondError>), tokio::task::JoinError>;
+type Finished =
+    Result<(tokio::task::Id, Result<PostOutcome, RespondError>), tokio::task::JoinError>;
 
 impl<Q: EventQueue> Dispatch<Q> {
     /// Returns when shutdown is requested.
@@ -359,7 +334,7 @@ impl<Q: EventQueue> Dispatch<Q> {
                     let idle_poll = self.inner.options.idle_poll;
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = self.waker.0.notified() => {}
+                        () = self.wake.notified() => {}
                         () = tokio::time::sleep(idle_poll) => {}
                         Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                             if self.finished(done) && self.pause().await {
@@ -499,7 +474,7 @@ impl<Q: EventQueue> Inner<Q> {
 
     /// Posts one batch (its token already taken) and records what happened. `epoch` is the
     /// failure count's epoch when the request started.
-    async fn deliver(&self, batch: EventBatch, epoch: u64) -> Result<Outcome, RespondError> {
+    async fn deliver(&self, batch: EventBatch, epoch: u64) -> Result<PostOutcome, RespondError> {
         let posted = self.client.post(&batch.contact_id, &batch.events).await;
         self.metrics.record_request(posted.elapsed);
         let now_ms = self.clock.now_ms();
@@ -532,7 +507,7 @@ impl<Q: EventQueue> Inner<Q> {
                     .map_err(RespondError::queue)?;
                 self.metrics.record_delivered(events, now_ms);
                 debug!(contact, events, elapsed = ?posted.elapsed, "webhook delivered");
-                Ok(Outcome::Delivered {
+                Ok(PostOutcome::Delivered {
                     contact_id: batch.contact_id,
                     events,
                 })
@@ -551,7 +526,7 @@ impl<Q: EventQueue> Inner<Q> {
                     .map_err(RespondError::queue)?;
                 self.metrics.record_failure(kind, &error, now_ms);
                 if let Some(reason) = reason {
-                    return Ok(Outcome::Paused {
+                    return Ok(PostOutcome::Paused {
                         contact_id: batch.contact_id,
                         events,
                         reason,
@@ -559,7 +534,7 @@ impl<Q: EventQueue> Inner<Q> {
                 }
                 warn!(contact, events, attempt = failures, retry_in_ms = at_ms - now_ms,
                       kind = kind.label(), %error, "webhook failed; will retry");
-                Ok(Outcome::Retrying {
+                Ok(PostOutcome::Retrying {
                     contact_id: batch.contact_id,
                     events,
                     at_ms,
@@ -576,7 +551,7 @@ impl<Q: EventQueue> Inner<Q> {
                 self.metrics.record_dead(events);
                 error!(contact, events, kind = kind.label(), %error,
                        "webhook events parked as dead");
-                Ok(Outcome::Dead {
+                Ok(PostOutcome::Dead {
                     contact_id: batch.contact_id,
                     events,
                     error,

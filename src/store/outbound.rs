@@ -69,6 +69,13 @@ pub struct OutboxStats {
     pub unrecorded: u64,
 }
 
+impl OutboxStats {
+    /// Messages accepted and not finished.
+    pub fn depth(&self) -> u64 {
+        self.queued + self.sending + self.unknown
+    }
+}
+
 /// A sent part whose `+CMGS` answer is not committed yet, counted in
 /// [`OutboxStats::unrecorded`] for as long as this lives.
 #[must_use = "the part counts as unrecorded only while the guard lives"]

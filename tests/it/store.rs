@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset, TimeZone};
 use serde_json::{Value, json};
 use smsgate::config::{AlphanumericPolicy, ModemConfig, SmsConfig, UnknownPolicy};
 use smsgate::inbox::{Inbox, InboxOptions, ReceivedPart};
-use smsgate::outbox::{Outbox, OutboxOptions, Outcome, PartSender, SendFailure};
+use smsgate::outbox::{Outbox, OutboxOptions, PartSender, SendFailure, SendOutcome};
 use smsgate::pdu::{Address, Concat, EncodedPart, Encoding, TypeOfNumber};
 use smsgate::store::{
     InboundOutcome, NewOutbound, OutboundState, ReportOutcome, Source, StatusReportInput, Store,
@@ -287,7 +287,7 @@ async fn store_prunes_only_finished_rows() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("step"),
-        Outcome::Sent { .. }
+        SendOutcome::Sent { .. }
     ));
     let queued = store
         .enqueue_outbound(new_message("+60123456789", "still waiting", T0))
@@ -320,12 +320,12 @@ async fn outbox_sends_and_reports_sent() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert_eq!(
         outbox.try_one().await.expect("step"),
-        Outcome::Sent {
+        SendOutcome::Sent {
             m_id: m_id.clone(),
             parts: 1
         }
     );
-    assert_eq!(outbox.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("step"), SendOutcome::Idle);
     assert_eq!(modem.sent().len(), 1);
     assert!(!modem.sent()[0].1, "a single part has nothing to follow");
 
@@ -362,19 +362,19 @@ async fn outbox_is_fifo_per_contact_and_oldest_first() {
     let outbox = outbox(&store, &modem, &clock, options(5, UnknownPolicy::Resend));
 
     assert!(
-        matches!(outbox.try_one().await.expect("a1"), Outcome::Retrying { m_id, .. } if m_id == a1)
+        matches!(outbox.try_one().await.expect("a1"), SendOutcome::Retrying { m_id, .. } if m_id == a1)
     );
     // a1 backs off: b1 may go, a2 must wait behind a1.
     assert!(
-        matches!(outbox.try_one().await.expect("b1"), Outcome::Sent { m_id, .. } if m_id == b1)
+        matches!(outbox.try_one().await.expect("b1"), SendOutcome::Sent { m_id, .. } if m_id == b1)
     );
-    assert_eq!(outbox.try_one().await.expect("idle"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("idle"), SendOutcome::Idle);
     clock.advance(Duration::from_secs(10));
     assert!(
-        matches!(outbox.try_one().await.expect("a1"), Outcome::Sent { m_id, .. } if m_id == a1)
+        matches!(outbox.try_one().await.expect("a1"), SendOutcome::Sent { m_id, .. } if m_id == a1)
     );
     assert!(
-        matches!(outbox.try_one().await.expect("a2"), Outcome::Sent { m_id, .. } if m_id == a2)
+        matches!(outbox.try_one().await.expect("a2"), SendOutcome::Sent { m_id, .. } if m_id == a2)
     );
 }
 
@@ -400,7 +400,7 @@ async fn outbox_temporary_error_retries_whole_message_with_new_reference() {
     let outcome = outbox.try_one().await.expect("first attempt");
     assert_eq!(
         outcome,
-        Outcome::Retrying {
+        SendOutcome::Retrying {
             m_id: m_id.clone(),
             at_ms: T0 + 10_000
         }
@@ -414,7 +414,7 @@ async fn outbox_temporary_error_retries_whole_message_with_new_reference() {
 
     clock.advance(Duration::from_secs(10));
     assert!(
-        matches!(outbox.try_one().await.expect("retry"), Outcome::Sent { parts, .. } if parts > 1)
+        matches!(outbox.try_one().await.expect("retry"), SendOutcome::Sent { parts, .. } if parts > 1)
     );
     let second = store.outbound_state(&m_id).await.expect("q").expect("row");
     assert_eq!((second.state, second.attempts), (OutboundState::Sent, 2));
@@ -454,7 +454,7 @@ async fn outbox_permanent_error_fails_with_reason() {
     let outbox = outbox(&store, &modem, &clock, options(5, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("step"),
-        Outcome::Failed { .. }
+        SendOutcome::Failed { .. }
     ));
     let events = drain_events(&store).await;
     assert_eq!(statuses(&events, &m_id), vec!["failed"]);
@@ -483,11 +483,11 @@ async fn outbox_gives_up_after_max_attempts_and_on_expiry() {
     let outbox = outbox(&store, &modem, &clock, options(2, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("1"),
-        Outcome::Retrying { .. }
+        SendOutcome::Retrying { .. }
     ));
     clock.advance(Duration::from_secs(10));
     match outbox.try_one().await.expect("2") {
-        Outcome::Failed { m_id, message } => {
+        SendOutcome::Failed { m_id, message } => {
             assert_eq!(m_id, tried);
             assert!(
                 message.contains("after 2 attempts") && message.contains("331"),
@@ -502,7 +502,7 @@ async fn outbox_gives_up_after_max_attempts_and_on_expiry() {
         .await
         .expect("b");
     clock.advance(Duration::from_secs(3601));
-    assert_eq!(outbox.try_one().await.expect("expired"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("expired"), SendOutcome::Idle);
     let row = store.outbound_state(&late).await.expect("q").expect("row");
     assert_eq!(row.state, OutboundState::Failed);
     assert!(row.status_message.unwrap_or_default().contains("expired"));
@@ -546,10 +546,13 @@ async fn outbox_unknown_after_crash_is_resent_by_default() {
             .unknown,
         1
     );
-    assert_eq!(outbox.try_one().await.expect("in window"), Outcome::Idle);
+    assert_eq!(
+        outbox.try_one().await.expect("in window"),
+        SendOutcome::Idle
+    );
     clock.advance(Duration::from_secs(600));
     assert!(
-        matches!(outbox.try_one().await.expect("resend"), Outcome::Sent { m_id: id, .. } if id == m_id)
+        matches!(outbox.try_one().await.expect("resend"), SendOutcome::Sent { m_id: id, .. } if id == m_id)
     );
     assert_eq!(statuses(&drain_events(&store).await, &m_id), vec!["sent"]);
 }
@@ -565,7 +568,7 @@ async fn outbox_unknown_after_crash_fails_under_the_fail_policy() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Fail));
     outbox.recover().await.expect("recover");
     clock.advance(Duration::from_secs(600));
-    assert_eq!(outbox.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("step"), SendOutcome::Idle);
     assert!(
         modem.sent().is_empty(),
         "never sent twice under the fail policy"
@@ -594,7 +597,7 @@ async fn outbox_unknown_is_resolved_by_a_status_report() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert_eq!(
         outbox.try_one().await.expect("step"),
-        Outcome::Unknown { m_id: m_id.clone() }
+        SendOutcome::Unknown { m_id: m_id.clone() }
     );
 
     clock.advance(Duration::from_secs(30));
@@ -612,7 +615,7 @@ async fn outbox_unknown_is_resolved_by_a_status_report() {
     clock.advance(Duration::from_secs(600));
     assert_eq!(
         outbox.try_one().await.expect("nothing to resend"),
-        Outcome::Idle
+        SendOutcome::Idle
     );
     assert_eq!(modem.sent().len(), 1);
 }
@@ -633,7 +636,7 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("send"),
-        Outcome::Sent { parts: 2, .. }
+        SendOutcome::Sent { parts: 2, .. }
     ));
 
     let at = clock.now() + 1000;

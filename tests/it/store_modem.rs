@@ -7,7 +7,7 @@ use std::time::Duration;
 use smsgate::config::{AlphanumericPolicy, ModemConfig, SmsConfig};
 use smsgate::inbox::{Inbox, InboxOptions};
 use smsgate::modem::{self, ModemEvent, ModemHandle, ModemOptions, ModemState};
-use smsgate::outbox::{Outbox, OutboxOptions, Outcome};
+use smsgate::outbox::{Outbox, OutboxOptions, SendOutcome};
 use smsgate::pdu::Encoding;
 use smsgate::sim::{self, SimOptions};
 use smsgate::store::{InboundOutcome, NewOutbound, ReportOutcome, Source, Store};
@@ -74,7 +74,7 @@ async fn store_sends_and_receives_through_the_modem_driver() {
     let sent = outbox.try_one().await.expect("step");
     assert_eq!(
         sent,
-        Outcome::Sent {
+        SendOutcome::Sent {
             m_id: m_id.clone(),
             parts: 1
         }

@@ -19,9 +19,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use smsgate::respond::retry::RetryPolicy;
 use smsgate::respond::{
-    ClientOptions, EventBatch, EventQueue, Outcome, RateLimiter, WebhookClient, Worker,
-    WorkerOptions,
+    ClientOptions, EventQueue, PostOutcome, RateLimiter, WebhookClient, Worker, WorkerOptions,
 };
+use smsgate::store::EventBatch;
 use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "chan-1";
@@ -446,10 +446,10 @@ async fn webhook_a_burst_is_paced_to_the_rate() {
     for _ in 0..45 {
         assert!(matches!(
             worker.try_one().await.expect("step"),
-            Outcome::Delivered { events: 1, .. }
+            PostOutcome::Delivered { events: 1, .. }
         ));
     }
-    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(worker.try_one().await.expect("step"), PostOutcome::Idle);
     let spent = start.elapsed();
     // 45 requests at 20/s: the first is free, the other 44 wait 50 ms each.
     assert!(spent >= Duration::from_millis(2_190), "{spent:?}");
@@ -472,7 +472,7 @@ async fn webhook_events_of_one_contact_are_coalesced_in_one_request() {
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
     assert_eq!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered {
+        PostOutcome::Delivered {
             contact_id: "+60177872890".into(),
             events: 4
         }
@@ -502,7 +502,7 @@ async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
     let metrics = worker.metrics();
     match worker.try_one().await.expect("step") {
-        Outcome::Paused {
+        PostOutcome::Paused {
             reason,
             events,
             contact_id,
@@ -525,18 +525,18 @@ async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     // Everyone waits out the pause instead of hammering with a bad token; a 403 is the same.
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Paused { .. }
+        PostOutcome::Paused { .. }
     ));
     assert_eq!(queue.states(), [RowState::Pending, RowState::Pending]);
     // The token works again: the next request after the pause delivers, the pause is over.
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered { .. }
+        PostOutcome::Delivered { .. }
     ));
     assert_eq!(metrics.fault(), None);
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered { .. }
+        PostOutcome::Delivered { .. }
     ));
     assert_eq!(queue.states(), [RowState::Delivered, RowState::Delivered]);
     let seen = stand_in.seen();
@@ -569,7 +569,7 @@ async fn webhook_a_404_is_a_configuration_fault_that_keeps_the_events() {
     let metrics = worker.metrics();
     for code in ["404", "410"] {
         match worker.try_one().await.expect("step") {
-            Outcome::Paused { reason, .. } => {
+            PostOutcome::Paused { reason, .. } => {
                 assert!(
                     reason.starts_with(&format!("respond.io answers HTTP {code}")),
                     "{reason}"
@@ -584,7 +584,7 @@ async fn webhook_a_404_is_a_configuration_fault_that_keeps_the_events() {
     }
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered { .. }
+        PostOutcome::Delivered { .. }
     ));
     assert_eq!(queue.states(), [RowState::Delivered]);
     assert_eq!(metrics.fault(), None);
@@ -603,13 +603,13 @@ async fn webhook_a_rejected_payload_is_dead_at_once_with_the_reason() {
     stand_in.script([Reply::Status(400)]);
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
     match worker.try_one().await.expect("step") {
-        Outcome::Dead { error, .. } => assert_eq!(
+        PostOutcome::Dead { error, .. } => assert_eq!(
             error,
             "respond.io rejected the events (HTTP 400: failing on command with 400)"
         ),
         other => panic!("{other:?}"),
     }
-    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(worker.try_one().await.expect("step"), PostOutcome::Idle);
     assert_eq!(stand_in.seen().len(), 1);
 }
 
@@ -625,11 +625,11 @@ async fn webhook_events_past_the_maximum_age_are_dead_not_retried() {
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), options);
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Retrying { .. }
+        PostOutcome::Retrying { .. }
     ));
     tokio::time::sleep(Duration::from_millis(120)).await;
     match worker.try_one().await.expect("step") {
-        Outcome::Dead { error, .. } => {
+        PostOutcome::Dead { error, .. } => {
             assert!(error.starts_with("gave up after 2 attempts"), "{error}")
         }
         other => panic!("{other:?}"),
@@ -653,7 +653,7 @@ async fn webhook_connection_refused_is_retried() {
     );
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Retrying { .. }
+        PostOutcome::Retrying { .. }
     ));
     let error = worker
         .metrics()
@@ -856,12 +856,12 @@ async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
     }
     assert_eq!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered {
+        PostOutcome::Delivered {
             contact_id: "+60170000001".into(),
             events: 2
         }
     );
-    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(worker.try_one().await.expect("step"), PostOutcome::Idle);
     let requests = standin.requests();
     assert_eq!(requests.len(), 1);
     let values: Vec<&str> = requests[0]
