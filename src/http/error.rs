@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::message::Invalid;
+use super::message::body::Invalid;
 use crate::wire::ErrorBody;
 
 /// Why a request was not served.

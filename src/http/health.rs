@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::auth::check_token;
 use super::error::ApiError;
-use super::routes::check_token;
 use super::state::{AppState, ModemSnapshot};
 use crate::modem::ModemState;
 use crate::store::{OutboxStats, StoreStatus, Totals, WebhookStats};

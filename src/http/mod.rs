@@ -4,12 +4,12 @@
 //! It does not talk to the modem: messages are committed to the database ([`Backend`]) and
 //! the sender worker takes them from there. It does not post to respond.io either (`respond`).
 
+mod auth;
 mod error;
 mod framing;
 mod guard;
 pub mod health;
 pub mod message;
-mod routes;
 mod server;
 pub mod state;
 mod store;
@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+pub use auth::check_token;
 pub use error::ApiError;
-pub use routes::check_token;
 pub use server::{Limits, serve_with};
 pub use state::{AppState, Backend, BoxFuture, ModemProbe, ModemSnapshot, Settings};
 
@@ -34,7 +34,7 @@ pub use state::{AppState, Backend, BoxFuture, ModemProbe, ModemSnapshot, Setting
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().body_limit;
     Router::new()
-        .route("/message", post(routes::post_message))
+        .route("/message", post(message::post_message))
         .route(
             "/health",
             get(health::get_health).layer(middleware::from_fn_with_state(state.clone(), bounded)),
@@ -75,7 +75,7 @@ pub async fn serve(
 }
 
 /// Bounds a read-only request by `http.request_timeout` (`POST /message` bounds itself, see
-/// `routes`).
+/// [`message`]).
 async fn bounded(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let timeout: Duration = state.settings().request_timeout;
     match tokio::time::timeout(timeout, next.run(request)).await {

@@ -104,7 +104,7 @@ pub struct Settings {
     pub channel_id: String,
     pub api_token: String,
     pub body_limit: usize,
-    /// Reading and checking a request (not its commit: see `routes`) must finish within this.
+    /// Reading and checking a request (not its commit: see `message`) must finish within this.
     pub request_timeout: Duration,
     pub max_queue_depth: u64,
     pub max_queue_age: Duration,
