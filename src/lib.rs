@@ -40,6 +40,7 @@ pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod inbox;
+pub mod intake;
 pub mod modem;
 pub mod outbox;
 pub mod pacing;

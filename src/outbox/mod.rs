@@ -11,13 +11,14 @@
 //! Temporary errors back off and retry the whole message with a new concatenation reference;
 //! permanent errors, too many attempts and expiry fail it with a readable `status.message`.
 //!
-//! Status reports arrive here too ([`Outbox::status_report`]) and are paired with parts by
-//! (TP-MR, recipient, time window). The worker is a step function, [`Outbox::try_one`], and a
+//! Status reports are paired with parts by (TP-MR, recipient, time window) in [`report`]
+//! ([`Reports`], which needs no modem). The worker is a step function, [`Outbox::try_one`], and a
 //! loop around it, [`Outbox::run`]; it talks to the modem only through [`PartSender`], so tests
 //! drive it with a fake. It does not render, validate or plan messages (the HTTP layer did that
 //! before the message was accepted).
 
 mod modem;
+mod report;
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,10 +29,9 @@ use tracing::Instrument as _;
 use crate::clock::Clock;
 use crate::config::{ModemConfig, SmsConfig};
 use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
-use crate::store::{
-    AttemptEnd, AttemptResult, Claimed, OutboxPolicy, ReportOutcome, StatusReportInput, Store,
-    StoreError,
-};
+use crate::store::{AttemptEnd, AttemptResult, Claimed, OutboxPolicy, Store, StoreError};
+
+pub use report::Reports;
 
 /// First and longest pause between attempts at committing what the modem answered.
 const RECORD_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
@@ -183,6 +183,11 @@ impl<S: PartSender> Outbox<S> {
     pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
         self.shutdown = shutdown;
         self
+    }
+
+    /// Status reports, paired with what this outbox sends (its store, clock and settings).
+    pub fn reports(&self) -> Reports {
+        Reports::new(self.store.clone(), &self.options).with_clock(self.clock.clone())
     }
 
     /// The start-up step: parts left *submitting* by a crash become *unknown*. Returns how many
@@ -392,37 +397,6 @@ impl<S: PartSender> Outbox<S> {
         }
     }
 
-    /// Pairs a status report with its part and moves the message forward (`delivered` when all
-    /// parts are, `failed` when one fails for good; TP-ST 0x20–0x3F changes nothing yet).
-    pub async fn status_report(
-        &self,
-        report: &pdu::StatusReport,
-    ) -> Result<ReportOutcome, OutboxError> {
-        let recipient = recipient_key(&report.recipient.value, &self.options.default_country);
-        let outcome = self
-            .store
-            .apply_status_report(StatusReportInput {
-                mr: report.message_reference,
-                recipient,
-                status: report.status,
-                now_ms: self.clock.now_ms(),
-                window_ms: millis(self.options.report_window),
-            })
-            .await?;
-        match &outcome {
-            ReportOutcome::Unmatched => tracing::info!(
-                mr = report.message_reference,
-                status = report.status,
-                "a status report matches no part sent in the window (yet); kept for the part \
-                 whose answer is still to be recorded"
-            ),
-            ReportOutcome::Matched { m_id, events } => {
-                tracing::debug!(%m_id, status = report.status, ?events, "status report");
-            }
-        }
-        Ok(outcome)
-    }
-
     /// Recovers, then sends until `shutdown`: wakes on a new message, at the next retry time,
     /// or at least once a minute; waits while the modem is not ready. Only a failed recovery
     /// ends it (sending before parts in doubt are marked would lose the doubt); a failed step
@@ -471,16 +445,6 @@ fn retry_cures(error: &StoreError) -> bool {
     }
 }
 
-/// A status report's recipient in the form parts are stored under (the contact ID).
-fn recipient_key(value: &str, default_country: &str) -> String {
-    if value.starts_with('+') {
-        return value.to_owned();
-    }
-    crate::phone::normalise_sender(value, default_country)
-        .map(|number| number.to_string())
-        .unwrap_or_else(|| value.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,12 +456,5 @@ mod tests {
         assert_eq!(options.retry_delay(2), Duration::from_secs(20));
         assert_eq!(options.retry_delay(7), Duration::from_secs(600));
         assert_eq!(options.retry_delay(40), Duration::from_secs(600));
-    }
-
-    #[test]
-    fn report_recipients_normalise_like_contacts() {
-        assert_eq!(recipient_key("+60177872890", "MY"), "+60177872890");
-        assert_eq!(recipient_key("0177872890", "MY"), "+60177872890");
-        assert_eq!(recipient_key("22556", "MY"), "22556");
     }
 }

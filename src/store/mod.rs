@@ -30,6 +30,7 @@ mod inbound;
 mod outbound;
 mod state;
 mod unreadable;
+pub mod upkeep;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};

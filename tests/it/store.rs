@@ -1068,7 +1068,7 @@ async fn inbox_takes_real_pdus_and_outbox_real_status_reports() {
     else {
         panic!("expected a status report");
     };
-    let outcome = outbox.status_report(&report).await.expect("report");
+    let outcome = outbox.reports().apply(&report).await.expect("report");
     assert_eq!(
         outcome,
         ReportOutcome::Matched {

@@ -89,7 +89,7 @@ async fn store_sends_and_receives_through_the_modem_driver() {
         panic!("expected a status report");
     };
     assert_eq!(report.message_reference, submitted[0].mr);
-    let outcome = outbox.status_report(&report).await.expect("report");
+    let outcome = outbox.reports().apply(&report).await.expect("report");
     assert_eq!(
         outcome,
         ReportOutcome::Matched {
