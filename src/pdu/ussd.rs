@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(decoded.language.as_deref(), Some("en"));
         // 0001 0001: two packed language characters in two octets, then UCS-2.
         let mut language = Vec::new();
-        septet::pack(&[], &[b'd', b'e'], &mut language);
+        septet::pack(&[], b"de", &mut language);
         let hex = format!(
             "{}{}",
             crate::pdu::user_data::hex_upper(&language),

@@ -55,6 +55,14 @@ enum Event {
     Noise {
         chain: u64,
     },
+    UssdAnswer {
+        generation: u64,
+        number: u64,
+    },
+    Ring {
+        generation: u64,
+        number: u64,
+    },
 }
 
 struct Device {
@@ -108,6 +116,10 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     drop(interpreter.set_storage_full(options.storage_full));
     interpreter.set_cms_error_always(options.cms_error);
     interpreter.set_quirks(options.quirks);
+    for (code, answer) in &options.ussd {
+        interpreter.set_ussd_answer(code, Some(answer.clone()));
+    }
+    interpreter.set_ussd_encoding(options.ussd_encoding);
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
@@ -277,6 +289,31 @@ impl Device {
             Control::Connected(reply) => {
                 let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty().has_client()));
             }
+            Control::UssdAnswer(code, answer) => {
+                tracing::info!(code, known = answer.is_some(), "simulated USSD answer set");
+                self.interpreter.set_ussd_answer(&code, answer);
+            }
+            Control::UssdEncoding(encoding) => self.interpreter.set_ussd_encoding(encoding),
+            Control::UssdRequests(reply) => {
+                let _ = reply.send(self.interpreter.ussd_requests().to_vec());
+            }
+            Control::Call {
+                number,
+                rings,
+                reply,
+            } => {
+                let result = match self.interpreter.incoming_call(number, rings) {
+                    Some(effects) => {
+                        self.apply(effects);
+                        Ok(())
+                    }
+                    None => Err(SimError::Unreachable),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Calls(reply) => {
+                let _ = reply.send(self.interpreter.calls().to_vec());
+            }
             Control::Shutdown(reply) => {
                 let _ = reply.send(());
             }
@@ -335,6 +372,14 @@ impl Device {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
                 self.unplug(self.options.restart_time).await;
             }
+            Event::UssdAnswer { generation, number } if generation == self.generation => {
+                let effects = self.interpreter.ussd_answer(number);
+                self.apply(effects);
+            }
+            Event::Ring { generation, number } if generation == self.generation => {
+                let effects = self.interpreter.ring(number);
+                self.apply(effects);
+            }
             Event::Noise { chain } if chain == self.noise_chain && self.options.urc_noise => {
                 self.noise();
                 self.schedule_noise();
@@ -389,6 +434,20 @@ impl Device {
                     self.schedule(
                         self.options.ack_timeout,
                         Event::AckTimeout { generation, number },
+                    );
+                }
+                Effect::UssdRequested(number) => {
+                    let generation = self.generation;
+                    self.schedule(
+                        self.options.ussd_delay,
+                        Event::UssdAnswer { generation, number },
+                    );
+                }
+                Effect::Ring(number) => {
+                    let generation = self.generation;
+                    self.schedule(
+                        self.options.ring_interval,
+                        Event::Ring { generation, number },
                     );
                 }
                 Effect::SubmitAnswered => {
