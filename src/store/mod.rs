@@ -22,6 +22,7 @@
 //! [`crate::respond`] (the webhook worker). All times are Unix milliseconds passed in by the
 //! caller, so tests control the clock.
 
+mod console;
 mod diagnose;
 mod events;
 mod health;
@@ -38,6 +39,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
+pub use console::{DeadEvent, HourBucket, InboundRow, OutboundRow, SentCounts};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
@@ -67,6 +69,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_event_lanes",
         include_str!("../../migrations/0004_event_lanes.sql"),
+    ),
+    (
+        "0005_console",
+        include_str!("../../migrations/0005_console.sql"),
     ),
 ];
 
