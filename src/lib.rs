@@ -32,6 +32,7 @@
 //! - **TP-MR**: the one-octet message reference the network gives each submitted part
 //!   (`+CMGS: <mr>`); status reports carry it back, so it pairs a receipt with its part.
 
+pub mod admin;
 pub mod app;
 pub mod at;
 pub mod cmd;
