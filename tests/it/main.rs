@@ -7,6 +7,7 @@
 mod at_engine;
 mod cli;
 mod daemon;
+mod dashboard;
 mod e2e;
 mod harness;
 mod http;
