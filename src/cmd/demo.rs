@@ -68,6 +68,8 @@ async fn demo(args: Args) -> CmdResult {
         baud: Some(115_200),
         network_delay: args.network_delay,
         report_delay: args.report_delay,
+        // The dashboard's sparkline then shows a signal that moves, as a real one does.
+        signal_drift: true,
         ..SimOptions::default()
     })
     .await

@@ -117,6 +117,9 @@ pub struct Args {
     /// Time between two RINGs of an incoming call.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub ring_interval: Duration,
+    /// Let the signal wander a step or two around --rssi, as a real one does.
+    #[arg(long)]
+    pub signal_drift: bool,
 }
 
 impl Args {
@@ -159,6 +162,7 @@ impl Args {
             ussd_encoding: self.ussd_encoding,
             ussd_delay: self.ussd_delay,
             ring_interval: self.ring_interval,
+            signal_drift: self.signal_drift,
         }
     }
 }
@@ -218,6 +222,7 @@ enum Action {
         answer: Option<String>,
     },
     UssdEncoding(UssdEncoding),
+    Signal(u8),
     List,
     Help,
     Quit,
@@ -240,6 +245,7 @@ commands:
   ussd <code> <text…>      the network answers <code> with <text>; `ussd <code> off`
                            forgets it (then +CUSD: 4)
   ussd-encoding <name>     text, gsm7-hex or ucs2-hex: how +CUSD answers are printed
+  signal <rssi>            the signal AT+CSQ reports, 0–31 (20 = -73 dBm)
   unplug <secs>            close the pty; a new one appears after <secs>
   register on|off          network registration
   full on|off              SIM storage acts full
@@ -341,6 +347,13 @@ fn parse_action(line: &str) -> Result<Option<Action>, String> {
             }
         }
         "ussd-encoding" => Action::UssdEncoding(rest.parse()?),
+        "signal" => {
+            let rssi: u8 = number(words.next(), "an rssi 0–31")?;
+            if rssi > 31 {
+                return Err("expected an rssi 0–31".into());
+            }
+            Action::Signal(rssi)
+        }
         "list" => Action::List,
         "help" | "?" => Action::Help,
         "quit" | "exit" => Action::Quit,
@@ -444,6 +457,10 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
         Action::UssdEncoding(encoding) => {
             sim.set_ussd_encoding(encoding).await;
             Ok(format!("USSD answers printed as {encoding}"))
+        }
+        Action::Signal(rssi) => {
+            sim.set_rssi(rssi).await;
+            Ok(format!("signal {} dBm", -113 + 2 * i32::from(rssi)))
         }
         Action::List => Ok(listing(sim).await),
         Action::Help => done(HELP),
@@ -611,6 +628,7 @@ mod tests {
                 answer: None
             }
         );
+        assert_eq!(ok("signal 12"), Action::Signal(12));
         assert_eq!(
             ok("ussd-encoding gsm7-hex"),
             Action::UssdEncoding(UssdEncoding::Gsm7Hex)
@@ -632,6 +650,7 @@ mod tests {
             "ussd *100#",
             "ussd balance hello",
             "ussd-encoding loud",
+            "signal 40",
         ] {
             assert!(parse_action(bad).is_err(), "{bad}");
         }

@@ -26,6 +26,10 @@ use crate::pdu;
 const LEAVE_BUS_DELAY: Duration = Duration::from_millis(50);
 /// How long to wait before trying again when a new pty cannot be opened.
 const REOPEN_RETRY: Duration = Duration::from_millis(500);
+/// How often a drifting signal moves.
+const DRIFT_INTERVAL: Duration = Duration::from_secs(5);
+/// How far (in `<rssi>` steps of 2 dB) a drifting signal strays from where it started.
+const DRIFT_RANGE: i16 = 3;
 
 /// What the reader, the writer and the timers post to the device task.
 #[derive(Debug)]
@@ -63,6 +67,7 @@ enum Event {
         generation: u64,
         number: u64,
     },
+    Drift,
 }
 
 struct Device {
@@ -76,6 +81,8 @@ struct Device {
     hung: bool,
     /// The live chain of noise timers.
     noise_chain: u64,
+    /// The signal now (it drifts around `options.rssi` with `signal_drift`).
+    rssi: u8,
     submitting: Option<Submission>,
     submitted: Vec<SubmittedPdu>,
     concat_reference: u16,
@@ -133,6 +140,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         plug: 0,
         hung,
         noise_chain: 0,
+        rssi: 0,
         submitting: None,
         submitted: Vec::new(),
         concat_reference: 0,
@@ -142,6 +150,10 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         rng,
     };
     device.concat_reference = device.rng.random();
+    device.rssi = device.options.rssi.min(31);
+    if device.options.signal_drift {
+        device.schedule(DRIFT_INTERVAL, Event::Drift);
+    }
     device.attach(pty)?;
     if device.options.urc_noise {
         device.start_noise();
@@ -314,6 +326,11 @@ impl Device {
             Control::Calls(reply) => {
                 let _ = reply.send(self.interpreter.calls().to_vec());
             }
+            Control::Rssi(rssi) => {
+                self.options.rssi = rssi.min(31);
+                self.rssi = self.options.rssi;
+                self.interpreter.set_rssi(self.rssi);
+            }
             Control::Shutdown(reply) => {
                 let _ = reply.send(());
             }
@@ -379,6 +396,16 @@ impl Device {
             Event::Ring { generation, number } if generation == self.generation => {
                 let effects = self.interpreter.ring(number);
                 self.apply(effects);
+            }
+            Event::Drift => {
+                // A random walk of one step at most, kept near where it started.
+                let base = i16::from(self.options.rssi);
+                let step: i16 = self.rng.random_range(-1..=1);
+                let next =
+                    (i16::from(self.rssi) + step).clamp(base - DRIFT_RANGE, base + DRIFT_RANGE);
+                self.rssi = next.clamp(0, 31) as u8;
+                self.interpreter.set_rssi(self.rssi);
+                self.schedule(DRIFT_INTERVAL, Event::Drift);
             }
             Event::Noise { chain } if chain == self.noise_chain && self.options.urc_noise => {
                 self.noise();

@@ -614,6 +614,11 @@ impl Interpreter {
         }
     }
 
+    /// Sets the signal `AT+CSQ` reports (`<rssi>` 0–31, TS 27.007 §8.5).
+    pub fn set_rssi(&mut self, rssi: u8) {
+        self.profile.rssi = rssi.min(31);
+    }
+
     /// Clears every queued and standing `+CMS ERROR` injection.
     pub fn clear_cms_errors(&mut self) {
         self.cms_once.clear();

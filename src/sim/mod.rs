@@ -137,6 +137,8 @@ pub struct SimOptions {
     pub ussd_delay: Duration,
     /// Time between two `RING`s of an incoming call.
     pub ring_interval: Duration,
+    /// The signal wanders a step or two around `rssi` every few seconds, as a real one does.
+    pub signal_drift: bool,
 }
 
 impl Default for SimOptions {
@@ -175,6 +177,7 @@ impl Default for SimOptions {
             ussd_encoding: UssdEncoding::Text,
             ussd_delay: Duration::from_millis(800),
             ring_interval: Duration::from_secs(3),
+            signal_drift: false,
         }
     }
 }
@@ -268,6 +271,7 @@ pub(crate) enum Control {
         reply: oneshot::Sender<Result<(), SimError>>,
     },
     Calls(oneshot::Sender<Vec<CallRecord>>),
+    Rssi(u8),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -488,6 +492,11 @@ impl SimHandle {
         })
         .await?;
         answer.await.map_err(|_| SimError::Stopped)?
+    }
+
+    /// Sets the signal `AT+CSQ` reports from now on (`<rssi>` 0–31; 20 is -73 dBm).
+    pub async fn set_rssi(&self, rssi: u8) {
+        let _ = self.send(Control::Rssi(rssi)).await;
     }
 
     /// Every call placed so far, with how it ended.

@@ -364,7 +364,7 @@ impl Harness {
 #[tokio::test]
 #[ignore = "writes docs/dashboard.png; run it by name with --ignored"]
 async fn dashboard_screenshot_of_the_demo() {
-    let Some(browser) = browser((1440, 1380)).await else {
+    let Some(browser) = browser((1440, 1330)).await else {
         panic!("the screenshot needs chromium and chromedriver");
     };
     harness::init_logging();
@@ -441,8 +441,9 @@ async fn dashboard_screenshot_of_the_demo() {
             |t| t == "received",
         )
         .await;
-    // Let the sparkline gather a few samples (one every 10 s), and the page repaint.
-    tokio::time::sleep(Duration::from_secs(35)).await;
+    // Let the sparkline gather samples (one every 10 s; the driver reads the signal every
+    // 30 s), and the page repaint.
+    tokio::time::sleep(Duration::from_secs(95)).await;
     let png = browser.client.screenshot().await.expect("screenshot");
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
     std::fs::write(&path, png).expect("write docs/dashboard.png");

@@ -852,6 +852,12 @@ async fn an_incoming_call_rings_with_clip_and_is_hung_up() {
     client.expect("\r\nNO CARRIER\r\n").await;
     assert_eq!(sim.calls().await[1].end, Some(sim::CallEnd::GaveUp));
     assert!(sim.call(Some("not a number"), 1).await.is_err());
+    // The signal can be set from outside (the `signal` stdin command).
+    sim.set_rssi(10).await;
+    assert_eq!(
+        client.command("AT+CSQ").await,
+        "\r\n+CSQ: 10,99\r\n\r\nOK\r\n"
+    );
     sim.set_registered(false).await;
     assert!(matches!(
         sim.call(Some("+60123456789"), 1).await,

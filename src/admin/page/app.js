@@ -104,14 +104,17 @@ function bars(dbm) {
 }
 
 function sparkline(history) {
-  const width = 300, height = 44, pad = 3;
-  const now = Date.now(), span = 3600 * 1000;
-  const lo = -113, hi = -51;
-  const x = (t) => ((t - (now - span)) / span) * width;
-  const y = (dbm) => pad + (1 - (Math.min(hi, Math.max(lo, dbm)) - lo) / (hi - lo)) * (height - 2 * pad - 10);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
-  chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: height - 10, y2: height - 10 }));
+  const width = 300, height = 56, pad = 4, axis = height - 12;
+  const now = Date.now(), hour = 3600 * 1000;
   const samples = (history && history.samples) || [];
+  // Less than an hour of history (the daemon started recently): the line spans what there is.
+  const from = samples.length ? Math.max(now - hour, Math.min(samples[0].at_ms, now - 60 * 1000)) : now - hour;
+  const known = samples.filter((s) => s.dbm !== null).map((s) => s.dbm);
+  const lo = Math.max(-113, Math.min(...known, -80) - 6), hi = Math.min(-51, Math.max(...known, -80) + 6);
+  const x = (t) => ((t - from) / (now - from)) * width;
+  const y = (dbm) => pad + (1 - (Math.min(hi, Math.max(lo, dbm)) - lo) / (hi - lo)) * (axis - 2 * pad);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
+  chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: axis, y2: axis }));
   let segment = [];
   const segments = [];
   for (const sample of samples) {
@@ -120,15 +123,22 @@ function sparkline(history) {
   }
   if (segment.length) segments.push(segment);
   for (const points of segments) {
-    if (points.length === 1) points.push([Math.min(width, points[0][0] + 2), points[0][1]]);
+    if (points.length === 1) points.unshift([Math.max(0, points[0][0] - 3), points[0][1]]);
     const line = points.map((p) => p[0].toFixed(1) + "," + p[1].toFixed(1)).join(" ");
     const first = points[0][0].toFixed(1), last = points[points.length - 1][0].toFixed(1);
-    chart.append(svg("polygon", { class: "area", points: `${first},${height - 10} ${line} ${last},${height - 10}` }));
+    chart.append(svg("polygon", { class: "area", points: `${first},${axis} ${line} ${last},${axis}` }));
     chart.append(svg("polyline", { class: "line", points: line }));
   }
-  chart.append(svg("text", { x: 0, y: height - 1 }, "1 h ago"));
+  const since = now - from >= hour - 1000 ? "1 h ago"
+    : "since " + new Date(from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  chart.append(svg("text", { x: 0, y: height - 1 }, since));
   chart.append(svg("text", { x: width, y: height - 1, "text-anchor": "end" }, "now"));
-  if (!samples.length) chart.append(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, "collecting…"));
+  if (known.length) {
+    chart.append(svg("text", { x: width, y: 9, "text-anchor": "end" },
+      `${Math.min(...known)} to ${Math.max(...known)} dBm`));
+  } else {
+    chart.append(svg("text", { x: width / 2, y: axis / 2 + 4, "text-anchor": "middle" }, samples.length ? "no signal" : "collecting…"));
+  }
   return el("div", { class: "sparkline", title: "signal over the last hour" }, chart);
 }
 
@@ -157,7 +167,7 @@ function renderModems(data) {
         el("dt", {}, "SIM"), el("dd", {}, modem.sim || "–"),
         el("dt", {}, "Balance"), el("dd", { class: "m-balance" }, balance),
         el("dt", {}, "Sent"), el("dd", { class: "m-sent" },
-          `${sent.last_minute ?? 0} in the last minute · ${sent.last_hour ?? 0} in the hour · ${sent.last_day ?? 0} today`),
+          `${sent.last_minute ?? 0} in the last minute · ${sent.last_hour ?? 0} in the hour · ${sent.last_day ?? 0} in 24 h`),
         modem.last_error ? el("dt", {}, "Last error") : null,
         modem.last_error ? el("dd", { class: "bad-text" }, modem.last_error) : null));
   }));
