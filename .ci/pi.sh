@@ -233,6 +233,7 @@ for entry in \
     "-rw-r----- root/root ./etc/smsgate/smsgate.toml" \
     "-rw-r--r-- root/root ./usr/lib/systemd/system/smsgate.service" \
     "-rw-r--r-- root/root ./usr/share/doc/smsgate/pi.md" \
+    "-rw-r--r-- root/root ./usr/share/doc/smsgate/dashboard.png" \
     "-rw-r--r-- root/root ./usr/share/doc/smsgate/copyright"; do
     read -r mode owner path <<<"$entry"
     awk -v m="$mode" -v p="$path" '$1 == m && $2 == "0/0" && $6 == p { found = 1 } END { exit !found }' \

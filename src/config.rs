@@ -782,7 +782,7 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "channel {} → {} (≤ {} req/s, {} at once); listening on {}; modem {} at {} baud; \
-             database {}; country {}, at most {} parts per message",
+             database {}; country {}, at most {} parts per message; dashboard {}",
             self.respond.channel_id,
             self.respond.webhook_url,
             self.respond.rate_limit,
@@ -793,6 +793,11 @@ impl Config {
             self.store.path.display(),
             self.sms.default_country,
             self.sms.max_parts,
+            match (self.admin.listen, &self.admin.password) {
+                (None, _) => "off".to_owned(),
+                (Some(listen), Some(_)) => format!("on http://{listen} (password)"),
+                (Some(listen), None) => format!("on http://{listen} (no password)"),
+            },
         )
     }
 }

@@ -15,6 +15,7 @@
 //! | [`inbox`] | received parts → committed rows, reassembled messages and `message` events |
 //! | [`respond`] | respond.io wire types, the webhook client and its worker |
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
+//! | [`admin`] | the operator's dashboard on its own listener: one embedded page over `/api/…` |
 //! | [`config`] | the TOML configuration file |
 //! | [`phone`] | E.164 phone numbers: checking them and normalising national ones |
 //! | [`app`]   | wiring, supervision and shutdown of the daemon |
