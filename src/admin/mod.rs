@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::modem::Health;
@@ -143,8 +144,10 @@ impl Dashboard {
             max_connections: MAX_CONNECTIONS,
             ..crate::http::Limits::default()
         };
-        let served =
-            crate::http::serve_with(listener, router(self.console), limits, shutdown).await;
+        // In a span, so the server's own lines ("HTTP API listening") say whose they are.
+        let served = crate::http::serve_with(listener, router(self.console), limits, shutdown)
+            .instrument(tracing::info_span!("dashboard"))
+            .await;
         sampler.abort();
         served.map_err(|error| anyhow::anyhow!("the dashboard's server failed: {error}"))
     }
