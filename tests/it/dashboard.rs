@@ -451,3 +451,62 @@ async fn dashboard_screenshot_of_the_demo() {
     browser.close().await;
     let _ = demo.kill().await;
 }
+
+#[tokio::test]
+async fn the_daemon_refuses_a_dashboard_on_the_lan_without_a_password() {
+    let port = free_port();
+    let h = Harness::new(
+        SimOptions::default(),
+        &format!("[admin]\nlisten = \"0.0.0.0:{port}\"\n"),
+    )
+    .await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["run", "-c"])
+        .arg(&h.config_path)
+        .env_remove(smsgate::config::TOKEN_ENV)
+        .env_remove(smsgate::config::ADMIN_PASSWORD_ENV)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("smsgate run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("admin.listen"))
+        .unwrap_or_else(|| panic!("no reason given: {stderr}"));
+    assert!(
+        line.contains("no dashboard password is set") && line.contains("admin.password_file"),
+        "{line}"
+    );
+    // With the password in the environment it starts (and the dashboard asks for a login).
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["run", "-c"])
+        .arg(&h.config_path)
+        .env_remove(smsgate::config::TOKEN_ENV)
+        .env(smsgate::config::ADMIN_PASSWORD_ENV, PASSWORD)
+        .env("RUST_LOG", "smsgate=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("smsgate run");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/queues");
+    wait_until(DEADLINE, "the dashboard answers", || async {
+        client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 401)
+    })
+    .await;
+    let answer = client
+        .get(&url)
+        .basic_auth("", Some(PASSWORD))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 200);
+    let _ = child.kill().await;
+}
