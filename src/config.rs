@@ -2,6 +2,9 @@
 //! run before anything starts. Unknown keys are an error, so a typo never silently falls back to
 //! a default.
 //!
+//! The modems are a pool ([`Config::pool`], checked in `pool`): `[modem]` is a pool of one named
+//! `modem`, `[[modems]]` lists named ones, each port parsed as an [`Endpoint`] (`endpoint`).
+//!
 //! Secrets: the API token may come from the file, from `api_token_file`, from a systemd
 //! credential named `api_token` (`LoadCredential=`), or from `SMSGATE_API_TOKEN`, which wins.
 //! [`Config::summary`] and `Debug` never print it.
@@ -12,6 +15,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+mod endpoint;
+mod pool;
+
+pub use endpoint::{Endpoint, TCP_SCHEME};
+pub use pool::{
+    MAX_NAME_LEN, ModemName, PoolModem, RoutingConfig, SINGLE_MODEM_NAME, describe_pacing,
+};
 
 /// Where `smsgate run` looks for its configuration when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/smsgate/smsgate.toml";
@@ -74,21 +85,43 @@ fn read_advice(error: &std::io::Error, what: &str) -> String {
     }
 }
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub respond: RespondConfig,
-    #[serde(default)]
     pub http: HttpConfig,
-    #[serde(default)]
+    /// The first modem of the pool: the only one with `[modem]`, the first `[[modems]]` entry
+    /// otherwise. For the code that still drives one modem; new code reads [`Config::pool`].
     pub modem: ModemConfig,
-    #[serde(default)]
     pub store: StoreConfig,
-    #[serde(default)]
     pub sms: SmsConfig,
-    #[serde(default)]
+    /// `[routing]`: how messages are spread over the pool.
+    pub routing: RoutingConfig,
+    /// Every modem, checked, in the order of the file (never empty).
+    pool: Vec<PoolModem>,
+    /// `[admin]`: the dashboard.
     pub admin: AdminConfig,
+}
+
+/// The file as written: `[modem]` and `[[modems]]` both optional (at most one of them).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    respond: RespondConfig,
+    #[serde(default)]
+    http: HttpConfig,
+    #[serde(default)]
+    modem: Option<ModemConfig>,
+    #[serde(default)]
+    modems: Option<Vec<ModemConfig>>,
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    sms: SmsConfig,
+    #[serde(default)]
+    routing: RoutingConfig,
+    #[serde(default)]
+    admin: AdminConfig,
 }
 
 /// `[admin]`: the operator's dashboard, on a listener of its own (never `http.listen`, which
@@ -255,11 +288,15 @@ pub struct HttpConfig {
     pub max_connections: usize,
 }
 
-/// `[modem]`: the serial modem.
+/// `[modem]`, or one `[[modems]]` entry: a modem, how to drive it, and its pacing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModemConfig {
-    /// The serial device; prefer a stable `/dev/serial/by-id/…` link.
+    /// The modem's name (`[[modems]]` only; `[modem]` is named `modem`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The serial device (prefer a stable `/dev/serial/by-id/…` link), or `tcp://HOST:PORT`
+    /// for a modem behind ser2net; [`PoolModem::endpoint`] is it parsed.
     #[serde(default = "default_port")]
     pub port: PathBuf,
     /// Line speed in bits per second.
@@ -283,6 +320,24 @@ pub struct ModemConfig {
     /// Allow `AT+CFUN=1,1` (a modem reset) as the last step of recovery.
     #[serde(default)]
     pub reset_on_failure: bool,
+    /// Pacing: at least this between the starts of two messages on this SIM.
+    #[serde(default, with = "humantime_serde")]
+    pub min_interval: Option<Duration>,
+    /// Pacing: plus a random `0..jitter` on top of `min_interval`.
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
+    /// Pacing: most parts in any sliding 60 s.
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+    /// Pacing: most parts in any sliding hour.
+    #[serde(default)]
+    pub per_hour: Option<u32>,
+    /// Pacing: most parts in any sliding 24 h.
+    #[serde(default)]
+    pub per_day: Option<u32>,
+    /// Pacing: most distinct recipients in any sliding 24 h.
+    #[serde(default)]
+    pub recipients_per_day: Option<u32>,
 }
 
 /// `[store]`: the SQLite database.
@@ -473,8 +528,10 @@ fn default_sweep_interval() -> Duration {
 fn default_command_timeout() -> Duration {
     Duration::from_secs(10)
 }
+/// What modem manuals give as `AT+CMGS`'s longest answer (SIMCom's SIM800 series: 60 s). A
+/// part whose answer takes longer becomes *unknown*; a hang costs this much sending time.
 fn default_send_timeout() -> Duration {
-    Duration::from_secs(180)
+    Duration::from_secs(60)
 }
 fn default_store_path() -> PathBuf {
     PathBuf::from("/var/lib/smsgate/smsgate.db")
@@ -525,6 +582,7 @@ impl Default for HttpConfig {
 impl Default for ModemConfig {
     fn default() -> Self {
         Self {
+            name: None,
             port: default_port(),
             baud: default_baud(),
             pin: None,
@@ -533,6 +591,12 @@ impl Default for ModemConfig {
             command_timeout: default_command_timeout(),
             send_timeout: default_send_timeout(),
             reset_on_failure: false,
+            min_interval: None,
+            jitter: None,
+            per_minute: None,
+            per_hour: None,
+            per_day: None,
+            recipients_per_day: None,
         }
     }
 }
@@ -670,12 +734,40 @@ impl Config {
     /// Parses and checks configuration text. The token is not resolved from files or the
     /// environment here (see [`Config::load`]).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: PathBuf::from("<config>"),
             message: toml_error(text, &error),
         })?;
+        let pool = pool::build(raw.modem, raw.modems)?;
+        let config = Config {
+            respond: raw.respond,
+            http: raw.http,
+            modem: pool
+                .first()
+                .expect("pool::build never returns an empty pool")
+                .modem
+                .clone(),
+            store: raw.store,
+            sms: raw.sms,
+            routing: raw.routing,
+            admin: raw.admin,
+            pool,
+        };
         config.validate()?;
         Ok(config)
+    }
+
+    /// Every modem of the pool, in the order of the file: one named `modem` for `[modem]` (or
+    /// when neither `[modem]` nor `[[modems]]` is given), the `[[modems]]` entries otherwise.
+    /// Never empty.
+    pub fn pool(&self) -> &[PoolModem] {
+        &self.pool
+    }
+
+    /// The pool, one line per modem (endpoint, line speed, pacing), then routing: what
+    /// `check-config` prints.
+    pub fn pool_summary(&self) -> String {
+        pool::describe(&self.pool, &self.routing)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -718,16 +810,6 @@ impl Config {
         }
         if self.sms.max_attempts == 0 {
             return invalid("sms.max_attempts must be at least 1".into());
-        }
-        if self.modem.baud == 0 {
-            return invalid("modem.baud must be a line speed such as 115200".into());
-        }
-        if let Some(pin) = &self.modem.pin {
-            if !pin.is_empty() && !(4..=8).contains(&pin.len())
-                || !pin.chars().all(|c| c.is_ascii_digit())
-            {
-                return invalid("modem.pin must be 4 to 8 digits (or empty)".into());
-            }
         }
         if self.http.body_limit < 1024 {
             return invalid("http.body_limit must be at least 1024 bytes".into());
@@ -780,16 +862,29 @@ impl Config {
 
     /// A human summary without secrets, for `check-config` and the start-up log.
     pub fn summary(&self) -> String {
+        let modems = match self.pool.as_slice() {
+            [one] if one.name.as_str() == SINGLE_MODEM_NAME => match &one.endpoint {
+                Endpoint::Serial(_) => format!("modem {} at {} baud", one.endpoint, one.modem.baud),
+                Endpoint::Tcp { .. } => format!("modem {}", one.endpoint),
+            },
+            pool => format!(
+                "{} modem{} ({})",
+                pool.len(),
+                if pool.len() == 1 { "" } else { "s" },
+                pool.iter()
+                    .map(|modem| modem.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         format!(
-            "channel {} → {} (≤ {} req/s, {} at once); listening on {}; modem {} at {} baud; \
+            "channel {} → {} (≤ {} req/s, {} at once); listening on {}; {modems}; \
              database {}; country {}, at most {} parts per message; dashboard {}",
             self.respond.channel_id,
             self.respond.webhook_url,
             self.respond.rate_limit,
             self.respond.max_in_flight,
             self.http.listen,
-            self.modem.port.display(),
-            self.modem.baud,
             self.store.path.display(),
             self.sms.default_country,
             self.sms.max_parts,
@@ -820,6 +915,8 @@ mod tests {
         assert_eq!(config.respond.rate_limit, 20);
         assert_eq!(config.respond.max_in_flight, 8);
         assert_eq!(config.respond.max_event_age, Duration::from_secs(259_200));
+        // What modem manuals give for AT+CMGS: a hang costs one of these, not three minutes.
+        assert_eq!(config.modem.send_timeout, Duration::from_secs(60));
         assert_eq!(config.respond.pause_retry_interval, Duration::from_secs(60));
         assert_eq!(
             config.respond.webhook_url,

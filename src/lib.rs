@@ -8,7 +8,7 @@
 //! |-----------|-----|
 //! | [`pdu`]   | SMS PDU codec (3GPP TS 23.040 / 23.038): pure code, no I/O |
 //! | [`at`]    | AT command framing and the task that owns the serial port; knows nothing of SMS |
-//! | [`modem`] | SMS over [`at`]: initialisation, send, read, delete, status reports, recovery |
+//! | [`modem`] | SMS over [`at`]: initialisation, send, read, delete, status reports, recovery; [`modem::endpoint`] opens a serial device or a ser2net TCP port |
 //! | [`sim`]   | a simulated modem on a pseudo-terminal, for tests, `demo` and `smsgate sim` |
 //! | [`store`] | the SQLite outbox/inbox/webhook queue, on its own thread behind a handle |
 //! | [`outbox`] | the sender worker: queued messages → modem parts, status reports → receipts |
@@ -16,8 +16,9 @@
 //! | [`respond`] | respond.io wire types, the webhook client and its worker |
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
 //! | [`admin`] | the operator's dashboard on its own listener: one embedded page over `/api/…` |
-//! | [`config`] | the TOML configuration file |
+//! | [`config`] | the TOML configuration file, with the pool of modems ([`config::Config::pool`]) |
 //! | [`phone`] | E.164 phone numbers: checking them and normalising national ones |
+//! | [`pacing`] | carrier-safe pacing of one SIM (interval, jitter, sliding-window caps): pure code, no I/O |
 //! | [`app`]   | wiring, supervision and shutdown of the daemon |
 //! | [`cmd`]   | one function per `smsgate` subcommand |
 //!
@@ -42,6 +43,7 @@ pub mod http;
 pub mod inbox;
 pub mod modem;
 pub mod outbox;
+pub mod pacing;
 pub mod pdu;
 pub mod phone;
 pub mod respond;

@@ -36,8 +36,8 @@ use super::history::SAMPLE_INTERVAL;
 use crate::phone::{E164, mask};
 use crate::store::{NewOutbound, Source, StoreError};
 
-/// The one modem's name until the pool exists (`[modem]` is a pool of one named `modem`).
-pub const MODEM_NAME: &str = "modem";
+/// The name of the one modem of `[modem]` (a pool of one).
+pub const MODEM_NAME: &str = crate::config::SINGLE_MODEM_NAME;
 
 /// Messages listed each way.
 const MESSAGES_SHOWN: u32 = 50;
@@ -113,7 +113,7 @@ pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
     let samples = console.history.last_hour(now);
     Json(json!({
         "modems": [{
-            "name": MODEM_NAME,
+            "name": console.modem_name,
             "model": (!model.is_empty()).then_some(model),
             "imei": health.imei,
             "state": health.state,

@@ -63,6 +63,8 @@ pub(crate) struct Console {
     webhook: Arc<WebhookMetrics>,
     history: Arc<history::SignalHistory>,
     auth: auth::Auth,
+    /// The name of the modem the gateway drives (the pool's first: `modem` for `[modem]`).
+    modem_name: String,
     max_parts: usize,
     smart_encoding: bool,
     chart: std::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
@@ -96,6 +98,11 @@ impl Dashboard {
                 webhook,
                 history: Arc::default(),
                 auth: auth::Auth::new(config.admin.password.clone()),
+                modem_name: config
+                    .pool()
+                    .first()
+                    .map_or(MODEM_NAME, |modem| modem.name.as_str())
+                    .to_owned(),
                 max_parts: config.sms.max_parts,
                 smart_encoding: config.sms.smart_encoding,
                 chart: std::sync::Mutex::new(None),

@@ -21,23 +21,14 @@ use crate::config::Config;
 use crate::http::{self, AppState, Settings};
 use crate::inbox::unreadable::UnreadableSms;
 use crate::inbox::{Inbox, InboxOptions};
-use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions};
+use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions, StorageSlot};
 use crate::outbox::{Outbox, OutboxOptions};
-use crate::pdu::StatusReport;
 use crate::respond::worker::Worker;
-use crate::store::{ReportOutcome, Store};
+use crate::store::Store;
 
 /// How long the tasks get to finish after shutdown is requested (the unit's `TimeoutStopSec=`
 /// is longer).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
-
-/// When an unmatched status report is tried again (see [`rematch`]).
-const REMATCH_DELAYS: [Duration; 4] = [
-    Duration::from_millis(200),
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-];
 
 /// How often finished rows are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
@@ -243,8 +234,11 @@ impl Gateway {
     }
 }
 
-/// Commits every received part and status report, and only then deletes the SIM copy. A part
-/// that cannot be committed stays on the SIM: the next storage sweep offers it again.
+/// Commits every received part and status report, and only then deletes the modem's copy (or
+/// acknowledges a routed one with `AT+CNMA`). What cannot be committed is given back: a stored
+/// copy stays in the modem for the next sweep, a routed one is refused so the network delivers
+/// it again. A status report that matches no part yet is committed too (parked in the store),
+/// so its deletion loses nothing.
 async fn receive(
     mut events: mpsc::Receiver<ModemEvent>,
     inbox: Inbox,
@@ -262,13 +256,10 @@ async fn receive(
             shutdown.cancelled().await;
             return Ok(());
         };
-        let (committed, slot) = match event {
+        let (what, committed, slot) = match event {
             ModemEvent::Received { deliver, pdu, slot } => {
-                let outcome = inbox.receive(&deliver, &pdu).await;
-                if let Err(error) = &outcome {
-                    tracing::error!(%error, "cannot store a received SMS; it stays on the SIM");
-                }
-                (outcome.is_ok(), slot)
+                let outcome = inbox.receive(&deliver, &pdu).await.map(drop);
+                ("a received SMS", outcome.map_err(anyhow::Error::from), slot)
             }
             ModemEvent::Unreadable {
                 pdu,
@@ -284,53 +275,51 @@ async fn receive(
                     status_report,
                     slot: slot.to_string(),
                 };
-                let outcome = inbox.receive_unreadable(sms).await;
-                if let Err(error) = &outcome {
-                    tracing::error!(%error, "cannot store an undecodable SMS; it stays on the SIM");
-                }
-                (outcome.is_ok(), slot)
+                let outcome = inbox.receive_unreadable(sms).await.map(drop);
+                (
+                    "an undecodable SMS",
+                    outcome.map_err(anyhow::Error::from),
+                    slot,
+                )
             }
             ModemEvent::StatusReport { report, slot } => {
-                let outcome = reports.status_report(&report).await;
-                match &outcome {
-                    Err(error) => {
-                        tracing::error!(%error, "cannot store a status report; it stays on the SIM");
-                    }
-                    Ok(ReportOutcome::Unmatched) => {
-                        tokio::spawn(rematch(reports.clone(), report, shutdown.clone()));
-                    }
-                    Ok(ReportOutcome::Matched { .. }) => {}
-                }
-                (outcome.is_ok(), slot)
+                let outcome = reports.status_report(&report).await.map(drop);
+                (
+                    "a status report",
+                    outcome.map_err(anyhow::Error::from),
+                    slot,
+                )
             }
         };
-        if committed {
-            if let Err(error) = modem.confirm(slot).await {
-                // Not lost: the part is committed, and a re-read has the same dedupe key.
-                tracing::warn!(%error, "cannot delete a stored SMS from the SIM; the next sweep will");
+        match committed {
+            Ok(()) => {
+                if let Err(error) = modem.confirm(slot.clone()).await {
+                    // Not lost: it is committed, and a re-read or a re-delivery by the
+                    // network has the same dedupe key.
+                    tracing::warn!(%error, %slot,
+                        "cannot release {what} in the modem after committing it; when it comes \
+                         again it is recognised");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), %slot,
+                    "cannot store {what}; {}", kept(&slot));
+                if let Err(error) = modem.reject(slot.clone()).await {
+                    tracing::warn!(%error, "cannot give {what} back to the modem");
+                }
             }
         }
     }
 }
 
-/// A status report can overtake its own `+CMGS: <mr>` answer: the network may report within
-/// milliseconds, and the report reaches the receiver while the outbox is still committing the
-/// part's TP-MR. An unmatched report is therefore tried again a few times over the next seconds
-/// before it is given up as belonging to no part of ours.
-async fn rematch(reports: Outbox<ModemHandle>, report: StatusReport, shutdown: CancellationToken) {
-    for delay in REMATCH_DELAYS {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+/// Where something that could not be committed waits, in words for the log.
+fn kept(slot: &StorageSlot) -> &'static str {
+    match slot {
+        StorageSlot::Stored { .. } => {
+            "it stays in the modem's storage and the next sweep offers it again"
         }
-        match reports.status_report(&report).await {
-            Ok(ReportOutcome::Unmatched) => {}
-            Ok(ReportOutcome::Matched { .. }) => return,
-            Err(error) => {
-                tracing::warn!(%error, "cannot store a status report");
-                return;
-            }
-        }
+        StorageSlot::Routed => "it is refused (AT+CNMA=2), so the network delivers it again later",
+        StorageSlot::None => "the modem acknowledged it itself (no AT+CSMS=1), so it is lost",
     }
 }
 

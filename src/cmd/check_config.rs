@@ -1,6 +1,8 @@
-//! `smsgate check-config -c FILE`: loads and validates the configuration, warns about settings
-//! respond.io is retiring and about a database volume with less free space than
-//! `store.min_free_space`, then exits. It does not open the database or the modem.
+//! `smsgate check-config -c FILE`: loads and validates the configuration (modem names, ports,
+//! pacing and routing included), prints it and the pool, warns about settings respond.io is
+//! retiring, about a database volume with less free space than `store.min_free_space` and
+//! about a pool `smsgate run` would refuse, then exits. It does not open the database or the
+//! modems.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +25,16 @@ pub fn run(args: Args) -> CmdResult {
     let config = Config::load(&args.config)?;
     println!("{}: ok", args.config.display());
     println!("{}", config.summary());
+    println!(
+        "modems ({}):\n{}",
+        config.pool().len(),
+        config.pool_summary().trim_end()
+    );
     if let Some(warning) = config.respond.retired_webhook_warning() {
         println!("warning: {warning}");
+    }
+    if let Some(refusal) = super::beyond_one_modem(&config, super::Needs::Drive) {
+        println!("warning: smsgate run would refuse this file: {refusal}");
     }
     let floor = config.store.min_free_space;
     if let Some(free) = crate::store::free_bytes(&config.store.path) {

@@ -58,6 +58,14 @@ pub fn run(args: Args) -> CmdResult {
             ),
         },
     };
+    if args.port.is_none() {
+        if let Some(refusal) = config
+            .as_ref()
+            .and_then(|config| super::beyond_one_modem(config, super::Needs::Probe))
+        {
+            anyhow::bail!("{refusal} (or probe a device with --port PATH)");
+        }
+    }
     let modem = config.as_ref().map(|c| c.modem.clone()).unwrap_or_default();
     let mut options = ModemOptions::from(&modem);
     if let Some(port) = args.port {

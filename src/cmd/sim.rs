@@ -83,6 +83,13 @@ pub struct Args {
     /// How long a routed `+CMT`/`+CDS` waits for `AT+CNMA`.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub ack_timeout: Duration,
+    /// How long the network waits before delivering again a status report the modem could not
+    /// take (away, `SR` full, refused or not acknowledged with `AT+CNMA`).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub network_retry: Duration,
+    /// How long the modem takes to register after an unplug or a reset.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub attach_time: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub restart_time: Duration,
@@ -145,6 +152,8 @@ impl Args {
             cms_error: self.cms_error,
             hang: self.hang,
             ack_timeout: self.ack_timeout,
+            network_retry: self.network_retry,
+            attach_time: self.attach_time,
             restart_time: self.restart_time,
             smsc: self.smsc.clone(),
             operator: self.operator.clone(),

@@ -55,8 +55,11 @@ pub fn evaluate(
         Check {
             name: "modem",
             ok: modem.healthy,
+            // Why it is not ready, too, while still within its grace (an absent port).
             detail: match &modem.last_error {
-                Some(error) if !modem.healthy => format!("{}: {error}", modem.state),
+                Some(error) if !modem.healthy || modem.state != "ready" => {
+                    format!("{}: {error}", modem.state)
+                }
                 _ => modem.state.clone(),
             },
         },
@@ -80,18 +83,26 @@ pub fn evaluate(
     checks.push(match outbox {
         Ok(stats) => {
             let oldest = age(stats.oldest_queued_ms);
+            let mut detail = match oldest {
+                Some(age) => format!(
+                    "{} queued, oldest {} s (limit {} s)",
+                    stats.depth(),
+                    age.as_secs(),
+                    outbox_age_limit.as_secs()
+                ),
+                None => format!("{} queued", stats.depth()),
+            };
+            if stats.unrecorded > 0 {
+                detail.push_str(&format!(
+                    "; {} sent part(s) not recorded: the database refuses the commit, \
+                     retrying (the contact's later messages wait)",
+                    stats.unrecorded
+                ));
+            }
             Check {
                 name: "outbox",
-                ok: oldest.is_none_or(|age| age <= outbox_age_limit),
-                detail: match oldest {
-                    Some(age) => format!(
-                        "{} queued, oldest {} s (limit {} s)",
-                        stats.depth(),
-                        age.as_secs(),
-                        outbox_age_limit.as_secs()
-                    ),
-                    None => format!("{} queued", stats.depth()),
-                },
+                ok: oldest.is_none_or(|age| age <= outbox_age_limit) && stats.unrecorded == 0,
+                detail,
             }
         }
         Err(error) => Check {
@@ -541,6 +552,7 @@ mod tests {
                 oldest_queued_ms: Some(4_000),
                 sending: 1,
                 unknown: 0,
+                unrecorded: 0,
             },
             &BacklogStats::default(),
             Some(&Totals {

@@ -47,6 +47,8 @@ pub struct QueueStats {
     pub oldest_queued_ms: Option<i64>,
     pub sending: u64,
     pub unknown: u64,
+    /// Sent parts whose TP-MR waits in memory because the database refuses the commit.
+    pub unrecorded: u64,
 }
 
 impl QueueStats {

@@ -35,6 +35,7 @@ impl Outbox for Store {
                 oldest_queued_ms: stats.oldest_queued_ms,
                 sending: stats.sending,
                 unknown: stats.unknown,
+                unrecorded: stats.unrecorded,
             })
         })
     }

@@ -40,6 +40,9 @@ enum Work {
     Sweep,
     /// Refresh registration, signal and storage.
     Refresh,
+    /// Check that `AT+CNMI` still routes what it was set to (`AT+CNMI?`), and set it again if
+    /// the modem switched routing off.
+    CheckRouting,
 }
 
 /// One open port with an initialised modem.
@@ -48,6 +51,8 @@ struct Connection {
     report: InitReport,
     /// The memory `AT+CPMS` selected for reading and deleting.
     memory: String,
+    /// Where stored status reports are kept when it is not `memory` (`"SR"`): swept too.
+    report_memory: Option<String>,
     /// `AT+CMMS=2` is in force on this connection.
     cmms_on: bool,
     consecutive_timeouts: u32,
@@ -100,6 +105,8 @@ impl Driver {
         let mut reset_done = false;
         let mut backoff = self.tuning.retry_backoff.0;
         let mut away_since: Option<Instant> = None;
+        // Said once per absence at `warn`, not at every poll.
+        let mut said_missing = false;
         loop {
             if self.shutdown.is_cancelled() {
                 break;
@@ -116,7 +123,21 @@ impl Driver {
                     } else if gone {
                         self.set_state(ModemState::Unplugged, true);
                     }
-                    self.note_error(error.to_string());
+                    let error = if gone {
+                        let missing = format!(
+                            "the modem port {} does not exist (unplugged, or modem.port names \
+                             the wrong device)",
+                            self.options.port.display()
+                        );
+                        if !said_missing {
+                            warn!(port = %self.options.port.display(), "{missing}; waiting for it");
+                            said_missing = true;
+                        }
+                        missing
+                    } else {
+                        error.to_string()
+                    };
+                    self.note_error(error);
                     let poll = self.tuning.device_poll;
                     if !self.pause(&mut requests, poll).await {
                         break;
@@ -125,6 +146,10 @@ impl Driver {
                 }
             };
             away_since = None;
+            if said_missing {
+                info!(port = %self.options.port.display(), "the modem port is there again");
+                said_missing = false;
+            }
             debug!("port open; initialising");
             let (at, urcs, _task) = at::spawn(port, self.tuning.at.clone());
             if self.health.state != ModemState::Unhealthy {
@@ -157,10 +182,12 @@ impl Driver {
                     backoff = self.tuning.retry_backoff.0;
                     self.health.last_error = None;
                     let memory = report.memory.clone().unwrap_or_else(|| "SM".into());
+                    let report_memory = report.report_memory.clone();
                     let connection = Connection {
                         at,
                         report,
                         memory,
+                        report_memory,
                         cmms_on: false,
                         consecutive_timeouts: 0,
                         broken: None,
@@ -312,6 +339,13 @@ impl Driver {
         if line.starts_with("+CMTI:") || line.starts_with("+CDSI:") {
             match parse::stored_at(line) {
                 Some((memory, index)) => {
+                    if line.starts_with("+CDSI:")
+                        && memory != conn.memory
+                        && conn.report_memory.as_deref() != Some(memory.as_str())
+                    {
+                        // The sweep must list where this modem keeps its reports.
+                        conn.report_memory = Some(memory.clone());
+                    }
                     let job = Work::Read { memory, index };
                     if !work.contains(&job) {
                         work.push_back(job);
@@ -334,6 +368,17 @@ impl Driver {
             {
                 // Unusable, but unacknowledged it would come back again and again.
                 work.push_back(Work::Ack);
+            }
+        } else if line.starts_with("+CREG:")
+            || line.starts_with("+CGREG:")
+            || line.starts_with("+CEREG:")
+        {
+            // Registration changed (`AT+CREG=1`): refresh now, so sending resumes at once.
+            if parse::registration(line, false).map(parse::is_registered)
+                != Some(conn.report.registered)
+                && !work.contains(&Work::Refresh)
+            {
+                work.push_back(Work::Refresh);
             }
         } else if line == "RDY" || line.starts_with("^SYSSTART") || line.starts_with("+CFUN:") {
             // The modem restarted on its own: every setting of the initialisation is lost.
@@ -401,7 +446,14 @@ impl Driver {
         if let StorageSlot::Stored { memory, index } = &slot {
             self.outstanding.insert((memory.clone(), *index));
         }
-        self.pending.push_back(event);
+        if slot == StorageSlot::Routed {
+            // Until it is acknowledged the modem routes nothing else, and after its timeout
+            // it switches routing off (reports arriving then are dropped): it goes to the
+            // caller ahead of stored messages, which can wait.
+            self.pending.push_front(event);
+        } else {
+            self.pending.push_back(event);
+        }
         true
     }
 
@@ -459,7 +511,10 @@ impl Driver {
             Work::Ack => {
                 let _ = self.call(conn, self.plain("AT+CNMA")).await;
             }
-            Work::Sweep => self.sweep(conn).await,
+            Work::Sweep => {
+                self.sweep(conn).await;
+                self.check_routing(conn).await;
+            }
             Work::Refresh => {
                 let timeout = self.options.command_timeout;
                 if let Err(ModemError::At(error)) =
@@ -468,17 +523,68 @@ impl Driver {
                     self.count(conn, &error);
                 }
                 self.storage(conn).await;
+                self.check_routing(conn).await;
             }
+            Work::CheckRouting => self.check_routing(conn).await,
         }
     }
 
-    /// `AT+CMGL=4` (all messages, TS 27.005 §3.4.2): picks up whatever a lost URC left behind.
+    /// A modem that waited in vain for `AT+CNMA` (smsgate stopped or slow with a routed
+    /// message) switches routing off, `<mt>` and `<ds>` to 0 (TS 27.005 §3.4.4): no more
+    /// `+CMTI`, and status reports dropped. Set it again as soon as that is seen.
+    async fn check_routing(&mut self, conn: &mut Connection) {
+        let Some(chosen) = conn.report.cnmi else {
+            return;
+        };
+        let Ok(response) = self.call(conn, self.plain("AT+CNMI?")).await else {
+            return;
+        };
+        let Some(now) = response.lines.iter().find_map(|line| parse::cnmi(line)) else {
+            return;
+        };
+        // `<mt>` and `<ds>` say what reaches smsgate; `<mode>` and `<bfr>` may read back
+        // differently on some modems without changing that.
+        if now[1] == chosen.values[1] && now[3] == chosen.values[3] {
+            return;
+        }
+        warn!(
+            found = ?now,
+            wanted = ?chosen.values,
+            "the modem switched new-message routing off (a routed message went unacknowledged); \
+             setting AT+CNMI again"
+        );
+        let command = parse::set_ints("+CNMI", &chosen.values);
+        if let Err(error) = self.call(conn, self.plain(command)).await {
+            warn!(%error, "could not set AT+CNMI again");
+        }
+    }
+
+    /// `AT+CMGL=4` (all messages, TS 27.005 §3.4.2): picks up whatever a lost URC left behind,
+    /// in the message storage and, where status reports are stored apart (`"SR"`), there too.
     async fn sweep(&mut self, conn: &mut Connection) {
         let command = Command::new("AT+CMGL=4").timeout(self.options.send_timeout);
         let Ok(response) = self.call(conn, command).await else {
             return;
         };
         let memory = conn.memory.clone();
+        let mut found = self.offer_listed(&response, &memory);
+        if let Some(reports) = conn.report_memory.clone()
+            && conn.report.reports() == super::init::Reports::Stored
+        {
+            match self.in_memory(conn, &reports, "AT+CMGL=4").await {
+                Ok(response) => found += self.offer_listed(&response, &reports),
+                Err(error) => debug!(%error, memory = reports, "cannot list the report storage"),
+            }
+        }
+        if found > 0 {
+            info!(found, "storage sweep found messages");
+        }
+        self.storage(conn).await;
+    }
+
+    /// Hands over every listed entry of `memory` not already handed over; returns how many.
+    fn offer_listed(&mut self, response: &Response, memory: &str) -> usize {
+        let memory = memory.to_owned();
         let mut found = 0;
         for entry in parse::list_reply(&response.lines) {
             let Some(index) = entry.index else {
@@ -495,10 +601,7 @@ impl Driver {
                 found += 1;
             }
         }
-        if found > 0 {
-            info!(found, "storage sweep found messages");
-        }
-        self.storage(conn).await;
+        found
     }
 
     /// `AT+CPMS?`: how full the storage is (a full SIM makes the network hold new SMS back).
@@ -532,13 +635,47 @@ impl Driver {
                 let _ = reply.send(result);
             }
             Request::Confirm { slot, reply } => {
-                let result = self.confirm(conn, &slot).await;
+                let result = self.confirm(conn, &slot, work).await;
                 // A slot freed in a full storage: look again soon, the network holds SMS back.
                 if result.is_ok() && conn.storage_full && !work.contains(&Work::Refresh) {
                     work.push_back(Work::Refresh);
                 }
                 let _ = reply.send(result);
             }
+            Request::Reject { slot, reply } => {
+                let result = self.reject(conn, &slot).await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// The caller could not commit what was handed over in `slot`. A stored copy stays where
+    /// it is and is offered again by the next sweep; a routed one is refused with
+    /// `AT+CNMA=2` (RP-ERROR, TS 27.005 §4.6) so the network keeps it and delivers it again.
+    async fn reject(
+        &mut self,
+        conn: &mut Connection,
+        slot: &StorageSlot,
+    ) -> Result<(), ModemError> {
+        match slot {
+            StorageSlot::Stored { memory, index } => {
+                self.outstanding.remove(&(memory.clone(), *index));
+                Ok(())
+            }
+            StorageSlot::Routed if conn.report.needs_ack() => {
+                let command = self.plain(parse::set_ints("+CNMA", &[2]));
+                match self.call(conn, command).await {
+                    Ok(_) => Ok(()),
+                    // Without a negative acknowledgement the modem's own timeout does the
+                    // same (and switches routing off, which the routing check undoes).
+                    Err(AtError::Rejected { result, .. }) => {
+                        debug!(%result, "AT+CNMA=2 refused; the modem's timeout refuses it instead");
+                        Ok(())
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+            StorageSlot::Routed | StorageSlot::None => Ok(()),
         }
     }
 
@@ -594,6 +731,7 @@ impl Driver {
         &mut self,
         conn: &mut Connection,
         slot: &StorageSlot,
+        work: &mut VecDeque<Work>,
     ) -> Result<(), ModemError> {
         match slot {
             StorageSlot::Stored { memory, index } => {
@@ -605,11 +743,18 @@ impl Driver {
             StorageSlot::Routed if conn.report.needs_ack() => {
                 match self.call(conn, self.plain("AT+CNMA")).await {
                     Ok(_) => Ok(()),
-                    // 340: no acknowledgement expected (the modem acknowledged it itself).
+                    // 340: no acknowledgement expected. The modem stopped waiting: it refused
+                    // the message to the network (which delivers it again) and switched
+                    // routing off (TS 27.005 §3.4.4), which must be undone at once.
                     Err(AtError::Rejected {
                         result: FinalResult::CmsError(ErrorCode::Numeric(340)),
                         ..
-                    }) => Ok(()),
+                    }) => {
+                        if !work.contains(&Work::CheckRouting) {
+                            work.push_back(Work::CheckRouting);
+                        }
+                        Ok(())
+                    }
                     Err(error) => Err(error.into()),
                 }
             }
@@ -667,14 +812,37 @@ impl Driver {
         Command::new(text).timeout(self.options.command_timeout)
     }
 
-    /// Runs one command on the connection and keeps the recovery bookkeeping.
+    /// Runs one command on the connection and keeps the recovery bookkeeping. After a timeout
+    /// the modem is resynchronised at once, not when the next command happens to come: the
+    /// ladder climbs without waiting when the modem stays silent, and the next part goes as soon
+    /// as it answers again.
     async fn call(&mut self, conn: &mut Connection, command: Command) -> Result<Response, AtError> {
         let result = conn.at.run(command).await;
         match &result {
             Ok(_) | Err(AtError::Rejected { .. }) => conn.consecutive_timeouts = 0,
-            Err(error) => self.count(conn, error),
+            Err(error) => {
+                self.count(conn, error);
+                if matches!(error, AtError::Timeout { .. }) && conn.broken.is_none() {
+                    self.resync_now(conn).await;
+                }
+            }
         }
         result
+    }
+
+    /// A plain `AT`, which the engine precedes with its resynchronisation (`ESC`, then `AT`
+    /// until `OK` and silence). Its success does not clear the timeout count: a modem that
+    /// answers `AT` but times out on everything else must still reach the next rung.
+    async fn resync_now(&mut self, conn: &mut Connection) {
+        match conn.at.run(self.plain("AT")).await {
+            Ok(_) | Err(AtError::Rejected { .. }) => {
+                debug!("the modem answers again after a timeout");
+            }
+            Err(error) => {
+                warn!(%error, "the modem did not answer after a timeout");
+                self.count(conn, &error);
+            }
+        }
     }
 
     fn count(&mut self, conn: &mut Connection, error: &AtError) {
@@ -732,7 +900,7 @@ impl Driver {
                     "the modem is not ready ({why})"
                 ))));
             }
-            Request::Confirm { reply, .. } => {
+            Request::Confirm { reply, .. } | Request::Reject { reply, .. } => {
                 let _ = reply.send(Err(ModemError::NotReady(why)));
             }
         }

@@ -73,13 +73,17 @@ const fn variant(values: [i32; 5]) -> CnmiVariant {
 }
 
 /// Variants in order of preference when status reports are wanted: store-and-notify first,
-/// buffered (`<mode>` 2) before discarding-while-busy (`<mode>` 1), reports routed before
-/// stored, and finally without reports at all.
+/// buffered (`<mode>` 2) before discarding-while-busy (`<mode>` 1), reports stored before
+/// routed, and finally without reports at all. A stored report waits in the modem until
+/// smsgate has committed it, whether smsgate was stopped or the modem unplugged meanwhile; a
+/// routed one survives that only in phase 2+ (`AT+CSMS=1`), unacknowledged, and only as long
+/// as the network keeps trying again.
 pub const CNMI_WITH_REPORTS: &[CnmiVariant] = &[
-    variant([2, 1, 0, 1, 0]),
     variant([2, 1, 0, 2, 0]),
-    variant([1, 1, 0, 1, 0]),
+    variant([2, 1, 0, 1, 0]),
     variant([1, 1, 0, 2, 0]),
+    variant([1, 1, 0, 1, 0]),
+    variant([2, 2, 0, 2, 0]),
     variant([2, 2, 0, 1, 0]),
     variant([1, 2, 0, 1, 0]),
     variant([2, 1, 0, 0, 0]),
@@ -114,6 +118,9 @@ pub struct InitReport {
     /// `+CSMS` `<service>`: 1 = phase 2+ (routed messages need `AT+CNMA`).
     pub sms_service: Option<u8>,
     pub memory: Option<String>,
+    /// Where stored status reports are kept when it is not `memory` (`"SR"`, when `AT+CPMS=?`
+    /// offers it), so the sweep lists it too.
+    pub report_memory: Option<String>,
     pub storage_used: Option<u32>,
     pub storage_total: Option<u32>,
     /// Every `AT+CNMI` variant tried, and whether the modem took it.
@@ -221,7 +228,11 @@ impl Initialiser<'_> {
                 .iter()
                 .find_map(|line| parse::sms_service(line));
         }
+        self.phase_2_plus(report).await?;
         self.storage(report).await?;
+        if self.options.delivery_reports {
+            self.report_memory(report).await;
+        }
         self.notifications(report).await?;
         self.network(report).await?;
         Ok(())
@@ -350,6 +361,37 @@ impl Initialiser<'_> {
         }
     }
 
+    /// `AT+CSMS=1` (TS 27.005 §3.2.1, phase 2+): a routed `+CMT`/`+CDS` then waits for
+    /// `AT+CNMA`, which smsgate sends only after the commit, so one that comes while smsgate is
+    /// stopped, or that it cannot store, is delivered again by the network. Stored messages are
+    /// not affected. A modem that refuses it acknowledges routed messages itself.
+    async fn phase_2_plus(&self, report: &mut InitReport) -> Result<(), ModemError> {
+        match self.run("AT+CSMS=1").await {
+            Ok(_) => report.sms_service = Some(1),
+            Err(error) if error.is_fatal() => return Err(error.into()),
+            Err(error) => {
+                debug!(%error, "AT+CSMS=1 refused; the modem acknowledges routed messages")
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `AT+CPMS=?` offers `"SR"` for reading (TS 27.005 §3.2.2): where modems keep
+    /// stored status reports apart from SMS.
+    async fn report_memory(&self, report: &mut InitReport) {
+        let Ok(response) = self.run("AT+CPMS=?").await else {
+            return;
+        };
+        let offered = response
+            .lines
+            .iter()
+            .find_map(|line| parse::first_memories(line))
+            .unwrap_or_default();
+        if offered.iter().any(|memory| memory == "SR") && report.memory.as_deref() != Some("SR") {
+            report.report_memory = Some("SR".to_owned());
+        }
+    }
+
     async fn storage(&self, report: &mut InitReport) -> Result<(), ModemError> {
         for memory in STORAGES {
             let command = parse::set_strings("+CPMS", &[memory, memory, memory]);
@@ -419,12 +461,36 @@ impl Initialiser<'_> {
             warn!("the modem takes no AT+CNMI variant; new SMS are found by the sweep only");
         }
         report.cnmi = chosen;
+        let routes = report.reports() == Reports::Routed || report.notify() == Notify::Routed;
+        if routes && report.needs_ack() && !self.probe {
+            // A routed message the previous run of smsgate never acknowledged (it was stopped
+            // or killed) still holds the modem: refuse it, so the network delivers it again,
+            // rather than let the modem's timeout switch routing off a few seconds from now.
+            match self.run(&parse::set_ints("+CNMA", &[2])).await {
+                Ok(_) => info!(
+                    "refused a routed message left unacknowledged; the network sends it again"
+                ),
+                Err(error) if error.is_fatal() => return Err(error.into()),
+                Err(_) => {}
+            }
+        }
+        if report.reports() == Reports::Routed && !report.needs_ack() {
+            warn!(
+                "status reports are routed and the modem acknowledges them itself (no AT+CSMS=1): \
+                 a report that arrives while smsgate is stopped is lost"
+            );
+        }
         Ok(())
     }
 
     /// Registration, operator, signal and SMSC (none of them blocks initialisation: SMS may
     /// arrive once the network comes, and the health refresh keeps asking).
     async fn network(&self, report: &mut InitReport) -> Result<(), ModemError> {
+        // `+CREG: <stat>` whenever registration changes (TS 27.007 §7.2), so a modem that finds
+        // the network after power-on is used at once, not at the next health refresh.
+        if let Err(error) = self.run("AT+CREG=1").await {
+            debug!(%error, "AT+CREG=1 refused; registration is polled");
+        }
         refresh_network(self.at, self.options.command_timeout, report).await?;
         if let Ok(response) = self.run("AT+CSCA?").await {
             report.smsc = response.lines.iter().find_map(|line| parse::smsc(line));

@@ -9,13 +9,15 @@
 //! `AT+CFUN=1,1` → report unhealthy.
 //!
 //! It does not store anything, reassemble multipart messages or retry failed sends: a received
-//! part is deleted from the SIM only when the caller [`ModemHandle::confirm`]s it, and a send
-//! error comes back classified for the outbox to decide. Replies are framed tolerantly
-//! ([`parse`]), PDUs decoded leniently ([`crate::pdu`]); a received PDU that still does not
-//! decode is handed over as [`ModemEvent::Unreadable`] for the caller to keep, never left to
-//! fill the storage.
+//! part or status report is deleted from the modem (or acknowledged to the network) only when
+//! the caller [`ModemHandle::confirm`]s it, and given back with [`ModemHandle::reject`] when the
+//! caller could not commit it; a send error comes back classified for the outbox to decide.
+//! Replies are framed tolerantly ([`parse`]), PDUs decoded leniently ([`crate::pdu`]); a
+//! received PDU that still does not decode is handed over as [`ModemEvent::Unreadable`] for the
+//! caller to keep, never left to fill the storage.
 
 mod driver;
+pub mod endpoint;
 pub mod error;
 pub mod init;
 pub mod parse;
@@ -228,6 +230,10 @@ pub(crate) enum Request {
         slot: StorageSlot,
         reply: oneshot::Sender<Result<(), ModemError>>,
     },
+    Reject {
+        slot: StorageSlot,
+        reply: oneshot::Sender<Result<(), ModemError>>,
+    },
 }
 
 /// A cheap handle on the modem task.
@@ -242,6 +248,7 @@ impl std::fmt::Debug for Request {
         match self {
             Request::Send { tpdu_length, .. } => write!(f, "Send({tpdu_length} octets)"),
             Request::Confirm { slot, .. } => write!(f, "Confirm({slot})"),
+            Request::Reject { slot, .. } => write!(f, "Reject({slot})"),
         }
     }
 }
@@ -279,6 +286,21 @@ impl ModemHandle {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Confirm { slot, reply })
+            .await
+            .map_err(|_| ModemError::Stopped)?;
+        answer.await.map_err(|_| ModemError::Stopped)?
+    }
+
+    /// Gives back what the caller could not commit: a stored SMS or report stays in the
+    /// modem's storage and the next sweep offers it again; a routed one is refused with
+    /// `AT+CNMA=2` where the modem takes it, so the network delivers it again.
+    pub async fn reject(&self, slot: StorageSlot) -> Result<(), ModemError> {
+        if slot == StorageSlot::None {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Reject { slot, reply })
             .await
             .map_err(|_| ModemError::Stopped)?;
         answer.await.map_err(|_| ModemError::Stopped)?

@@ -352,6 +352,32 @@ pub fn storage(line: &str) -> Option<(u32, u32)> {
     }
 }
 
+/// The memories offered for reading in `+CPMS: ("SM","SR"),("SM"),("SM")`, the answer to
+/// `AT+CPMS=?` (TS 27.005 §3.2.2): the first parenthesised list.
+pub fn first_memories(line: &str) -> Option<Vec<String>> {
+    let body = line.strip_prefix("+CPMS:")?.trim();
+    let list = body.strip_prefix('(')?.split_once(')')?.0;
+    Some(
+        list.split(',')
+            .map(|memory| memory.trim().trim_matches('"').to_ascii_uppercase())
+            .filter(|memory| !memory.is_empty())
+            .collect(),
+    )
+}
+
+/// `<mode>,<mt>,<bm>,<ds>,<bfr>` from `+CNMI: 2,1,0,2,0`, the answer to `AT+CNMI?`
+/// (TS 27.005 §3.4.1); missing trailing fields read as 0, as modems that print fewer mean.
+pub fn cnmi(line: &str) -> Option<[i32; 5]> {
+    let body = line.strip_prefix("+CNMI:")?.trim();
+    let mut values = [0; 5];
+    let mut count = 0;
+    for (slot, field) in values.iter_mut().zip(body.split(',')) {
+        *slot = field.trim().parse().ok()?;
+        count += 1;
+    }
+    (count >= 2).then_some(values)
+}
+
 /// The SMSC number from `+CSCA: "<number>",<type>`.
 pub fn smsc(line: &str) -> Option<String> {
     let (number,) = CommandParser::parse(line.as_bytes())
@@ -621,6 +647,20 @@ mod tests {
         );
         assert_eq!(smsc("+CSCA: \"\",129"), None);
         assert_eq!(sms_service("+CSMS: 1,1,1,1"), Some(1));
+        assert_eq!(
+            first_memories("+CPMS: (\"SM\",\"SR\"),(\"SM\"),(\"SM\")"),
+            Some(vec!["SM".to_owned(), "SR".to_owned()])
+        );
+        assert_eq!(
+            first_memories("+CPMS: (\"sm\",\"me\",\"mt\"),(\"sm\",\"me\"),(\"sm\")"),
+            Some(vec!["SM".to_owned(), "ME".to_owned(), "MT".to_owned()])
+        );
+        assert_eq!(first_memories("+CPMS: \"SM\",3,30"), None);
+        assert_eq!(cnmi("+CNMI: 2,1,0,2,0"), Some([2, 1, 0, 2, 0]));
+        assert_eq!(cnmi("+CNMI: 2,0,0,0,0"), Some([2, 0, 0, 0, 0]));
+        assert_eq!(cnmi("+CNMI: 1,1"), Some([1, 1, 0, 0, 0]));
+        assert_eq!(cnmi("+CNMI: x,1"), None);
+        assert_eq!(cnmi("+CMTI: \"SM\",1"), None);
         assert_eq!(sms_service("+CSMS: 1,1,1"), None);
         assert_eq!(pin_state("+CPIN: SIM PIN").as_deref(), Some("SIM PIN"));
         assert_eq!(pin_state("+CPIN: READY").as_deref(), Some("READY"));

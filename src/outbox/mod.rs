@@ -4,9 +4,12 @@
 //! Each part is marked *submitting* in SQLite before it goes to the modem and *accepted* with
 //! its TP-MR once `+CMGS: <mr>` came back, so a crash in between is visible at start-up as a
 //! part in doubt (`unknown`), which the store resolves by a later status report or by the
-//! configured `sms.unknown_policy` after `sms.unknown_window`. Temporary errors back off and
-//! retry the whole message with a new concatenation reference; permanent errors, too many
-//! attempts and expiry fail it with a readable `status.message`.
+//! configured `sms.unknown_policy` after `sms.unknown_window`. When the database refuses to
+//! record what the modem answered (disk full, I/O error), the answer is held in memory and the
+//! commit tried again until it succeeds: the message stays *sending*, so its contact's later
+//! messages wait, and `/health` shows it; it is never abandoned, and never sent twice.
+//! Temporary errors back off and retry the whole message with a new concatenation reference;
+//! permanent errors, too many attempts and expiry fail it with a readable `status.message`.
 //!
 //! Status reports arrive here too ([`Outbox::status_report`]) and are paired with parts by
 //! (TP-MR, recipient, time window). The worker is a step function, [`Outbox::try_one`], and a
@@ -29,6 +32,9 @@ use crate::store::{
     AttemptEnd, AttemptResult, Claimed, OutboxPolicy, ReportOutcome, StatusReportInput, Store,
     StoreError,
 };
+
+/// First and longest pause between attempts at committing what the modem answered.
+const RECORD_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
 
 /// Why the modem did not take a part, as the outbox needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,22 +258,28 @@ impl<S: PartSender> Outbox<S> {
             if index > 0 && self.shutdown.is_cancelled() {
                 return Ok(Outcome::Interrupted { m_id: job.m_id });
             }
-            self.store
-                .part_submitting(job.id, seq, &job.contact_id, (self.clock)())
-                .await?;
+            self.record("a part about to be sent", false, || {
+                self.store
+                    .part_submitting(job.id, seq, &job.contact_id, (self.clock)())
+            })
+            .await?;
             match self.sender.send_part(part, seq < total as u32).await {
                 Ok(mr) => {
-                    self.store
-                        .part_accepted(job.id, seq, mr, total, (self.clock)())
-                        .await?;
+                    self.record("a part the modem accepted", true, || {
+                        self.store
+                            .part_accepted(job.id, seq, mr, total, (self.clock)())
+                    })
+                    .await?;
                     tracing::debug!(part = seq, of = total, mr, "part accepted");
                 }
                 Err(SendFailure::Unknown(message)) => {
                     tracing::warn!(part = seq, of = total, error = %message,
                         "no answer from the modem; the part may or may not have gone");
-                    self.store
-                        .part_unknown(job.id, seq, &message, (self.clock)())
-                        .await?;
+                    self.record("a part in doubt", true, || {
+                        self.store
+                            .part_unknown(job.id, seq, &message, (self.clock)())
+                    })
+                    .await?;
                     return Ok(Outcome::Unknown { m_id: job.m_id });
                 }
                 Err(failure) => {
@@ -303,8 +315,15 @@ impl<S: PartSender> Outbox<S> {
         error: &str,
     ) -> Result<Outcome, OutboxError> {
         let result = self
-            .store
-            .attempt_failed(id, end, error, (self.clock)(), self.options.policy)
+            .record("a failed attempt", true, || {
+                self.store.attempt_failed(
+                    id,
+                    end.clone(),
+                    error,
+                    (self.clock)(),
+                    self.options.policy,
+                )
+            })
             .await?;
         Ok(match result {
             AttemptResult::Retrying { at_ms } => Outcome::Retrying {
@@ -319,6 +338,63 @@ impl<S: PartSender> Outbox<S> {
                 }
             }
         })
+    }
+
+    /// Runs a store write until it commits. What the modem said is held in memory meanwhile:
+    /// giving up would leave the message `sending` (its contact's later messages blocked) and
+    /// resend it after a restart, a duplicate. While a modem's answer waits (`answer`), the part
+    /// is counted as unrecorded, so `/health` shows it. Only shutdown, or an error no retry can
+    /// cure, ends the wait; after a restart the part is then in doubt (`unknown`), which a
+    /// status report or `sms.unknown_policy` resolves.
+    async fn record<T, F, Fut>(
+        &self,
+        what: &str,
+        answer: bool,
+        mut write: F,
+    ) -> Result<T, OutboxError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut pause = RECORD_RETRY.0;
+        let mut held = None;
+        let mut failures = 0u32;
+        loop {
+            let error = match write().await {
+                Ok(value) => {
+                    if failures > 0 {
+                        tracing::warn!(what, failures, "recorded after all");
+                    }
+                    drop(held);
+                    return Ok(value);
+                }
+                Err(error) if !retry_cures(&error) => return Err(error.into()),
+                Err(error) => error,
+            };
+            failures += 1;
+            if failures == 1 {
+                tracing::error!(%error, what,
+                    "the database refuses to record it; holding it in memory and trying again \
+                     (this contact's later messages wait)");
+                if answer {
+                    held = Some(self.store.hold_unrecorded());
+                }
+            } else {
+                tracing::debug!(%error, what, failures, "still cannot record it");
+            }
+            if self.shutdown.is_cancelled() {
+                tracing::error!(
+                    what,
+                    "stopping before it could be recorded; after the restart the part is in doubt"
+                );
+                return Err(error.into());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.shutdown.cancelled() => {}
+            }
+            pause = (pause * 2).min(RECORD_RETRY.1);
+        }
     }
 
     /// Pairs a status report with its part and moves the message forward (`delivered` when all
@@ -342,7 +418,8 @@ impl<S: PartSender> Outbox<S> {
             ReportOutcome::Unmatched => tracing::info!(
                 mr = report.message_reference,
                 status = report.status,
-                "a status report matches no part sent in the window; ignored"
+                "a status report matches no part sent in the window (yet); kept for the part \
+                 whose answer is still to be recorded"
             ),
             ReportOutcome::Matched { m_id, events } => {
                 tracing::debug!(%m_id, status = report.status, ?events, "status report");
@@ -384,6 +461,18 @@ impl<S: PartSender> Outbox<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether trying a failed write again can succeed: the database was busy, full, or failed
+/// to read or write (a constraint broken or a row missing fails the same way every time).
+fn retry_cures(error: &StoreError) -> bool {
+    match error {
+        StoreError::Commit(_) => true,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+            failure.code != rusqlite::ErrorCode::ConstraintViolation
+        }
+        _ => false,
     }
 }
 

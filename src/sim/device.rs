@@ -53,6 +53,13 @@ enum Event {
     Replug {
         plug: u64,
     },
+    /// The network tries again to deliver what it kept (not tied to a pty: the network keeps
+    /// trying while the modem is away).
+    NetworkRetry,
+    /// The modem found the network after power-on.
+    Attached {
+        generation: u64,
+    },
     Restart {
         generation: u64,
     },
@@ -122,6 +129,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     drop(interpreter.set_network(options.registered));
     drop(interpreter.set_storage_full(options.storage_full));
     interpreter.set_cms_error_always(options.cms_error);
+    interpreter.set_attach_delayed(!options.attach_time.is_zero());
     interpreter.set_quirks(options.quirks);
     for (code, answer) in &options.ussd {
         interpreter.set_ussd_answer(code, Some(answer.clone()));
@@ -220,7 +228,8 @@ impl Device {
         }
         self.generation += 1;
         self.submitting = None;
-        self.interpreter.power_off();
+        let effects = self.interpreter.power_off();
+        self.apply(effects);
     }
 
     async fn control(&mut self, request: Control) {
@@ -297,6 +306,12 @@ impl Device {
             }
             Control::StoredReports(reply) => {
                 let _ = reply.send(self.interpreter.storage().reports.entries().to_vec());
+            }
+            Control::HeldForRetry(reply) => {
+                let _ = reply.send(self.interpreter.held_for_retry());
+            }
+            Control::Submitting(reply) => {
+                let _ = reply.send(self.submitting.is_some());
             }
             Control::Connected(reply) => {
                 let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty().has_client()));
@@ -385,6 +400,14 @@ impl Device {
                 self.apply(effects);
             }
             Event::Replug { plug } if plug == self.plug && self.port.is_none() => self.replug(),
+            Event::NetworkRetry => {
+                let effects = self.interpreter.retry_held();
+                self.apply(effects);
+            }
+            Event::Attached { generation } if generation == self.generation => {
+                let effects = self.interpreter.attached();
+                self.apply(effects);
+            }
             Event::Restart { generation } if generation == self.generation => {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
                 self.unplug(self.options.restart_time).await;
@@ -476,6 +499,13 @@ impl Device {
                         self.options.ring_interval,
                         Event::Ring { generation, number },
                     );
+                }
+                Effect::RetryLater => {
+                    self.schedule(self.options.network_retry, Event::NetworkRetry);
+                }
+                Effect::Attaching => {
+                    let generation = self.generation;
+                    self.schedule(self.options.attach_time, Event::Attached { generation });
                 }
                 Effect::SubmitAnswered => {
                     if let Some(port) = &self.port

@@ -6,9 +6,10 @@
 //! status reports (TS 27.005 §3.4.1) with `+CNMA` acknowledgement, registration and SIM PIN,
 //! USSD (`AT+CUSD`, TS 27.007 §7.15) and incoming calls (`RING`, `+CLIP` after `AT+CLIP=1`,
 //! TS 27.007 §7.6; hung up with `AT+CHUP` or `ATH`).
-//! Time-related behaviour (network delay, acknowledgement timeout, restart, the network's USSD
-//! answer, the next ring) is asked of the caller through [`Effect`]s; the caller answers with
-//! [`Interpreter::finish_submit`], [`Interpreter::ack_timeout`], [`Interpreter::ussd_answer`],
+//! Time-related behaviour (network delay, acknowledgement timeout, the network's retries,
+//! restart, the network's USSD answer, the next ring) is asked of the caller through
+//! [`Effect`]s; the caller answers with [`Interpreter::finish_submit`],
+//! [`Interpreter::ack_timeout`], [`Interpreter::retry_held`], [`Interpreter::ussd_answer`],
 //! [`Interpreter::ring`] and friends.
 
 use std::collections::VecDeque;
@@ -85,6 +86,13 @@ pub enum Effect {
     UssdRequested(u64),
     /// A call is ringing: call [`Interpreter::ring`] with this number when the next ring is due.
     Ring(u64),
+    /// The network kept an SMS or status report it could not hand over (no service, refused
+    /// with `AT+CNMA=2`, no `AT+CNMA` in time, no room in `"SR"`); call
+    /// [`Interpreter::retry_held`] after the network's retry interval.
+    RetryLater,
+    /// The modem powered on and looks for the network; call [`Interpreter::attached`] when it
+    /// has registered (only with [`Interpreter::set_attach_delayed`]).
+    Attaching,
 }
 
 /// How a simulated incoming call ended.
@@ -218,9 +226,13 @@ pub struct Interpreter {
     storage_full: bool,
     cms_once: VecDeque<u16>,
     cms_always: Option<u16>,
+    /// Registration takes a while after power-on (see [`Effect::Attaching`]).
+    attach_delayed: bool,
     quirks: Quirks,
     // Volatile state, reset at power-on.
     powered: bool,
+    /// Registered with the network since power-on (at once unless `attach_delayed`).
+    attached: bool,
     unlocked: bool,
     echo: bool,
     cmee: u32,
@@ -241,6 +253,10 @@ pub struct Interpreter {
     ack_counter: u64,
     /// SMS the network holds back (no room, no service) and delivers later.
     network_queue: VecDeque<Vec<u8>>,
+    /// What the network keeps for its next retry (see [`Effect::RetryLater`]), and whether
+    /// that retry was asked for already.
+    held: VecDeque<Routed>,
+    retry_asked: bool,
     /// The command line being executed answered without its final result (a quirk).
     omit_final: bool,
     /// Effects a command asks for, handed out after its final result.
@@ -280,8 +296,10 @@ impl Interpreter {
             storage_full: false,
             cms_once: VecDeque::new(),
             cms_always: None,
+            attach_delayed: false,
             quirks: Quirks::default(),
             powered: true,
+            attached: true,
             unlocked: false,
             echo: true,
             cmee: 0,
@@ -306,6 +324,8 @@ impl Interpreter {
             routed_queue: VecDeque::new(),
             ack_counter: 0,
             network_queue: VecDeque::new(),
+            held: VecDeque::new(),
+            retry_asked: false,
             omit_final: false,
             deferred: Vec::new(),
             ussd_answers: Answers::default(),
@@ -327,6 +347,7 @@ impl Interpreter {
     /// if it has a PIN; storage, TP-MR and SMS held by the network stay (and may arrive now).
     pub fn power_on(&mut self) -> Vec<Effect> {
         self.powered = true;
+        self.attached = !self.attach_delayed;
         self.unlocked = self.card.pin.is_none() && !self.card.puk_required;
         self.reset_settings();
         self.cfun = 1;
@@ -334,6 +355,7 @@ impl Interpreter {
         self.mode = Mode::Command;
         self.line.clear();
         self.held_input.clear();
+        let mut out = Vec::new();
         self.cusd_n = 0;
         self.ussd_pending = None;
         self.clip = 0;
@@ -341,17 +363,42 @@ impl Interpreter {
         // Anything routed but unacknowledged is the network's again (TS 27.005 §3.4.4).
         self.requeue_routed();
         self.reported_registration = self.registration();
+        if !self.attached {
+            out.push(Effect::Attaching);
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// Whether registration takes a while after each later power-on (a real modem needs
+    /// seconds to find the network; meanwhile nothing can reach it).
+    pub fn set_attach_delayed(&mut self, delayed: bool) {
+        self.attach_delayed = delayed;
+    }
+
+    /// The modem registered after its power-on. The network then delivers at once what it kept
+    /// for it (the HLR alerts the service centre, TS 23.040 §3.2.5), not at its next retry.
+    pub fn attached(&mut self) -> Vec<Effect> {
         let mut out = Vec::new();
+        if self.powered && !self.attached {
+            self.attached = true;
+            // `+CREG: 1` first, as the modem says it before anything arrives.
+            self.settle(&mut out);
+            self.offer_held(&mut out);
+        }
         self.settle(&mut out);
         out
     }
 
     /// Power-off (unplugged): the modem reaches no network until [`Interpreter::power_on`].
-    pub fn power_off(&mut self) {
+    pub fn power_off(&mut self) -> Vec<Effect> {
         self.powered = false;
         self.requeue_routed();
         self.ussd_pending = None;
         self.end_call(CallEnd::Lost);
+        let mut out = Vec::new();
+        self.ask_retry(&mut out);
+        out
     }
 
     /// `ATZ` / `AT&F`: the settings a profile holds, not the SIM or the radio.
@@ -388,6 +435,11 @@ impl Interpreter {
     /// SMS the network still holds for this modem.
     pub fn held_by_network(&self) -> usize {
         self.network_queue.len()
+    }
+
+    /// SMS and status reports the network keeps for its next retry.
+    pub fn held_for_retry(&self) -> usize {
+        self.held.len()
     }
 
     /// Feeds bytes from the DTE.
@@ -430,28 +482,68 @@ impl Interpreter {
         out
     }
 
-    /// An SMS-STATUS-REPORT (SMSC field in front) arrives from the network. Without routing
-    /// (`+CNMI` ds=0) it is dropped, as TS 27.005 §3.4.1 says; without service it is lost too.
+    /// An SMS-STATUS-REPORT (SMSC field in front) arrives from the network. The modem takes it
+    /// when it has service; without routing (`+CNMI` ds=0) it then drops it, as TS 27.005
+    /// §3.4.1 says. A modem out of service, or with no room in `"SR"`, cannot take it: the
+    /// service centre keeps it and tries again later (TS 23.040 §3.2.5, as for any SMS).
     pub fn incoming_report(&mut self, pdu: Vec<u8>) -> Vec<Effect> {
         let mut out = Vec::new();
-        if self.can_receive() && self.cnmi.mode != 0 {
-            match self.cnmi.ds {
-                1 => self.route(Routed::Report(pdu), &mut out),
-                2 => {
-                    if let Some(index) = self.storage.reports.store(Status::ReceivedUnread, pdu) {
-                        self.urc(&mut out, &format!("+CDSI: \"SR\",{index}"));
-                    }
-                }
-                _ => {}
-            }
-        }
+        self.take_report(pdu, &mut out);
         self.settle(&mut out);
         out
     }
 
+    fn take_report(&mut self, pdu: Vec<u8>, out: &mut Vec<Effect>) {
+        if !self.can_receive() {
+            self.hold(Routed::Report(pdu));
+            return;
+        }
+        if self.cnmi.mode == 0 {
+            return;
+        }
+        match self.cnmi.ds {
+            1 => self.route(Routed::Report(pdu), out),
+            2 => match self
+                .storage
+                .reports
+                .store(Status::ReceivedUnread, pdu.clone())
+            {
+                Some(index) => self.urc(out, &format!("+CDSI: \"SR\",{index}")),
+                None => self.hold(Routed::Report(pdu)),
+            },
+            _ => {}
+        }
+    }
+
+    /// The network's retry: what it kept is offered again.
+    pub fn retry_held(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.retry_asked = false;
+        self.offer_held(&mut out);
+        self.settle(&mut out);
+        out
+    }
+
+    /// Offers again what the network kept: status reports as new arrivals, SMS behind those
+    /// it already holds.
+    fn offer_held(&mut self, out: &mut Vec<Effect>) {
+        let held: Vec<Routed> = self.held.drain(..).collect();
+        for routed in held {
+            match routed {
+                Routed::Report(pdu) => self.take_report(pdu, out),
+                Routed::Sms(pdu) => self.network_queue.push_back(pdu),
+            }
+        }
+    }
+
+    /// Keeps `routed` at the network for its next retry ([`Self::settle`] asks for it).
+    fn hold(&mut self, routed: Routed) {
+        self.held.push_back(routed);
+    }
+
     /// The network stopped waiting for `+CNMA` for routed URC `number`: per TS 27.005 §3.4.4
     /// routing is switched off (`+CNMI` mt and ds to 0) and the network keeps the SMS, which it
-    /// delivers again (now to storage).
+    /// delivers again (now to storage), and the status report, which it tries again later.
     pub fn ack_timeout(&mut self, number: u64) -> Vec<Effect> {
         let mut out = Vec::new();
         if self
@@ -950,7 +1042,7 @@ impl Interpreter {
                     .join(",")
             )),
             ("+CNMI", Call::Set(_)) => self.set_cnmi(args)?,
-            ("+CNMA", Call::Action | Call::Set(_)) => self.acknowledge()?,
+            ("+CNMA", Call::Action | Call::Set(_)) => self.acknowledge(number(0).unwrap_or(0))?,
             ("+CPMS", Call::Read) => {
                 self.need_sim(true)?;
                 let (r_used, r_total) = self.usage(self.read_memory);
@@ -1254,12 +1346,21 @@ impl Interpreter {
         Ok(())
     }
 
-    /// `AT+CNMA`: acknowledges the routed URC, and sends the next one queued.
-    fn acknowledge(&mut self) -> Result<(), Fail> {
+    /// `AT+CNMA[=<n>]` (TS 27.005 §4.6, PDU mode): 0 or 1 acknowledges the routed URC (RP-ACK),
+    /// 2 refuses it (RP-ERROR), so the network keeps it and tries again later. Either way the
+    /// next one queued is sent.
+    fn acknowledge(&mut self, n: u32) -> Result<(), Fail> {
+        if n > 2 {
+            return Err(Fail::Cms(304));
+        }
         if self.csms != 1 || self.awaiting_ack.is_none() {
             return Err(Fail::Cms(340));
         }
-        self.awaiting_ack = None;
+        if let Some((_, routed)) = self.awaiting_ack.take()
+            && n == 2
+        {
+            self.held.push_back(routed);
+        }
         Ok(())
     }
 
@@ -1270,7 +1371,7 @@ impl Interpreter {
     fn registration(&self) -> u8 {
         if !self.powered || self.cfun != 1 || self.lock() != Lock::Ready {
             0
-        } else if self.network_available {
+        } else if self.network_available && self.attached {
             1
         } else {
             2
@@ -1327,16 +1428,31 @@ impl Interpreter {
     fn requeue_routed(&mut self) {
         let waiting = self.awaiting_ack.take().map(|(_, routed)| routed);
         let queued: Vec<Routed> = self.routed_queue.drain(..).collect();
+        let mut reports = Vec::new();
         for routed in waiting.into_iter().chain(queued).rev() {
-            if let Routed::Sms(pdu) = routed {
-                self.network_queue.push_front(pdu);
+            match routed {
+                Routed::Sms(pdu) => self.network_queue.push_front(pdu),
+                report @ Routed::Report(_) => reports.push(report),
             }
+        }
+        // The service centre tries status reports again later (TS 23.040 §3.2.5).
+        for report in reports.into_iter().rev() {
+            self.hold(report);
+        }
+    }
+
+    /// Asks the caller for the network's next retry when something is held for it.
+    fn ask_retry(&mut self, out: &mut Vec<Effect>) {
+        if !self.held.is_empty() && !self.retry_asked {
+            self.retry_asked = true;
+            out.push(Effect::RetryLater);
         }
     }
 
     /// After every step: deliver what the network holds when the modem can take it, send the
     /// next routed URC, and report a registration change to those who asked (`+CREG=1`).
     fn settle(&mut self, out: &mut Vec<Effect>) {
+        self.ask_retry(out);
         let registration = self.registration();
         if registration != self.reported_registration {
             self.reported_registration = registration;

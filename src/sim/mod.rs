@@ -5,7 +5,10 @@
 //! `+CDS`/`+CDSI`), registration and signal, USSD (`AT+CUSD`) and incoming calls (`RING`,
 //! `+CLIP`, `AT+CHUP`/`ATH`). Behind it a pretend network accepts submitted parts (with a delay,
 //! a TP-MR, and a status report when asked for), delivers SMS injected through the handle,
-//! answers USSD codes with configured texts and places calls that ring until hung up. Realism switches reproduce what real modems do to their drivers: a slow serial line,
+//! answers USSD codes with configured texts and places calls that ring until hung up; like a
+//! service centre it keeps a status report the modem could not take (away, out of service,
+//! refused or not acknowledged with `AT+CNMA`) and tries again later. Realism
+//! switches reproduce what real modems do to their drivers: a slow serial line,
 //! `+CMS ERROR`s, no registration, a full SIM, vendor URC noise, a hang, an unplug after
 //! which a new pty appears at the same link path, and the framing and coding [`Quirks`] of real
 //! devices and networks (a quote after a PDU, a space for a line end, no `OK` after `+CPIN`,
@@ -116,6 +119,13 @@ pub struct SimOptions {
     pub hang: bool,
     /// How long a routed `+CMT`/`+CDS` waits for `AT+CNMA` before routing is switched off.
     pub ack_timeout: Duration,
+    /// How long the network waits before it tries again to deliver a status report (or a
+    /// refused SMS) it could not hand over: the modem away or out of service, `"SR"` full, the
+    /// report refused with `AT+CNMA=2` or never acknowledged. Service centres wait minutes.
+    pub network_retry: Duration,
+    /// How long the modem takes to register after it powers on again (an unplug, a reset);
+    /// meanwhile nothing reaches it. Zero: at once.
+    pub attach_time: Duration,
     /// How long the modem is gone after `AT+CFUN=1,1`.
     pub restart_time: Duration,
     /// The SMS centre number (`AT+CSCA?`).
@@ -164,6 +174,8 @@ impl Default for SimOptions {
             cms_error: None,
             hang: false,
             ack_timeout: Duration::from_secs(15),
+            network_retry: Duration::from_secs(60),
+            attach_time: Duration::ZERO,
             restart_time: Duration::from_secs(1),
             smsc: "+60120000015".to_string(),
             operator: "smsgate sim".to_string(),
@@ -261,6 +273,8 @@ pub(crate) enum Control {
     ReportStatus(u8),
     Stored(oneshot::Sender<Vec<Entry>>),
     StoredReports(oneshot::Sender<Vec<Entry>>),
+    HeldForRetry(oneshot::Sender<usize>),
+    Submitting(oneshot::Sender<bool>),
     Connected(oneshot::Sender<bool>),
     UssdAnswer(String, Option<String>),
     UssdEncoding(UssdEncoding),
@@ -433,6 +447,16 @@ impl SimHandle {
     /// The status reports in `"SR"` storage, in index order.
     pub async fn stored_reports(&self) -> Vec<Entry> {
         self.ask(Control::StoredReports).await.unwrap_or_default()
+    }
+
+    /// How many status reports (and refused SMS) the network keeps for its next retry.
+    pub async fn held_for_retry(&self) -> usize {
+        self.ask(Control::HeldForRetry).await.unwrap_or(0)
+    }
+
+    /// Whether a submitted part is with the network now (after Ctrl-Z, before `+CMGS:`).
+    pub async fn submitting(&self) -> bool {
+        self.ask(Control::Submitting).await.unwrap_or(false)
     }
 
     /// Whether a client has the port open (opens and closes of the pty, as inotify reports them).

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::termios::{self, FlushArg, SetArg};
 use tokio::io::Interest;
@@ -115,6 +115,11 @@ impl Pty {
     /// Opens a new pty pair and points `link` (if any) at its slave. Needs a tokio runtime.
     pub fn open(link: Option<&Path>) -> io::Result<Pty> {
         let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
+        // openpty(3) leaves both ends inheritable: a child process started meanwhile (a daemon
+        // under test) would keep the pair open, and an unplug would never reach its client.
+        for fd in [pair.master.as_fd(), pair.slave.as_fd()] {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
+        }
         for fd in [pair.master.as_fd(), pair.slave.as_fd()] {
             let mut settings = termios::tcgetattr(fd).map_err(io::Error::from)?;
             termios::cfmakeraw(&mut settings);

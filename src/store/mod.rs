@@ -46,7 +46,7 @@ pub use identity::stable_id;
 pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
-    ReportOutcome, Source, StatusReportInput, report_failure_text,
+    ReportOutcome, Source, StatusReportInput, Unrecorded, report_failure_text,
 };
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
@@ -71,8 +71,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0004_event_lanes.sql"),
     ),
     (
-        "0005_console",
-        include_str!("../../migrations/0005_console.sql"),
+        "0005_parked_report",
+        include_str!("../../migrations/0005_parked_report.sql"),
+    ),
+    (
+        "0006_console",
+        include_str!("../../migrations/0006_console.sql"),
     ),
 ];
 
@@ -211,6 +215,9 @@ pub struct Store {
 struct Signals {
     outbound: Arc<Notify>,
     events: Arc<Notify>,
+    /// Sent parts whose `+CMGS` answer waits in memory for its commit (see
+    /// [`Store::hold_unrecorded`]).
+    unrecorded: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {

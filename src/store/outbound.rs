@@ -63,6 +63,24 @@ pub struct OutboxStats {
     pub sending: u64,
     /// Sent without an answer from the modem, awaiting a report or the unknown policy.
     pub unknown: u64,
+    /// Parts the modem accepted whose answer (the TP-MR) is held in memory because the database
+    /// refused its commit; the outbox keeps trying (see [`Store::hold_unrecorded`]).
+    pub unrecorded: u64,
+}
+
+/// A sent part whose `+CMGS` answer is not committed yet, counted in
+/// [`OutboxStats::unrecorded`] for as long as this lives.
+#[must_use = "the part counts as unrecorded only while the guard lives"]
+pub struct Unrecorded {
+    signals: std::sync::Arc<super::Signals>,
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        self.signals
+            .unrecorded
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The rules the store applies while handing out work.
@@ -111,7 +129,9 @@ pub struct StatusReportInput {
 /// What a status report did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
-    /// No part in the window has this (TP-MR, recipient).
+    /// No part in the window has this (TP-MR, recipient) yet. The report is kept (parked) and
+    /// applied when such a part is accepted or found in doubt at start-up; it is forgotten once
+    /// the report window has passed.
     Unmatched,
     /// Recorded on a part of `m_id`; `events` lists the status events it caused, if any.
     Matched {
@@ -230,6 +250,71 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
         }
     }
     Ok(events)
+}
+
+/// Records a status report on part `seq` of message `id`, whose state is `state`. A part's
+/// outcome is final once known; TP-ST classes per 3GPP TS 23.040 §9.2.3.15: 0x00–0x1F
+/// delivered, 0x20–0x3F still trying, ≥ 0x40 failed.
+fn record_report(
+    tx: &Connection,
+    (id, seq): (i64, i64),
+    state: &str,
+    mr: u8,
+    status: u8,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let part_state = match status {
+        _ if state == "delivered" || state == "failed" => state,
+        0x00..=0x1F => "delivered",
+        0x20..=0x3F => "accepted",
+        _ => "failed",
+    };
+    tx.execute(
+        "UPDATE outbound_part SET state = ?3, mr = ?4, report_status = ?5, report_ms = ?6
+         WHERE message_id = ?1 AND seq = ?2",
+        params![id, seq, part_state, mr, status, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Applies to part `seq` of message `id` the parked reports for `recipient` that arrived since
+/// `since_ms` (when the part was handed to the modem) with TP-MR `mr`; with `mr` unknown (a
+/// part in doubt), those with the TP-MR of the first of them. Returns how many.
+fn apply_parked(
+    tx: &Connection,
+    (id, seq): (i64, i64),
+    mr: Option<u8>,
+    recipient: &str,
+    since_ms: i64,
+) -> Result<usize, StoreError> {
+    let parked: Vec<(i64, u8, u8, i64)> = tx
+        .prepare(
+            "SELECT id, mr, status, received_ms FROM parked_report
+             WHERE recipient = ?1 AND received_ms >= ?2 AND (?3 IS NULL OR mr = ?3)
+             ORDER BY received_ms, id",
+        )?
+        .query_map(params![recipient, since_ms, mr], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let Some(&(_, first_mr, _, _)) = parked.first() else {
+        return Ok(0);
+    };
+    let mut applied = 0;
+    for (parked_id, mr, status, received_ms) in parked {
+        if mr != first_mr {
+            continue;
+        }
+        let state: String = tx.query_row(
+            "SELECT state FROM outbound_part WHERE message_id = ?1 AND seq = ?2",
+            params![id, seq],
+            |r| r.get(0),
+        )?;
+        record_report(tx, (id, seq), &state, mr, status, received_ms)?;
+        tx.execute("DELETE FROM parked_report WHERE id = ?1", [parked_id])?;
+        applied += 1;
+    }
+    Ok(applied)
 }
 
 /// A readable reason for a failed status report (3GPP TS 23.040 §9.2.3.15, TP-Status).
@@ -354,9 +439,24 @@ impl Store {
         Ok(m_id)
     }
 
+    /// Counts a part the modem accepted whose answer could not be committed yet, until the
+    /// returned guard is dropped: `/health` shows the outbox degraded meanwhile.
+    pub fn hold_unrecorded(&self) -> Unrecorded {
+        self.signals
+            .unrecorded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Unrecorded {
+            signals: self.signals.clone(),
+        }
+    }
+
     /// Outbox figures.
     pub async fn outbox_stats(&self, _now_ms: i64) -> Result<OutboxStats, StoreError> {
-        self.call(|conn| {
+        let unrecorded = self
+            .signals
+            .unrecorded
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.call(move |conn| {
             let (queued, oldest, sending, unknown): (i64, Option<i64>, i64, i64) = conn.query_row(
                 "SELECT coalesce(sum(state = 'queued'), 0),
                             min(CASE WHEN state = 'queued' THEN created_ms END),
@@ -371,6 +471,7 @@ impl Store {
                 oldest_queued_ms: oldest,
                 sending: sending as u64,
                 unknown: unknown as u64,
+                unrecorded,
             })
         })
         .await
@@ -387,12 +488,34 @@ impl Store {
                     "UPDATE outbound_part SET state = 'unknown' WHERE state = 'submitting'",
                     [],
                 )?;
-                let unknown = tx.execute(
+                let mut unknown = tx.execute(
                     "UPDATE outbound SET state = 'unknown', unknown_since_ms = ?1, updated_ms = ?1
                      WHERE state = 'sending' AND EXISTS (SELECT 1 FROM outbound_part p
                          WHERE p.message_id = outbound.id AND p.state = 'unknown')",
                     [now_ms],
                 )?;
+                // A report that came for a part whose `+CMGS` answer was never recorded (the
+                // process stopped, or the commit kept failing) settles the doubt now.
+                let in_doubt: Vec<(i64, i64, String, i64)> = tx
+                    .prepare(
+                        "SELECT p.message_id, p.seq, p.recipient, p.submitted_ms
+                         FROM outbound_part p JOIN outbound o ON o.id = p.message_id
+                         WHERE p.state = 'unknown' AND o.state = 'unknown'",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (id, seq, recipient, submitted_ms) in in_doubt {
+                    if apply_parked(tx, (id, seq), None, &recipient, submitted_ms)? > 0 {
+                        settle(tx, id, now_ms)?;
+                        let still: String =
+                            tx.query_row("SELECT state FROM outbound WHERE id = ?1", [id], |r| {
+                                r.get(0)
+                            })?;
+                        if still != "unknown" {
+                            unknown -= 1;
+                        }
+                    }
+                }
                 let stranded: Vec<i64> = tx
                     .prepare("SELECT id FROM outbound WHERE state = 'sending'")?
                     .query_map([], |r| r.get(0))?
@@ -404,6 +527,7 @@ impl Store {
             })
             .await?;
         self.signals.outbound.notify_one();
+        self.signals.events.notify_one();
         Ok(unknown)
     }
 
@@ -524,18 +648,27 @@ impl Store {
     ) -> Result<Vec<&'static str>, StoreError> {
         let events = self
             .write(move |tx| {
-                let changed = tx.execute(
+                let (recipient, handed_ms): (String, i64) = tx
+                    .query_row(
+                        "SELECT recipient, submitted_ms FROM outbound_part
+                         WHERE message_id = ?1 AND seq = ?2
+                           AND state IN ('submitting', 'unknown')",
+                        params![id, seq],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?
+                    .ok_or(StoreError::NoSuchMessage(id))?;
+                tx.execute(
                     "UPDATE outbound_part SET state = 'accepted', mr = ?3, submitted_ms = ?4
-                     WHERE message_id = ?1 AND seq = ?2 AND state IN ('submitting', 'unknown')",
+                     WHERE message_id = ?1 AND seq = ?2",
                     params![id, seq, mr, now_ms],
                 )?;
-                if changed == 0 {
-                    return Err(StoreError::NoSuchMessage(id));
-                }
                 tx.execute(
                     "UPDATE outbound SET parts = ?2, last_error = NULL WHERE id = ?1",
                     params![id, total as i64],
                 )?;
+                // Its report may have come first (the network can be faster than this commit).
+                apply_parked(tx, (id, i64::from(seq)), Some(mr), &recipient, handed_ms)?;
                 settle(tx, id, now_ms)
             })
             .await?;
@@ -657,21 +790,24 @@ impl Store {
                         )
                         .optional()?,
                 };
+                tx.execute("DELETE FROM parked_report WHERE received_ms < ?1", [since])?;
                 let Some((id, seq, state)) = matched else {
+                    // A report the network delivers twice is parked twice; applying it twice
+                    // changes nothing.
+                    tx.execute(
+                        "INSERT INTO parked_report (mr, recipient, status, received_ms)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![report.mr, report.recipient, report.status, report.now_ms],
+                    )?;
                     return Ok(ReportOutcome::Unmatched);
                 };
-                // A part's outcome is final once known; TP-ST classes per 3GPP TS 23.040
-                // §9.2.3.15: 0x00–0x1F delivered, 0x20–0x3F still trying, ≥ 0x40 failed.
-                let part_state = match report.status {
-                    _ if state == "delivered" || state == "failed" => state,
-                    0x00..=0x1F => "delivered".to_owned(),
-                    0x20..=0x3F => "accepted".to_owned(),
-                    _ => "failed".to_owned(),
-                };
-                tx.execute(
-                    "UPDATE outbound_part SET state = ?3, mr = ?4, report_status = ?5,
-                     report_ms = ?6 WHERE message_id = ?1 AND seq = ?2",
-                    params![id, seq, part_state, report.mr, report.status, report.now_ms],
+                record_report(
+                    tx,
+                    (id, seq),
+                    &state,
+                    report.mr,
+                    report.status,
+                    report.now_ms,
                 )?;
                 let m_id: String =
                     tx.query_row("SELECT m_id FROM outbound WHERE id = ?1", [id], |r| {

@@ -53,6 +53,7 @@ impl Outbox for MemoryOutbox {
                 oldest_queued_ms: stalled.or_else(|| messages.first().map(|m| m.now_ms)),
                 sending: 0,
                 unknown: 0,
+                unrecorded: 0,
             })
         })
     }

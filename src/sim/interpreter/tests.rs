@@ -502,6 +502,125 @@ fn hex_helpers() {
     assert_eq!(tpdu_length(&[]), None);
 }
 
+/// A status report for TP-MR 5 (SMSC field empty), as `network::status_report` builds them.
+fn report_pdu() -> Vec<u8> {
+    vec![0x00, 0x06, 0x05, 0x00, 0x81, 0x00, 0x00]
+}
+
+const ROUTED_REPORT: &str = "\r\n+CDS: 6\r\n00060500810000\r\n";
+
+#[test]
+fn refused_and_unacknowledged_reports_are_delivered_again_by_the_network() {
+    let mut m = quiet();
+    say(&mut m, "AT+CSMS=1;+CNMI=2,1,0,1,0\r");
+    // Refused with AT+CNMA=2 (RP-ERROR): the network keeps it and tries again later.
+    let effects = m.incoming_report(report_pdu());
+    assert_eq!(text(&effects), ROUTED_REPORT);
+    assert!(effects.contains(&Effect::AwaitAck(1)));
+    let effects = m.receive(b"AT+CNMA=2\r");
+    assert_eq!(text(&effects), "\r\nOK\r\n");
+    assert!(effects.contains(&Effect::RetryLater), "{effects:?}");
+    assert_eq!(m.held_for_retry(), 1);
+    let effects = m.retry_held();
+    assert_eq!(text(&effects), ROUTED_REPORT);
+    assert_eq!(say(&mut m, "AT+CNMA\r"), "\r\nOK\r\n");
+    assert_eq!(m.held_for_retry(), 0);
+
+    // Never acknowledged: routing goes off (TS 27.005 §3.4.4) and the network retries; a
+    // retry that finds routing still off is taken by the modem and dropped (ds=0).
+    let effects = m.incoming_report(report_pdu());
+    let Some(Effect::AwaitAck(number)) = effects.iter().find(|e| matches!(e, Effect::AwaitAck(_)))
+    else {
+        panic!("no acknowledgement awaited: {effects:?}");
+    };
+    let effects = m.ack_timeout(*number);
+    assert!(effects.contains(&Effect::RetryLater), "{effects:?}");
+    assert_eq!(
+        say(&mut m, "AT+CNMI?\r"),
+        "\r\n+CNMI: 2,0,0,0,0\r\n\r\nOK\r\n"
+    );
+    say(&mut m, "AT+CNMI=2,1,0,1,0\r");
+    assert_eq!(text(&m.retry_held()), ROUTED_REPORT);
+    assert_eq!(say(&mut m, "AT+CNMA\r"), "\r\nOK\r\n");
+    let effects = m.incoming_report(report_pdu());
+    let Some(Effect::AwaitAck(number)) = effects.iter().find(|e| matches!(e, Effect::AwaitAck(_)))
+    else {
+        panic!("no acknowledgement awaited: {effects:?}");
+    };
+    m.ack_timeout(*number);
+    assert_eq!(text(&m.retry_held()), "");
+    assert_eq!(m.held_for_retry(), 0, "taken and dropped with ds=0");
+    // AT+CNMA=3 is no such acknowledgement.
+    assert_eq!(say(&mut m, "AT+CNMA=3\r"), "\r\n+CMS ERROR: 304\r\n");
+}
+
+#[test]
+fn reports_wait_at_the_network_while_the_modem_is_away_or_sr_is_full() {
+    let mut m = quiet();
+    say(&mut m, "AT+CSMS=1;+CNMI=2,1,0,1,0\r");
+    // Routed and awaiting its acknowledgement when the modem is unplugged.
+    assert_eq!(text(&m.incoming_report(report_pdu())), ROUTED_REPORT);
+    let effects = m.power_off();
+    assert!(effects.contains(&Effect::RetryLater), "{effects:?}");
+    // Arriving while the modem is away.
+    assert_eq!(text(&m.incoming_report(report_pdu())), "");
+    assert_eq!(m.held_for_retry(), 2);
+    // Still away at the retry: kept again.
+    let effects = m.retry_held();
+    assert!(effects.contains(&Effect::RetryLater), "{effects:?}");
+    assert_eq!(m.held_for_retry(), 2);
+    m.power_on();
+    say(&mut m, "ATE0;+CSMS=1;+CNMI=2,1,0,1,0\r");
+    assert_eq!(text(&m.retry_held()), ROUTED_REPORT);
+    assert_eq!(
+        say(&mut m, "AT+CNMA\r"),
+        format!("\r\nOK\r\n{ROUTED_REPORT}")
+    );
+    assert_eq!(say(&mut m, "AT+CNMA\r"), "\r\nOK\r\n");
+
+    // Stored reports: a full "SR" makes the network keep the next one.
+    let mut p = profile();
+    p.reports = ReportMode::Cdsi;
+    let mut m = Interpreter::new(p, None, "1".into(), false);
+    say(&mut m, "ATE0;+CNMI=2,1,0,2,0\r");
+    for index in 1..=3 {
+        assert_eq!(
+            text(&m.incoming_report(report_pdu())),
+            format!("\r\n+CDSI: \"SR\",{index}\r\n")
+        );
+    }
+    let effects = m.incoming_report(report_pdu());
+    assert_eq!(text(&effects), "");
+    assert!(effects.contains(&Effect::RetryLater));
+    say(&mut m, "AT+CPMS=\"SR\";+CMGD=2\r");
+    assert_eq!(text(&m.retry_held()), "\r\n+CDSI: \"SR\",2\r\n");
+}
+
+#[test]
+fn after_power_on_nothing_arrives_until_the_modem_has_registered() {
+    let mut m = quiet();
+    m.set_attach_delayed(true);
+    say(&mut m, "AT+CNMI=2,1,0,1,0\r");
+    m.power_off();
+    assert_eq!(text(&m.incoming_report(report_pdu())), "");
+    let effects = m.power_on();
+    assert!(effects.contains(&Effect::Attaching), "{effects:?}");
+    say(&mut m, "ATE0;+CREG=1;+CSMS=1;+CNMI=2,1,0,1,0\r");
+    assert_eq!(
+        say(&mut m, "AT+CREG?\r"),
+        "\r\n+CREG: 1,2\r\n\r\nOK\r\n",
+        "searching"
+    );
+    assert_eq!(say(&mut m, "AT+CMGS=23\r"), "\r\n> ");
+    assert_eq!(say(&mut m, &format!("{SUBMIT}\x1a")), "");
+    assert_eq!(text(&m.finish_submit()), "\r\n+CMS ERROR: 331\r\n");
+    // Registered: the held report comes at once, after the registration URC.
+    assert_eq!(
+        text(&m.attached()),
+        format!("\r\n+CREG: 1\r\n{ROUTED_REPORT}")
+    );
+}
+
 #[test]
 fn framing_quirks_shape_stored_and_routed_pdus() {
     let mut m = quiet();
