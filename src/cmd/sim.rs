@@ -544,6 +544,9 @@ pub fn run(args: Args) -> CmdResult {
         println!("type `help` for commands; Ctrl-C stops");
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = true;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot wait for SIGTERM")?;
         loop {
             tokio::select! {
                 line = lines.next_line(), if stdin_open => match line {
@@ -563,6 +566,9 @@ pub fn run(args: Args) -> CmdResult {
                     signal.context("cannot wait for Ctrl-C")?;
                     break;
                 }
+                // `kill`, a service manager: stop the same way, so the link goes too (a link
+                // left behind would point at a pty another program may get next).
+                _ = terminate.recv() => break,
             }
         }
         sim.shutdown().await;

@@ -938,3 +938,44 @@ async fn sim_command_rings_and_answers_ussd_from_stdin() {
             .success()
     );
 }
+
+#[tokio::test]
+async fn sim_command_removes_its_link_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("modem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["sim", "--link"])
+        .arg(&link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run smsgate sim");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    timeout(DEADLINE, stdout.next_line())
+        .await
+        .expect("a first line in time")
+        .expect("read")
+        .expect("a line");
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok(),
+        "the link is there"
+    );
+    let pid = child.id().expect("a pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success());
+    let status = timeout(DEADLINE, child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is removed on SIGTERM, not left pointing at a pty another program may get"
+    );
+}
