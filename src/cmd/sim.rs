@@ -537,6 +537,12 @@ fn list_entries(text: &mut String, memory: &str, what: &str, entries: &[sim::Ent
 pub fn run(args: Args) -> CmdResult {
     let runtime = super::runtime()?;
     runtime.block_on(async move {
+        // Both signals are caught before the path is printed: whoever read it may stop the
+        // simulator at once, and the link must go with it (a link left behind would point at
+        // a pty another program may get next).
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot wait for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot wait for Ctrl-C")?;
         let sim = sim::spawn(args.options())
             .await
             .context("cannot start the simulated modem")?;
@@ -544,9 +550,6 @@ pub fn run(args: Args) -> CmdResult {
         println!("type `help` for commands; Ctrl-C stops");
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = true;
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot wait for SIGTERM")?;
         loop {
             tokio::select! {
                 line = lines.next_line(), if stdin_open => match line {
@@ -562,12 +565,8 @@ pub fn run(args: Args) -> CmdResult {
                     // Without stdin (a service, `< /dev/null`) the modem keeps running.
                     Ok(None) | Err(_) => stdin_open = false,
                 },
-                signal = tokio::signal::ctrl_c() => {
-                    signal.context("cannot wait for Ctrl-C")?;
-                    break;
-                }
-                // `kill`, a service manager: stop the same way, so the link goes too (a link
-                // left behind would point at a pty another program may get next).
+                // Ctrl-C, `kill`, a service manager: all stop the same way.
+                _ = interrupt.recv() => break,
                 _ = terminate.recv() => break,
             }
         }
