@@ -106,19 +106,23 @@ echo "$version_line"
 # documented keys and defaults are ones smsgate accepts (unknown keys are an error).
 sed -E 's/^# ([a-z_]+ = )/\1/; s/^channel_id = ""/channel_id = "ci-channel"/' \
     packaging/smsgate.toml >"$work/all-keys.toml"
-SMSGATE_API_TOKEN=ci-token pi check-config -c "$work/all-keys.toml" >/dev/null \
+# The secrets come from the environment, which wins over the files the packaged config names.
+SMSGATE_API_TOKEN=ci-token SMSGATE_ADMIN_PASSWORD=ci-dashboard-password \
+    pi check-config -c "$work/all-keys.toml" >/dev/null \
     || fail "packaging/smsgate.toml with every key uncommented is refused (above)"
 # …and that it names every key of src/config.rs (and of src/config/pool.rs), section by
 # section. A modem's name belongs to [[modems]] entries only ([modem] is always named
 # "modem"), so it is looked for in the commented pool example, indented so that it stays
 # commented above.
 missing=$(awk '
-    /^pub struct (Respond|Http|Modem|Store|Sms|Routing)Config / {
+    /^pub struct (Respond|Http|Modem|Store|Sms|Routing|Admin)Config / {
         section = tolower(substr($3, 1, length($3) - 6)); next }
     section != "" && /^}/ { section = ""; next }
     section != "" && /^    pub [a-z_]+:/ { key = $2; sub(":", "", key); print section "." key }
 ' src/config.rs src/config/pool.rs | while read -r qualified; do
     section=${qualified%%.*} key=${qualified#*.}
+    # admin.password is the resolved secret, never a key of the file.
+    [ "$qualified" = admin.password ] && continue
     if [ "$qualified" = modem.name ]; then
         grep -q '^#   name = ' "$work/all-keys.toml" || echo "$qualified"
         continue
@@ -240,6 +244,7 @@ for entry in \
     "-rw-r----- root/root ./etc/smsgate/smsgate.toml" \
     "-rw-r--r-- root/root ./usr/lib/systemd/system/smsgate.service" \
     "-rw-r--r-- root/root ./usr/share/doc/smsgate/pi.md" \
+    "-rw-r--r-- root/root ./usr/share/doc/smsgate/dashboard.png" \
     "-rw-r--r-- root/root ./usr/share/doc/smsgate/copyright"; do
     read -r mode owner path <<<"$entry"
     awk -v m="$mode" -v p="$path" '$1 == m && $2 == "0/0" && $6 == p { found = 1 } END { exit !found }' \

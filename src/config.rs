@@ -30,6 +30,12 @@ pub const DEFAULT_PATH: &str = "/etc/smsgate/smsgate.toml";
 /// The environment variable that overrides every other source of the API token.
 pub const TOKEN_ENV: &str = "SMSGATE_API_TOKEN";
 
+/// The environment variable that overrides every other source of the dashboard's password.
+pub const ADMIN_PASSWORD_ENV: &str = "SMSGATE_ADMIN_PASSWORD";
+
+/// The shortest dashboard password accepted: the login form is reachable from the LAN.
+pub const ADMIN_PASSWORD_MIN_CHARS: usize = 8;
+
 /// The webhook URL respond.io shows for a Custom Channel (DESIGN.md: respond.io moved it from
 /// `app.respond.io` to `webhook.respond.io`; the path and the payloads are the same).
 pub const WEBHOOK_URL: &str = "https://webhook.respond.io/custom/channel/webhook/";
@@ -62,6 +68,11 @@ fn read_advice(error: &std::io::Error, what: &str) -> String {
             "; pass the file with -c (the default is {DEFAULT_PATH}; packaging/smsgate.toml is a \
              commented example)"
         ),
+        std::io::ErrorKind::NotFound if what == "the dashboard password file" => {
+            "; create it or correct admin.password_file (SMSGATE_ADMIN_PASSWORD or a systemd \
+             credential admin_password also work)"
+                .to_owned()
+        }
         std::io::ErrorKind::NotFound => {
             "; create it or correct respond.api_token_file (SMSGATE_API_TOKEN or a systemd \
              credential api_token also work)"
@@ -88,6 +99,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Every modem, checked, in the order of the file (never empty).
     pool: Vec<PoolModem>,
+    /// `[admin]`: the dashboard.
+    pub admin: AdminConfig,
 }
 
 /// The file as written: `[modem]` and `[[modems]]` both optional (at most one of them).
@@ -107,6 +120,93 @@ struct RawConfig {
     sms: SmsConfig,
     #[serde(default)]
     routing: RoutingConfig,
+    #[serde(default)]
+    admin: AdminConfig,
+}
+
+/// `[admin]`: the operator's dashboard, on a listener of its own (never `http.listen`, which
+/// the tunnel exposes to the internet).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where the dashboard listens; `"off"` for none. A non-loopback address needs a password.
+    #[serde(default = "default_admin_listen", deserialize_with = "listen_or_off")]
+    pub listen: Option<SocketAddr>,
+    /// A file holding the dashboard's password (first line). A systemd credential
+    /// `admin_password` is read before it; `SMSGATE_ADMIN_PASSWORD` wins over both.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The password, once resolved by [`Config::resolve_admin_password`] (never from the file
+    /// itself: it must not sit in a world-readable configuration).
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            password_file: None,
+            password: None,
+        }
+    }
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("password_file", &self.password_file)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn default_admin_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8081)))
+}
+
+/// An address, or `"off"`.
+fn listen_or_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address such as \"127.0.0.1:8081\" (or \"off\")"
+        ))
+    })
+}
+
+impl AdminConfig {
+    /// Refuses a dashboard on a non-loopback address without a password: anyone on the
+    /// network could read the messages and send SMS.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let Some(listen) = self.listen else {
+            return Ok(());
+        };
+        if let Some(password) = &self.password {
+            if password.chars().count() < ADMIN_PASSWORD_MIN_CHARS {
+                return Err(ConfigError::Invalid(format!(
+                    "the dashboard password is shorter than {ADMIN_PASSWORD_MIN_CHARS} \
+                     characters; choose a longer one (admin.password_file or \
+                     {ADMIN_PASSWORD_ENV})"
+                )));
+            }
+        } else if !listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "admin.listen {listen} is reachable from other machines and no dashboard \
+                 password is set, so anyone on the network could read the messages and send \
+                 SMS: set admin.password_file (or {ADMIN_PASSWORD_ENV}), or listen on \
+                 127.0.0.1:{} and reach the dashboard through an SSH tunnel",
+                listen.port()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[respond]`: the respond.io Custom Channel.
@@ -578,7 +678,40 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut config = Self::read(path)?;
         config.resolve_token()?;
+        config.resolve_admin_password()?;
+        config.admin.check()?;
         Ok(config)
+    }
+
+    /// Resolves the dashboard's password: `SMSGATE_ADMIN_PASSWORD`, then the systemd credential
+    /// `admin_password`, then `admin.password_file`. None of them: no password.
+    pub fn resolve_admin_password(&mut self) -> Result<(), ConfigError> {
+        let from_env = std::env::var(ADMIN_PASSWORD_ENV)
+            .ok()
+            .filter(|p| !p.trim().is_empty());
+        let from_credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(|dir| PathBuf::from(dir).join("admin_password"))
+            .filter(|path| path.exists());
+        let password = if let Some(password) = from_env {
+            password
+        } else if let Some(path) = from_credential.or_else(|| self.admin.password_file.clone()) {
+            let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+                what: "the dashboard password file",
+                path: path.clone(),
+                error,
+            })?;
+            text.lines().next().unwrap_or("").to_owned()
+        } else {
+            return Ok(());
+        };
+        let password = password.trim().to_owned();
+        if password.is_empty() {
+            return Err(ConfigError::Invalid(
+                "the dashboard password is empty (admin.password_file)".into(),
+            ));
+        }
+        self.admin.password = Some(password);
+        Ok(())
     }
 
     /// Reads, parses and checks a configuration file without resolving the API token (for
@@ -617,6 +750,7 @@ impl Config {
             store: raw.store,
             sms: raw.sms,
             routing: raw.routing,
+            admin: raw.admin,
             pool,
         };
         config.validate()?;
@@ -745,7 +879,7 @@ impl Config {
         };
         format!(
             "channel {} → {} (≤ {} req/s, {} at once); listening on {}; {modems}; \
-             database {}; country {}, at most {} parts per message",
+             database {}; country {}, at most {} parts per message; dashboard {}",
             self.respond.channel_id,
             self.respond.webhook_url,
             self.respond.rate_limit,
@@ -754,6 +888,11 @@ impl Config {
             self.store.path.display(),
             self.sms.default_country,
             self.sms.max_parts,
+            match (self.admin.listen, &self.admin.password) {
+                (None, _) => "off".to_owned(),
+                (Some(listen), Some(_)) => format!("on http://{listen} (password)"),
+                (Some(listen), None) => format!("on http://{listen} (no password)"),
+            },
         )
     }
 }
@@ -908,6 +1047,66 @@ mod tests {
             chain.starts_with("cannot read /nonexistent/smsgate.toml"),
             "{chain}"
         );
+    }
+
+    #[test]
+    fn the_dashboard_defaults_to_loopback_and_can_be_switched_off() {
+        let config = Config::parse(MINIMAL).expect("parses");
+        assert_eq!(
+            config.admin.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8081)))
+        );
+        config.admin.check().expect("loopback needs no password");
+        let off = Config::parse(&format!("{MINIMAL}\n[admin]\nlisten = \"off\"\n")).expect("off");
+        assert_eq!(off.admin.listen, None);
+        let error = Config::parse(&format!("{MINIMAL}\n[admin]\nlisten = \"here\"\n"))
+            .expect_err("not an address")
+            .to_string();
+        assert!(error.contains("is not an address"), "{error}");
+    }
+
+    #[test]
+    fn a_dashboard_on_the_lan_needs_a_password() {
+        let text = format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:8081\"\n");
+        let mut config = Config::parse(&text).expect("parses");
+        let error = config.admin.check().expect_err("refused").to_string();
+        assert!(error.contains("admin.password_file"), "{error}");
+        assert!(error.contains("SSH tunnel"), "{error}");
+        config.admin.password = Some("short".into());
+        let error = config.admin.check().expect_err("too short").to_string();
+        assert!(error.contains("shorter than 8"), "{error}");
+        config.admin.password = Some("a long enough password".into());
+        config.admin.check().expect("with a password");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("a long enough password"), "{shown}");
+    }
+
+    #[test]
+    fn the_dashboard_password_file_is_read_by_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("admin_password");
+        std::fs::write(&password, "correct horse battery\n").expect("write");
+        let path = dir.path().join("smsgate.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:0\"\npassword_file = {:?}\n",
+                password.display().to_string()
+            ),
+        )
+        .expect("write");
+        if std::env::var_os(ADMIN_PASSWORD_ENV).is_none()
+            && std::env::var_os("CREDENTIALS_DIRECTORY").is_none()
+        {
+            let config = Config::load(&path).expect("loads");
+            assert_eq!(
+                config.admin.password.as_deref(),
+                Some("correct horse battery")
+            );
+            std::fs::remove_file(&password).expect("remove");
+            let error = Config::load(&path).expect_err("missing file").to_string();
+            assert!(error.contains("admin.password_file"), "{error}");
+        }
     }
 
     #[test]

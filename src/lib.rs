@@ -15,6 +15,7 @@
 //! | [`inbox`] | received parts → committed rows, reassembled messages and `message` events |
 //! | [`respond`] | respond.io wire types, the webhook client and its worker |
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
+//! | [`admin`] | the operator's dashboard on its own listener: one embedded page over `/api/…` |
 //! | [`config`] | the TOML configuration file, with the pool of modems ([`config::Config::pool`]) |
 //! | [`phone`] | E.164 phone numbers: checking them and normalising national ones |
 //! | [`pacing`] | carrier-safe pacing of one SIM (interval, jitter, sliding-window caps): pure code, no I/O |
@@ -33,6 +34,7 @@
 //! - **TP-MR**: the one-octet message reference the network gives each submitted part
 //!   (`+CMGS: <mr>`); status reports carry it back, so it pairs a receipt with its part.
 
+pub mod admin;
 pub mod app;
 pub mod at;
 pub mod clock;

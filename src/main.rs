@@ -32,7 +32,7 @@ enum Command {
     #[command(subcommand)]
     Pdu(cmd::pdu::Command),
     /// Run the simulated modem alone on a pseudo-terminal.
-    Sim(cmd::sim::Args),
+    Sim(Box<cmd::sim::Args>),
 }
 
 fn main() -> ExitCode {
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
         Command::Pdu(command) => cmd::pdu::run(command),
-        Command::Sim(args) => cmd::sim::run(args),
+        Command::Sim(args) => cmd::sim::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -114,6 +114,18 @@ impl Gateway {
             ("database watch", Ok(()))
         });
 
+        // The operator's dashboard, on its own listener (never http.listen).
+        let dashboard = crate::admin::Dashboard::from_config(
+            &config,
+            store.clone(),
+            modem.health_watch(),
+            webhook_metrics.clone(),
+        )?;
+        if let Some(dashboard) = dashboard {
+            let token = shutdown.clone();
+            tasks.spawn(async move { ("dashboard", dashboard.run(token).await) });
+        }
+
         // The HTTP API.
         let state = AppState::new(
             Settings::from_config(&config),

@@ -11,6 +11,7 @@
 pub mod classify;
 pub mod engine;
 pub mod frame;
+pub mod ussd;
 
 use std::time::Duration;
 

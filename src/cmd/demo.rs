@@ -24,6 +24,8 @@ use crate::sim::{SimHandle, SimOptions};
 
 const CHANNEL_ID: &str = "demo-channel";
 const TOKEN: &str = "demo-token";
+/// The dashboard's password in the demo (printed in the banner).
+const ADMIN_PASSWORD: &str = "demo-dashboard";
 
 /// Arguments of `smsgate demo`.
 #[derive(clap::Args, Debug)]
@@ -31,6 +33,9 @@ pub struct Args {
     /// Address of the gateway's HTTP API (respond.io's "API Base URL" points here).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the operator's dashboard (password `demo-dashboard`).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
     /// The test contact whose SMS the lines typed on stdin become.
     #[arg(long, default_value = "+60123456789")]
     pub from: String,
@@ -63,6 +68,8 @@ async fn demo(args: Args) -> CmdResult {
         baud: Some(115_200),
         network_delay: args.network_delay,
         report_delay: args.report_delay,
+        // The dashboard's sparkline then shows a signal that moves, as a real one does.
+        signal_drift: true,
         ..SimOptions::default()
     })
     .await
@@ -75,7 +82,8 @@ async fn demo(args: Args) -> CmdResult {
     .await
     .context("cannot start the respond.io stand-in")?;
     let listen = free_or_any(args.listen).await?;
-    let config = demo_config(workdir.path(), &sim, &standin, listen)?;
+    let admin = free_or_any(args.admin_listen).await?;
+    let config = demo_config(workdir.path(), &sim, &standin, listen, admin)?;
 
     let shutdown = CancellationToken::new();
     signals::cancel_on_signals(shutdown.clone()).context("cannot install signal handlers")?;
@@ -96,7 +104,7 @@ async fn demo(args: Args) -> CmdResult {
             }
         }
     } else {
-        print_banner(&args, api, &sim, &standin);
+        print_banner(&args, api, admin, &sim, &standin);
         tokio::spawn(show_sent_sms(sim.clone(), shutdown.clone()));
         tokio::spawn(stdin_to_sms(
             sim.clone(),
@@ -118,6 +126,7 @@ fn demo_config(
     sim: &SimHandle,
     standin: &StandIn,
     listen: SocketAddr,
+    admin: SocketAddr,
 ) -> anyhow::Result<Config> {
     let text = format!(
         r#"
@@ -136,6 +145,8 @@ fn demo_config(
         path = {db:?}
         [sms]
         default_country = "MY"
+        [admin]
+        listen = "{admin}"
         "#,
         webhook = standin.url(),
         port = sim.path().display().to_string(),
@@ -143,6 +154,7 @@ fn demo_config(
     );
     let mut config = Config::parse(&text).context("the demo configuration is invalid")?;
     config.respond.api_token = Some(TOKEN.to_owned());
+    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
     Ok(config)
 }
 
@@ -162,7 +174,13 @@ async fn free_or_any(wanted: SocketAddr) -> anyhow::Result<SocketAddr> {
     }
 }
 
-fn print_banner(args: &Args, api: SocketAddr, sim: &SimHandle, standin: &StandIn) {
+fn print_banner(
+    args: &Args,
+    api: SocketAddr,
+    admin: SocketAddr,
+    sim: &SimHandle,
+    standin: &StandIn,
+) {
     let body = json!({
         "channelId": CHANNEL_ID,
         "contactId": args.from,
@@ -172,7 +190,8 @@ fn print_banner(args: &Args, api: SocketAddr, sim: &SimHandle, standin: &StandIn
         "\nsmsgate demo is running.\n\
          \x20 gateway API (respond.io's API Base URL): http://{api}\n\
          \x20 simulated modem: {modem}\n\
-         \x20 respond.io stand-in (prints every event): {webhook}\n\n\
+         \x20 respond.io stand-in (prints every event): {webhook}\n\
+         \x20 dashboard: http://{admin} (password {ADMIN_PASSWORD})\n\n\
          Send an SMS the way respond.io does:\n\n\
          curl -X POST http://{api}/message -H 'authorization: Bearer {TOKEN}' \
          -H 'content-type: application/json' -d '{body}'\n\n\

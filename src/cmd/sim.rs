@@ -1,6 +1,7 @@
 //! `smsgate sim`: the simulated modem alone, on a pty whose path it prints, driven by commands
-//! typed on stdin (`sms +60123456789 Hello there`, `report 5 0`, `hang on` …), so anyone can try
-//! smsgate or any other SMS software without a modem.
+//! typed on stdin (`sms +60123456789 Hello there`, `report 5 0`, `call +60123456789`,
+//! `ussd *100# Your balance is 3.00`, `hang on` …), so anyone can try smsgate or any other SMS
+//! software without a modem.
 //!
 //! The modem itself is [`crate::sim`]; this file only maps options and stdin lines onto its handle.
 
@@ -12,7 +13,12 @@ use anyhow::Context;
 use tokio::io::AsyncBufReadExt;
 
 use super::CmdResult;
-use crate::sim::{self, NotifyMode, Quirk, Quirks, ReportMode, SimHandle, SimOptions};
+use crate::sim::{
+    self, CallEnd, NotifyMode, Quirk, Quirks, ReportMode, SimHandle, SimOptions, UssdEncoding,
+};
+
+/// Rings of a `call` typed without a count (about 15 s at the default interval).
+const DEFAULT_RINGS: u32 = 5;
 
 /// Arguments of `smsgate sim`.
 #[derive(clap::Args, Debug)]
@@ -100,9 +106,27 @@ pub struct Args {
     /// `trailing-quote` (a `"` after each PDU), `space-separator` (a space instead of CR LF
     /// between header and PDU), `ff-padding` (stored PDUs padded with FF), `no-ok-after-cpin`
     /// (no OK after `+CPIN:`, as Wavecom modems), `non-bcd-timestamps` (SMS and reports with
-    /// a zone digit that is not decimal).
+    /// a zone digit that is not decimal), `no-chup` (`AT+CHUP` answers ERROR; only `ATH` hangs
+    /// up), `ussd-cme-error` (an unknown USSD code gives `+CME ERROR: 100`, not `+CUSD: 4`).
     #[arg(long = "quirk", value_name = "QUIRK")]
     pub quirks: Vec<Quirk>,
+    /// The network's answer to a USSD code, `CODE=TEXT` (repeat for several); without any,
+    /// `*100#` answers "Your balance is 12.50 USD. Valid until 31-12-2026.".
+    #[arg(long = "ussd", value_name = "CODE=TEXT", value_parser = sim::ussd::parse_answer)]
+    pub ussd: Vec<(String, String)>,
+    /// How the modem prints USSD answers: `text` (characters in the AT+CSCS set, as SIMCom and
+    /// Quectel), `gsm7-hex` (packed septets in hex, as Huawei), `ucs2-hex` (UCS-2 hex, dcs 72).
+    #[arg(long, default_value = "text")]
+    pub ussd_encoding: UssdEncoding,
+    /// Time the network takes to answer a USSD request.
+    #[arg(long, default_value = "800ms", value_parser = parse_duration)]
+    pub ussd_delay: Duration,
+    /// Time between two RINGs of an incoming call.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub ring_interval: Duration,
+    /// Let the signal wander a step or two around --rssi, as a real one does.
+    #[arg(long)]
+    pub signal_drift: bool,
 }
 
 impl Args {
@@ -139,6 +163,15 @@ impl Args {
                 .quirks
                 .iter()
                 .fold(Quirks::default(), |quirks, &quirk| quirks.with(quirk, true)),
+            ussd: if self.ussd.is_empty() {
+                SimOptions::default().ussd
+            } else {
+                self.ussd.clone()
+            },
+            ussd_encoding: self.ussd_encoding,
+            ussd_delay: self.ussd_delay,
+            ring_interval: self.ring_interval,
+            signal_drift: self.signal_drift,
         }
     }
 }
@@ -166,10 +199,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// One control line typed on stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Sms { from: String, text: String },
-    Empty { from: String },
+    Sms {
+        from: String,
+        text: String,
+    },
+    Empty {
+        from: String,
+    },
     Pdu(String),
-    Report { mr: u8, status: u8 },
+    Report {
+        mr: u8,
+        status: u8,
+    },
     Cms(Option<u16>),
     CmsAlways(u16),
     Hang(bool),
@@ -181,6 +222,16 @@ enum Action {
     Delay(Duration),
     ReportDelay(Duration),
     ReportStatus(u8),
+    Call {
+        number: Option<String>,
+        rings: u32,
+    },
+    Ussd {
+        code: String,
+        answer: Option<String>,
+    },
+    UssdEncoding(UssdEncoding),
+    Signal(u8),
     List,
     Help,
     Quit,
@@ -196,7 +247,14 @@ commands:
   cms <code> always        answer every AT+CMGS with +CMS ERROR <code>
   hang on|off              stop answering / answer again
   quirk <name> on|off      trailing-quote, space-separator, ff-padding,
-                           no-ok-after-cpin, non-bcd-timestamps
+                           no-ok-after-cpin, non-bcd-timestamps, no-chup,
+                           ussd-cme-error
+  call <number> [rings]    an incoming call that rings (default 5 times, then
+                           NO CARRIER); `call withheld` hides the number
+  ussd <code> <text…>      the network answers <code> with <text>; `ussd <code> off`
+                           forgets it (then +CUSD: 4)
+  ussd-encoding <name>     text, gsm7-hex or ucs2-hex: how +CUSD answers are printed
+  signal <rssi>            the signal AT+CSQ reports, 0–31 (20 = -73 dBm)
   unplug <secs>            close the pty; a new one appears after <secs>
   register on|off          network registration
   full on|off              SIM storage acts full
@@ -269,6 +327,42 @@ fn parse_action(line: &str) -> Result<Option<Action>, String> {
         "delay" => Action::Delay(parse_duration(rest)?),
         "report-delay" => Action::ReportDelay(parse_duration(rest)?),
         "report-status" => Action::ReportStatus(number(words.next(), "a TP-ST 0–255")?),
+        "call" => {
+            let caller = match words.next() {
+                Some("withheld" | "hidden") => None,
+                Some(caller) => Some(caller.to_string()),
+                None => return Err("usage: call <number>|withheld [rings]".into()),
+            };
+            let rings = match words.next() {
+                Some(rings) => number(Some(rings), "a number of rings")?,
+                None => DEFAULT_RINGS,
+            };
+            Action::Call {
+                number: caller,
+                rings,
+            }
+        }
+        "ussd" => {
+            let (code, answer) = rest
+                .split_once(char::is_whitespace)
+                .ok_or("usage: ussd <code> <text…> | ussd <code> off")?;
+            let answer = answer.trim();
+            if sim::ussd::request_code(code).as_deref() != Some(code) {
+                return Err(format!("{code:?} is not a USSD code such as *100#"));
+            }
+            Action::Ussd {
+                code: code.to_string(),
+                answer: (answer != "off").then(|| answer.to_string()),
+            }
+        }
+        "ussd-encoding" => Action::UssdEncoding(rest.parse()?),
+        "signal" => {
+            let rssi: u8 = number(words.next(), "an rssi 0–31")?;
+            if rssi > 31 {
+                return Err("expected an rssi 0–31".into());
+            }
+            Action::Signal(rssi)
+        }
         "list" => Action::List,
         "help" | "?" => Action::Help,
         "quit" | "exit" => Action::Quit,
@@ -353,6 +447,30 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
             sim.set_report_status(status).await;
             done("report status set")
         }
+        Action::Call { number, rings } => {
+            sim.call(number.as_deref(), rings)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "ringing from {} ({rings} rings)",
+                number.as_deref().unwrap_or("a withheld number")
+            ))
+        }
+        Action::Ussd { code, answer } => {
+            sim.set_ussd_answer(&code, answer.as_deref()).await;
+            Ok(match answer {
+                Some(_) => format!("{code} answered"),
+                None => format!("{code} unknown to the network"),
+            })
+        }
+        Action::UssdEncoding(encoding) => {
+            sim.set_ussd_encoding(encoding).await;
+            Ok(format!("USSD answers printed as {encoding}"))
+        }
+        Action::Signal(rssi) => {
+            sim.set_rssi(rssi).await;
+            Ok(format!("signal {} dBm", -113 + 2 * i32::from(rssi)))
+        }
         Action::List => Ok(listing(sim).await),
         Action::Help => done(HELP),
         Action::Quit => done("bye"),
@@ -368,6 +486,23 @@ async fn listing(sim: &SimHandle) -> String {
         "reports",
         &sim.stored_reports().await,
     );
+    let requests = sim.ussd_requests().await;
+    text.push_str(&format!("USSD requests: {}\n", requests.join(" ")));
+    let calls = sim.calls().await;
+    text.push_str(&format!("calls: {}\n", calls.len()));
+    for call in calls {
+        let end = match call.end {
+            None => "ringing".to_string(),
+            Some(CallEnd::HungUp(command)) => format!("hung up with {command}"),
+            Some(CallEnd::GaveUp) => "caller gave up".to_string(),
+            Some(CallEnd::Lost) => "lost (modem restarted)".to_string(),
+        };
+        text.push_str(&format!(
+            "  from {}, {} rings, {end}\n",
+            call.number.as_deref().unwrap_or("withheld"),
+            call.rings
+        ));
+    }
     let submitted = sim.submitted().await;
     text.push_str(&format!("submitted: {} parts", submitted.len()));
     for part in submitted {
@@ -402,6 +537,12 @@ fn list_entries(text: &mut String, memory: &str, what: &str, entries: &[sim::Ent
 pub fn run(args: Args) -> CmdResult {
     let runtime = super::runtime()?;
     runtime.block_on(async move {
+        // Both signals are caught before the path is printed: whoever read it may stop the
+        // simulator at once, and the link must go with it (a link left behind would point at
+        // a pty another program may get next).
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot wait for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot wait for Ctrl-C")?;
         let sim = sim::spawn(args.options())
             .await
             .context("cannot start the simulated modem")?;
@@ -424,10 +565,9 @@ pub fn run(args: Args) -> CmdResult {
                     // Without stdin (a service, `< /dev/null`) the modem keeps running.
                     Ok(None) | Err(_) => stdin_open = false,
                 },
-                signal = tokio::signal::ctrl_c() => {
-                    signal.context("cannot wait for Ctrl-C")?;
-                    break;
-                }
+                // Ctrl-C, `kill`, a service manager: all stop the same way.
+                _ = interrupt.recv() => break,
+                _ = terminate.recv() => break,
             }
         }
         sim.shutdown().await;
@@ -474,6 +614,39 @@ mod tests {
         assert_eq!(ok("noise off"), Action::Noise(false));
         assert_eq!(ok("delay 250ms"), Action::Delay(Duration::from_millis(250)));
         assert_eq!(ok("list"), Action::List);
+        assert_eq!(
+            ok("call +60123456789"),
+            Action::Call {
+                number: Some("+60123456789".into()),
+                rings: DEFAULT_RINGS
+            }
+        );
+        assert_eq!(
+            ok("call withheld 2"),
+            Action::Call {
+                number: None,
+                rings: 2
+            }
+        );
+        assert_eq!(
+            ok("ussd *100# Your balance is 3.00"),
+            Action::Ussd {
+                code: "*100#".into(),
+                answer: Some("Your balance is 3.00".into())
+            }
+        );
+        assert_eq!(
+            ok("ussd *100# off"),
+            Action::Ussd {
+                code: "*100#".into(),
+                answer: None
+            }
+        );
+        assert_eq!(ok("signal 12"), Action::Signal(12));
+        assert_eq!(
+            ok("ussd-encoding gsm7-hex"),
+            Action::UssdEncoding(UssdEncoding::Gsm7Hex)
+        );
         assert_eq!(ok("help"), Action::Help);
         assert_eq!(parse_action("   "), Ok(None));
         for bad in [
@@ -486,6 +659,12 @@ mod tests {
             "empty",
             "quirk loud on",
             "quirk trailing-quote",
+            "call",
+            "call +601 many",
+            "ussd *100#",
+            "ussd balance hello",
+            "ussd-encoding loud",
+            "signal 40",
         ] {
             assert!(parse_action(bad).is_err(), "{bad}");
         }

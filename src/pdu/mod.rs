@@ -26,6 +26,7 @@ mod submit;
 mod timestamp;
 mod udh;
 mod user_data;
+pub mod ussd;
 pub mod warning;
 
 use std::time::Duration;

@@ -43,6 +43,11 @@ use crate::store::EventBatch;
 /// (a `429`, a pause) a reply may have arrived that should go first.
 const RECHOOSE_AFTER: Duration = Duration::from_millis(200);
 
+/// At shutdown, how long requests already on their way may take to finish and have their
+/// outcome recorded. An answer that is not recorded is harmless (the events are posted again
+/// after the restart) but a duplicate; the gateway's shutdown deadline is longer than this.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
 /// The durable webhook queue, as the worker needs it: it hands out the store's
 /// [`EventBatch`]es. `smsgate::store::Store` implements it; tests use an in-memory queue.
 pub trait EventQueue: Send + Sync + 'static {
@@ -268,8 +273,9 @@ impl<Q: EventQueue> Worker<Q> {
 
     /// Runs until `shutdown`, with up to `max_in_flight` requests on their way (one while
     /// respond.io is failing), each for another contact. Idle, it waits to be woken or for
-    /// `idle_poll`. Cancelling mid-request is safe: delivery is at least once, so an event
-    /// whose answer was not recorded is simply posted again later.
+    /// `idle_poll`. At shutdown the requests in flight get [`SHUTDOWN_DRAIN`] to finish;
+    /// cancelling one after that is safe: delivery is at least once, so an event whose answer
+    /// was not recorded is simply posted again later.
     pub async fn run(self, shutdown: CancellationToken) {
         info!(
             url = self.inner.client.url(),
@@ -285,6 +291,20 @@ impl<Q: EventQueue> Worker<Q> {
             busy: HashMap::new(),
         };
         dispatch.run().await;
+        // Stop taking new batches, but let the requests in flight record their outcome.
+        let in_flight = dispatch.tasks.len();
+        let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
+            while let Some(done) = dispatch.tasks.join_next_with_id().await {
+                dispatch.finished(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                in_flight,
+                "webhook requests still on their way at shutdown; their events go again after the restart"
+            );
+        }
         dispatch.tasks.shutdown().await;
         dispatch.inner.metrics.set_in_flight(0);
         info!("webhook worker stopped");

@@ -26,6 +26,10 @@ use crate::pdu;
 const LEAVE_BUS_DELAY: Duration = Duration::from_millis(50);
 /// How long to wait before trying again when a new pty cannot be opened.
 const REOPEN_RETRY: Duration = Duration::from_millis(500);
+/// How often a drifting signal moves.
+const DRIFT_INTERVAL: Duration = Duration::from_secs(5);
+/// How far (in `<rssi>` steps of 2 dB) a drifting signal strays from where it started.
+const DRIFT_RANGE: i16 = 3;
 
 /// What the reader, the writer and the timers post to the device task.
 #[derive(Debug)]
@@ -62,6 +66,15 @@ enum Event {
     Noise {
         chain: u64,
     },
+    UssdAnswer {
+        generation: u64,
+        number: u64,
+    },
+    Ring {
+        generation: u64,
+        number: u64,
+    },
+    Drift,
 }
 
 struct Device {
@@ -75,6 +88,8 @@ struct Device {
     hung: bool,
     /// The live chain of noise timers.
     noise_chain: u64,
+    /// The signal now (it drifts around `options.rssi` with `signal_drift`).
+    rssi: u8,
     submitting: Option<Submission>,
     submitted: Vec<SubmittedPdu>,
     concat_reference: u16,
@@ -116,6 +131,10 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     interpreter.set_cms_error_always(options.cms_error);
     interpreter.set_attach_delayed(!options.attach_time.is_zero());
     interpreter.set_quirks(options.quirks);
+    for (code, answer) in &options.ussd {
+        interpreter.set_ussd_answer(code, Some(answer.clone()));
+    }
+    interpreter.set_ussd_encoding(options.ussd_encoding);
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
@@ -129,6 +148,7 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         plug: 0,
         hung,
         noise_chain: 0,
+        rssi: 0,
         submitting: None,
         submitted: Vec::new(),
         concat_reference: 0,
@@ -138,6 +158,10 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         rng,
     };
     device.concat_reference = device.rng.random();
+    device.rssi = device.options.rssi.min(31);
+    if device.options.signal_drift {
+        device.schedule(DRIFT_INTERVAL, Event::Drift);
+    }
     device.attach(pty)?;
     if device.options.urc_noise {
         device.start_noise();
@@ -292,6 +316,36 @@ impl Device {
             Control::Connected(reply) => {
                 let _ = reply.send(self.port.as_ref().is_some_and(|p| p.pty().has_client()));
             }
+            Control::UssdAnswer(code, answer) => {
+                tracing::info!(code, known = answer.is_some(), "simulated USSD answer set");
+                self.interpreter.set_ussd_answer(&code, answer);
+            }
+            Control::UssdEncoding(encoding) => self.interpreter.set_ussd_encoding(encoding),
+            Control::UssdRequests(reply) => {
+                let _ = reply.send(self.interpreter.ussd_requests().to_vec());
+            }
+            Control::Call {
+                number,
+                rings,
+                reply,
+            } => {
+                let result = match self.interpreter.incoming_call(number, rings) {
+                    Some(effects) => {
+                        self.apply(effects);
+                        Ok(())
+                    }
+                    None => Err(SimError::Unreachable),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Calls(reply) => {
+                let _ = reply.send(self.interpreter.calls().to_vec());
+            }
+            Control::Rssi(rssi) => {
+                self.options.rssi = rssi.min(31);
+                self.rssi = self.options.rssi;
+                self.interpreter.set_rssi(self.rssi);
+            }
             Control::Shutdown(reply) => {
                 let _ = reply.send(());
             }
@@ -358,6 +412,24 @@ impl Device {
                 tracing::info!("simulated modem restarting (AT+CFUN=1,1)");
                 self.unplug(self.options.restart_time).await;
             }
+            Event::UssdAnswer { generation, number } if generation == self.generation => {
+                let effects = self.interpreter.ussd_answer(number);
+                self.apply(effects);
+            }
+            Event::Ring { generation, number } if generation == self.generation => {
+                let effects = self.interpreter.ring(number);
+                self.apply(effects);
+            }
+            Event::Drift => {
+                // A random walk of one step at most, kept near where it started.
+                let base = i16::from(self.options.rssi);
+                let step: i16 = self.rng.random_range(-1..=1);
+                let next =
+                    (i16::from(self.rssi) + step).clamp(base - DRIFT_RANGE, base + DRIFT_RANGE);
+                self.rssi = next.clamp(0, 31) as u8;
+                self.interpreter.set_rssi(self.rssi);
+                self.schedule(DRIFT_INTERVAL, Event::Drift);
+            }
             Event::Noise { chain } if chain == self.noise_chain && self.options.urc_noise => {
                 self.noise();
                 self.schedule_noise();
@@ -419,6 +491,20 @@ impl Device {
                     self.schedule(
                         self.options.ack_timeout,
                         Event::AckTimeout { generation, number },
+                    );
+                }
+                Effect::UssdRequested(number) => {
+                    let generation = self.generation;
+                    self.schedule(
+                        self.options.ussd_delay,
+                        Event::UssdAnswer { generation, number },
+                    );
+                }
+                Effect::Ring(number) => {
+                    let generation = self.generation;
+                    self.schedule(
+                        self.options.ring_interval,
+                        Event::Ring { generation, number },
                     );
                 }
                 Effect::RetryLater => {

@@ -3,17 +3,21 @@
 //! It is a plain state machine with no clock and no I/O, so every exchange can be tested by
 //! feeding bytes: echo, command lines (V.250), the `> ` prompt and PDU input of `AT+CMGS` /
 //! `AT+CMGW` (TS 27.005 §3.5.1, §3.5.3), SIM storage commands, `+CNMI` routing of incoming SMS and
-//! status reports (TS 27.005 §3.4.1) with `+CNMA` acknowledgement, registration and SIM PIN.
-//! Time-related behaviour (network delay, acknowledgement timeout, the network's retries, restart)
-//! is asked of the caller through [`Effect`]s; the caller answers with
-//! [`Interpreter::finish_submit`], [`Interpreter::ack_timeout`], [`Interpreter::retry_held`] and
-//! friends.
+//! status reports (TS 27.005 §3.4.1) with `+CNMA` acknowledgement, registration and SIM PIN,
+//! USSD (`AT+CUSD`, TS 27.007 §7.15) and incoming calls (`RING`, `+CLIP` after `AT+CLIP=1`,
+//! TS 27.007 §7.6; hung up with `AT+CHUP` or `ATH`).
+//! Time-related behaviour (network delay, acknowledgement timeout, the network's retries,
+//! restart, the network's USSD answer, the next ring) is asked of the caller through
+//! [`Effect`]s; the caller answers with [`Interpreter::finish_submit`],
+//! [`Interpreter::ack_timeout`], [`Interpreter::retry_held`], [`Interpreter::ussd_answer`],
+//! [`Interpreter::ring`] and friends.
 
 use std::collections::VecDeque;
 
 use super::command::{self, Arg, Call, Command};
 use super::error_text;
 use super::storage::{Memory, SimStorage, Status};
+use super::ussd::{self, Answers, UssdEncoding};
 use super::{NotifyMode, Quirks, ReportMode};
 use crate::pdu;
 
@@ -77,6 +81,11 @@ pub enum Effect {
     /// The output before this completes the answer to a submit (`+CMGS: <mr>` and `OK`, or the
     /// error).
     SubmitAnswered,
+    /// A USSD request went to the network: call [`Interpreter::ussd_answer`] with this number
+    /// when the network's answer is due.
+    UssdRequested(u64),
+    /// A call is ringing: call [`Interpreter::ring`] with this number when the next ring is due.
+    Ring(u64),
     /// The network kept an SMS or status report it could not hand over (no service, refused
     /// with `AT+CNMA=2`, no `AT+CNMA` in time, no room in `"SR"`); call
     /// [`Interpreter::retry_held`] after the network's retry interval.
@@ -84,6 +93,37 @@ pub enum Effect {
     /// The modem powered on and looks for the network; call [`Interpreter::attached`] when it
     /// has registered (only with [`Interpreter::set_attach_delayed`]).
     Attaching,
+}
+
+/// How a simulated incoming call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// The DTE hung up, with this command (`AT+CHUP` or `ATH`).
+    HungUp(&'static str),
+    /// The caller gave up after the last ring (`NO CARRIER`).
+    GaveUp,
+    /// The modem lost power or restarted while it rang.
+    Lost,
+}
+
+/// One incoming call, as the simulated network placed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The caller's number; `None` when withheld.
+    pub number: Option<String>,
+    /// `RING`s sent so far.
+    pub rings: u32,
+    /// `None` while it rings.
+    pub end: Option<CallEnd>,
+}
+
+/// The call ringing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ringing {
+    id: u64,
+    rings_left: u32,
+    /// Index into `calls`.
+    record: usize,
 }
 
 /// A part the DTE submitted with `AT+CMGS`.
@@ -219,6 +259,21 @@ pub struct Interpreter {
     retry_asked: bool,
     /// The command line being executed answered without its final result (a quirk).
     omit_final: bool,
+    /// Effects a command asks for, handed out after its final result.
+    deferred: Vec<Effect>,
+    // USSD: the network's answers survive restarts; the presentation switch (`AT+CUSD=1`)
+    // and a request in flight do not.
+    ussd_answers: Answers,
+    ussd_encoding: UssdEncoding,
+    ussd_requests: Vec<String>,
+    ussd_pending: Option<(u64, String)>,
+    ussd_counter: u64,
+    cusd_n: u32,
+    // Calls: `AT+CLIP=1` is volatile; the log is the network's.
+    clip: u32,
+    ringing: Option<Ringing>,
+    call_counter: u64,
+    calls: Vec<CallRecord>,
 }
 
 impl Interpreter {
@@ -272,6 +327,17 @@ impl Interpreter {
             held: VecDeque::new(),
             retry_asked: false,
             omit_final: false,
+            deferred: Vec::new(),
+            ussd_answers: Answers::default(),
+            ussd_encoding: UssdEncoding::default(),
+            ussd_requests: Vec::new(),
+            ussd_pending: None,
+            ussd_counter: 0,
+            cusd_n: 0,
+            clip: 0,
+            ringing: None,
+            call_counter: 0,
+            calls: Vec::new(),
         };
         drop(interpreter.power_on());
         interpreter
@@ -290,6 +356,10 @@ impl Interpreter {
         self.line.clear();
         self.held_input.clear();
         let mut out = Vec::new();
+        self.cusd_n = 0;
+        self.ussd_pending = None;
+        self.clip = 0;
+        self.end_call(CallEnd::Lost);
         // Anything routed but unacknowledged is the network's again (TS 27.005 §3.4.4).
         self.requeue_routed();
         self.reported_registration = self.registration();
@@ -324,6 +394,8 @@ impl Interpreter {
     pub fn power_off(&mut self) -> Vec<Effect> {
         self.powered = false;
         self.requeue_routed();
+        self.ussd_pending = None;
+        self.end_call(CallEnd::Lost);
         let mut out = Vec::new();
         self.ask_retry(&mut out);
         out
@@ -523,6 +595,122 @@ impl Interpreter {
         self.quirks
     }
 
+    /// Sets (`Some`) or removes (`None`) the network's USSD answer for `code`.
+    pub fn set_ussd_answer(&mut self, code: &str, answer: Option<String>) {
+        self.ussd_answers.set(code, answer);
+    }
+
+    /// How `+CUSD` answers are printed.
+    pub fn set_ussd_encoding(&mut self, encoding: UssdEncoding) {
+        self.ussd_encoding = encoding;
+    }
+
+    /// The network's USSD answers.
+    pub fn ussd_answers(&self) -> &Answers {
+        &self.ussd_answers
+    }
+
+    /// Every USSD code the DTE asked for, in order.
+    pub fn ussd_requests(&self) -> &[String] {
+        &self.ussd_requests
+    }
+
+    /// The network's answer to USSD request `number` is due: `+CUSD: 0,"<text>",<dcs>` for a
+    /// known code, `+CUSD: 4` (operation not supported) for another; nothing when the request
+    /// was cancelled (`AT+CUSD=2`), the modem restarted since, or presentation is off
+    /// (`AT+CUSD=0`).
+    pub fn ussd_answer(&mut self, number: u64) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let due = self
+            .ussd_pending
+            .as_ref()
+            .is_some_and(|(pending, _)| *pending == number);
+        if due
+            && let Some((_, code)) = self.ussd_pending.take()
+            && self.cusd_n == 1
+        {
+            let line = match self.ussd_answers.get(&code) {
+                Some(answer) => {
+                    let (text, dcs) = ussd::present(answer, self.ussd_encoding, &self.cscs);
+                    format!("+CUSD: 0,\"{text}\",{dcs}")
+                }
+                None => "+CUSD: 4".to_owned(),
+            };
+            self.urc(&mut out, &line);
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// A call from `number` (`None`: withheld) reaches the modem and rings `rings` times
+    /// (at least once) unless the DTE hangs up first; then the caller gives up. Refused
+    /// (`None`) while the modem is not registered or another call rings.
+    pub fn incoming_call(&mut self, number: Option<String>, rings: u32) -> Option<Vec<Effect>> {
+        if !self.registered() || self.ringing.is_some() {
+            return None;
+        }
+        self.call_counter += 1;
+        self.calls.push(CallRecord {
+            number,
+            rings: 0,
+            end: None,
+        });
+        self.ringing = Some(Ringing {
+            id: self.call_counter,
+            rings_left: rings.max(1),
+            record: self.calls.len() - 1,
+        });
+        Some(self.ring(self.call_counter))
+    }
+
+    /// The next ring of call `number` is due: `RING` (and `+CLIP` when `AT+CLIP=1`), or
+    /// `NO CARRIER` once the caller has given up.
+    pub fn ring(&mut self, number: u64) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let Some(mut ringing) = self.ringing.filter(|ringing| ringing.id == number) else {
+            return out;
+        };
+        if ringing.rings_left == 0 {
+            self.end_call(CallEnd::GaveUp);
+            self.urc(&mut out, "NO CARRIER");
+            return out;
+        }
+        ringing.rings_left -= 1;
+        self.ringing = Some(ringing);
+        let record = &mut self.calls[ringing.record];
+        record.rings += 1;
+        let clip = match &record.number {
+            Some(number) => {
+                let kind = if number.starts_with('+') { 145 } else { 129 };
+                format!("+CLIP: \"{number}\",{kind},,,,0")
+            }
+            // CLI validity 1: withheld by the caller (TS 27.007 §7.6).
+            None => "+CLIP: \"\",128,,,,1".to_owned(),
+        };
+        self.urc(&mut out, "RING");
+        if self.clip == 1 {
+            self.urc(&mut out, &clip);
+        }
+        out.push(Effect::Ring(number));
+        out
+    }
+
+    /// Every call the network placed, in order.
+    pub fn calls(&self) -> &[CallRecord] {
+        &self.calls
+    }
+
+    fn end_call(&mut self, end: CallEnd) {
+        if let Some(ringing) = self.ringing.take() {
+            self.calls[ringing.record].end = Some(end);
+        }
+    }
+
+    /// Sets the signal `AT+CSQ` reports (`<rssi>` 0–31, TS 27.007 §8.5).
+    pub fn set_rssi(&mut self, rssi: u8) {
+        self.profile.rssi = rssi.min(31);
+    }
+
     /// Clears every queued and standing `+CMS ERROR` injection.
     pub fn clear_cms_errors(&mut self) {
         self.cms_once.clear();
@@ -690,14 +878,15 @@ impl Interpreter {
                 }
                 Err(fail) => {
                     self.fail(out, fail);
+                    out.append(&mut self.deferred);
                     return;
                 }
             }
         }
-        if std::mem::take(&mut self.omit_final) {
-            return;
+        if !std::mem::take(&mut self.omit_final) {
+            self.ok(out);
         }
-        self.ok(out);
+        out.append(&mut self.deferred);
     }
 
     // ---- commands
@@ -721,7 +910,8 @@ impl Interpreter {
                 self.profile.model.clone(),
                 format!("Revision: {}", self.profile.revision),
             ]),
-            "H" | "X" | "&C" | "&D" | "&W" => {}
+            "H" => self.end_call(CallEnd::HungUp("ATH")),
+            "X" | "&C" | "&D" | "&W" => {}
             _ => return Err(Fail::Error),
         }
         Ok(Next::Continue)
@@ -779,6 +969,18 @@ impl Interpreter {
                 }
                 self.cfun = fun;
             }
+            ("+CUSD", Call::Read) => lines.push(format!("+CUSD: {}", self.cusd_n)),
+            ("+CUSD", Call::Test) => lines.push("+CUSD: (0-2)".into()),
+            ("+CUSD", Call::Set(_)) => self.ussd_request(args)?,
+            ("+CLIP", Call::Read) => lines.push(format!("+CLIP: {},1", self.clip)),
+            ("+CLIP", Call::Test) => lines.push("+CLIP: (0,1)".into()),
+            ("+CLIP", Call::Set(_)) => {
+                self.clip = number(0).filter(|&n| n <= 1).ok_or(Fail::Cme(4))?;
+            }
+            // Some modems lack AT+CHUP and hang up only with ATH (a quirk).
+            ("+CHUP", Call::Action) if self.quirks.no_chup => return Err(Fail::Error),
+            ("+CHUP", Call::Action) => self.end_call(CallEnd::HungUp("AT+CHUP")),
+            ("+CHUP", Call::Test) if !self.quirks.no_chup => {}
             ("+CSCS", Call::Read) => lines.push(format!("+CSCS: \"{}\"", self.cscs)),
             ("+CSCS", Call::Test) => lines.push("+CSCS: (\"GSM\",\"IRA\",\"UCS2\")".into()),
             ("+CSCS", Call::Set(_)) => {
@@ -952,6 +1154,48 @@ impl Interpreter {
             _ => return Err(Fail::Error),
         }
         Ok(Next::Continue)
+    }
+
+    /// `AT+CUSD=<n>[,<str>[,<dcs>]]` (TS 27.007 §7.15): `<n>` 0/1 switches the `+CUSD` result
+    /// code off/on, 2 cancels the session; a `<str>` goes to the network, whose answer comes
+    /// later as a URC (or, for an unknown code with the `ussd-cme-error` quirk, at once as
+    /// `+CME ERROR: 100`).
+    fn ussd_request(&mut self, args: &[Arg]) -> Result<(), Fail> {
+        let n = args
+            .first()
+            .and_then(Arg::number)
+            .filter(|&n| n <= 2)
+            .ok_or(Fail::Cme(4))?;
+        if n == 2 {
+            self.ussd_pending = None;
+            return Ok(());
+        }
+        self.cusd_n = n;
+        let Some(given) = args.get(1).and_then(Arg::text) else {
+            return Ok(());
+        };
+        if let Some(dcs) = args.get(2).filter(|dcs| **dcs != Arg::Empty) {
+            dcs.number().filter(|&dcs| dcs <= 255).ok_or(Fail::Cme(4))?;
+        }
+        self.need_sim(false)?;
+        if !self.registered() {
+            // "no network service"
+            return Err(Fail::Cme(30));
+        }
+        if self.ussd_pending.is_some() {
+            // "operation not allowed": one session at a time.
+            return Err(Fail::Cme(3));
+        }
+        let code = ussd::request_code(given).ok_or(Fail::Cme(4))?;
+        self.ussd_requests.push(code.clone());
+        if self.quirks.ussd_cme_error && self.ussd_answers.get(&code).is_none() {
+            // "unknown"
+            return Err(Fail::Cme(100));
+        }
+        self.ussd_counter += 1;
+        self.ussd_pending = Some((self.ussd_counter, code));
+        self.deferred.push(Effect::UssdRequested(self.ussd_counter));
+        Ok(())
     }
 
     fn registration_command(

@@ -2,10 +2,12 @@
 //!
 //! A client opens [`SimHandle::path`] exactly as it opens `/dev/ttyUSB2` and speaks AT to it:
 //! echo, identity, SIM PIN, PDU-mode SMS (`AT+CMGS`, `AT+CMGR`, `AT+CMGL`, `AT+CMGD`, `+CMTI`/`+CMT`,
-//! `+CDS`/`+CDSI`), registration and signal. Behind it a pretend network accepts submitted parts
-//! (with a delay, a TP-MR, and a status report when asked for) and delivers SMS injected through
-//! the handle; like a service centre it keeps a status report the modem could not take (away,
-//! out of service, refused or not acknowledged with `AT+CNMA`) and tries again later. Realism
+//! `+CDS`/`+CDSI`), registration and signal, USSD (`AT+CUSD`) and incoming calls (`RING`,
+//! `+CLIP`, `AT+CHUP`/`ATH`). Behind it a pretend network accepts submitted parts (with a delay,
+//! a TP-MR, and a status report when asked for), delivers SMS injected through the handle,
+//! answers USSD codes with configured texts and places calls that ring until hung up; like a
+//! service centre it keeps a status report the modem could not take (away, out of service,
+//! refused or not acknowledged with `AT+CNMA`) and tries again later. Realism
 //! switches reproduce what real modems do to their drivers: a slow serial line,
 //! `+CMS ERROR`s, no registration, a full SIM, vendor URC noise, a hang, an unplug after
 //! which a new pty appears at the same link path, and the framing and coding [`Quirks`] of real
@@ -14,7 +16,8 @@
 //!
 //! Layout: [`pty`] (the pty pair and its link), [`line`] (pacing at a baud rate), [`command`]
 //! (V.250 command line parsing), [`interpreter`] (the AT state machine, no I/O), [`storage`] (SIM
-//! storage), [`network`] (the SMS centre and noise), [`quirk`] (framing and coding quirks),
+//! storage), [`network`] (the SMS centre and noise), [`ussd`] (the USSD service and how modems
+//! print its answers), [`quirk`] (framing and coding quirks),
 //! `port` (the workers that move bytes across
 //! the pty at the line's pace), `device` (the task that ties them together) and this file
 //! (options and the control API).
@@ -32,6 +35,7 @@ mod port;
 pub mod pty;
 pub mod quirk;
 pub mod storage;
+pub mod ussd;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -41,8 +45,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::pdu::{self, PduError};
 
+pub use interpreter::{CallEnd, CallRecord};
 pub use quirk::{Quirk, Quirks};
 pub use storage::{Entry, Memory, Status};
+pub use ussd::UssdEncoding;
 
 /// How the modem announces a new SMS: which `AT+CNMI` `<mt>` it supports besides 0 (store
 /// silently). A modem that lacks the driver's first choice makes it fall back.
@@ -132,6 +138,17 @@ pub struct SimOptions {
     pub seed: Option<u64>,
     /// Framing and coding quirks of real devices (see [`SimHandle::set_quirk`]).
     pub quirks: Quirks,
+    /// The network's USSD answers, by code (`("*100#", "Your balance is 12.50 USD")`); other
+    /// codes are answered `+CUSD: 4`.
+    pub ussd: Vec<(String, String)>,
+    /// How the modem prints `+CUSD` answers (see [`UssdEncoding`]).
+    pub ussd_encoding: UssdEncoding,
+    /// Time the network takes to answer a USSD request.
+    pub ussd_delay: Duration,
+    /// Time between two `RING`s of an incoming call.
+    pub ring_interval: Duration,
+    /// The signal wanders a step or two around `rssi` every few seconds, as a real one does.
+    pub signal_drift: bool,
 }
 
 impl Default for SimOptions {
@@ -165,6 +182,14 @@ impl Default for SimOptions {
             rssi: 20,
             seed: None,
             quirks: Quirks::default(),
+            ussd: vec![(
+                "*100#".to_string(),
+                "Your balance is 12.50 USD. Valid until 31-12-2026.".to_string(),
+            )],
+            ussd_encoding: UssdEncoding::Text,
+            ussd_delay: Duration::from_millis(800),
+            ring_interval: Duration::from_secs(3),
+            signal_drift: false,
         }
     }
 }
@@ -184,6 +209,15 @@ pub enum SimError {
     /// No submitted part has this TP-MR, so there is no recipient for its report.
     #[error("no submitted part has TP-MR {0}")]
     UnknownReference(u8),
+    /// A call cannot reach the modem now.
+    #[error(
+        "the call cannot reach the modem: it is not registered (or unplugged), or another call \
+         is ringing"
+    )]
+    Unreachable,
+    /// Not a caller's number.
+    #[error("not a caller's number: {0}")]
+    InvalidNumber(String),
 }
 
 /// A part the client submitted and the network accepted (`+CMGS: <mr>`).
@@ -242,6 +276,16 @@ pub(crate) enum Control {
     HeldForRetry(oneshot::Sender<usize>),
     Submitting(oneshot::Sender<bool>),
     Connected(oneshot::Sender<bool>),
+    UssdAnswer(String, Option<String>),
+    UssdEncoding(UssdEncoding),
+    UssdRequests(oneshot::Sender<Vec<String>>),
+    Call {
+        number: Option<String>,
+        rings: u32,
+        reply: oneshot::Sender<Result<(), SimError>>,
+    },
+    Calls(oneshot::Sender<Vec<CallRecord>>),
+    Rssi(u8),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -430,6 +474,58 @@ impl SimHandle {
     /// back shows here how quickly it follows one answer with the next `AT+CMGS`.
     pub fn send_gaps(&self) -> Vec<Duration> {
         self.stats.send_gaps()
+    }
+
+    /// Sets (`Some`) or removes (`None`) the network's USSD answer for `code`.
+    pub async fn set_ussd_answer(&self, code: &str, answer: Option<&str>) {
+        let _ = self
+            .send(Control::UssdAnswer(
+                code.to_string(),
+                answer.map(str::to_string),
+            ))
+            .await;
+    }
+
+    /// How the modem prints `+CUSD` answers from now on.
+    pub async fn set_ussd_encoding(&self, encoding: UssdEncoding) {
+        let _ = self.send(Control::UssdEncoding(encoding)).await;
+    }
+
+    /// Every USSD code the client asked for, in order (a packed-hex request decoded).
+    pub async fn ussd_requests(&self) -> Vec<String> {
+        self.ask(Control::UssdRequests).await.unwrap_or_default()
+    }
+
+    /// A call from `number` (`None`: withheld) rings `rings` times, every
+    /// [`SimOptions::ring_interval`], with `+CLIP` after each `RING` when the client asked
+    /// (`AT+CLIP=1`), until the client hangs up (`AT+CHUP`, `ATH`) or the caller gives up
+    /// (`NO CARRIER`).
+    pub async fn call(&self, number: Option<&str>, rings: u32) -> Result<(), SimError> {
+        if let Some(number) = number {
+            let digits = number.strip_prefix('+').unwrap_or(number);
+            if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(SimError::InvalidNumber(number.to_string()));
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Control::Call {
+            number: number.map(str::to_string),
+            rings,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| SimError::Stopped)?
+    }
+
+    /// Sets the signal `AT+CSQ` reports from now on (`<rssi>` 0–31; 20 is -73 dBm).
+    pub async fn set_rssi(&self, rssi: u8) {
+        let _ = self.send(Control::Rssi(rssi)).await;
+    }
+
+    /// Every call placed so far, with how it ended.
+    pub async fn calls(&self) -> Vec<CallRecord> {
+        self.ask(Control::Calls).await.unwrap_or_default()
     }
 
     /// Stops the simulator: the pty closes and the link goes. Other handles then get

@@ -1,7 +1,8 @@
 //! Ways real devices and networks bend the standards, each a switch of the simulated modem,
 //! so that smsgate's tolerance of them is driven end to end: framing quirks of the modem's
 //! replies (TS 27.005 §3.1 puts a PDU alone on its line, CR LF after its header), a final
-//! result left out, and time stamps that are not BCD (TS 23.040 §9.2.3.11).
+//! result left out, time stamps that are not BCD (TS 23.040 §9.2.3.11), a missing `AT+CHUP`
+//! and a USSD refusal as `+CME ERROR` rather than `+CUSD: 4` (TS 27.007 §7.15).
 //!
 //! This file only shapes output; the interpreter and the device decide when it applies.
 
@@ -30,10 +31,16 @@ pub struct Quirks {
     /// SMS and status reports from the network carry TP-SCTS (and TP-DT) whose zone octet
     /// has a semi-octet that is not a decimal digit, as some networks send.
     pub non_bcd_timestamps: bool,
+    /// `AT+CHUP` answered `ERROR`: some modems (older SIMCom and Wavecom firmware) hang up
+    /// only with `ATH`.
+    pub no_chup: bool,
+    /// A USSD code the network does not know is refused with `+CME ERROR: 100` instead of
+    /// `OK` and `+CUSD: 4` (Quectel and SIMCom firmware differ here).
+    pub ussd_cme_error: bool,
 }
 
 /// One quirk, by name (`trailing-quote`, `space-separator`, `ff-padding`, `no-ok-after-cpin`,
-/// `non-bcd-timestamps`).
+/// `non-bcd-timestamps`, `no-chup`, `ussd-cme-error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quirk {
     TrailingQuote,
@@ -41,16 +48,20 @@ pub enum Quirk {
     FfPadding,
     NoOkAfterCpin,
     NonBcdTimestamps,
+    NoChup,
+    UssdCmeError,
 }
 
 impl Quirk {
     /// Every quirk, in the order `help` lists them.
-    pub const ALL: [Quirk; 5] = [
+    pub const ALL: [Quirk; 7] = [
         Quirk::TrailingQuote,
         Quirk::SpaceSeparator,
         Quirk::FfPadding,
         Quirk::NoOkAfterCpin,
         Quirk::NonBcdTimestamps,
+        Quirk::NoChup,
+        Quirk::UssdCmeError,
     ];
 
     /// The name used on the command line.
@@ -61,6 +72,8 @@ impl Quirk {
             Quirk::FfPadding => "ff-padding",
             Quirk::NoOkAfterCpin => "no-ok-after-cpin",
             Quirk::NonBcdTimestamps => "non-bcd-timestamps",
+            Quirk::NoChup => "no-chup",
+            Quirk::UssdCmeError => "ussd-cme-error",
         }
     }
 }
@@ -94,6 +107,8 @@ impl Quirks {
             Quirk::FfPadding => &mut self.ff_padding,
             Quirk::NoOkAfterCpin => &mut self.no_ok_after_cpin,
             Quirk::NonBcdTimestamps => &mut self.non_bcd_timestamps,
+            Quirk::NoChup => &mut self.no_chup,
+            Quirk::UssdCmeError => &mut self.ussd_cme_error,
         };
         *flag = on;
     }

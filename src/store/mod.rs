@@ -22,6 +22,7 @@
 //! [`crate::respond`] (the webhook worker). All times are Unix milliseconds passed in by the
 //! caller, so tests control the clock.
 
+mod console;
 mod diagnose;
 mod events;
 mod health;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
+pub use console::{DeadEvent, HourBucket, InboundRow, OutboundRow, SentCounts};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
@@ -75,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_parked_report",
         include_str!("../../migrations/0005_parked_report.sql"),
+    ),
+    (
+        "0006_console",
+        include_str!("../../migrations/0006_console.sql"),
     ),
 ];
 

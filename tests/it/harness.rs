@@ -174,12 +174,19 @@ path = {db:?}
 [sms]
 default_country = "MY"
 {sms_extra}
+[admin]
+{admin_extra}
 "#,
         webhook = standin.url(),
         modem = sim.path().display().to_string(),
         db = dir.join("smsgate.db").display().to_string(),
         respond_extra = section(extra, "respond"),
         sms_extra = section(extra, "sms"),
+        // The dashboard only where a test asks for it: parallel gateways would all want 8081.
+        admin_extra = match section(extra, "admin") {
+            admin if admin.is_empty() => "listen = \"off\"".to_owned(),
+            admin => admin,
+        },
     )
 }
 

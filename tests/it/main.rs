@@ -7,6 +7,7 @@
 mod at_engine;
 mod cli;
 mod daemon;
+mod dashboard;
 mod durability;
 mod e2e;
 mod harness;

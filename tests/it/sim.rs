@@ -568,15 +568,19 @@ async fn back_to_back_sends_at_115200_baud_report_gaps_and_bytes() {
         assert_eq!(send_part(&mut client, &part).await, expected);
     }
     let elapsed = started.elapsed();
+    let per_part_in = format!("AT+CMGS={}\r{}\x1a", part.tpdu_length, part.hex()).len();
+    let per_part_out = b"\r\n> \r\n+CMGS: 0\r\n\r\nOK\r\n".len();
+    // The writer counts its bytes just after the pty took them, so the client may have read
+    // the last answer a moment before it is counted (seen on a loaded machine).
+    wait_for("the last answer is counted", || async {
+        sim.line_stats().bytes_out - before.bytes_out >= (per_part_out * usize::from(parts)) as u64
+    })
+    .await;
     let after = sim.line_stats();
     let bytes_in = after.bytes_in - before.bytes_in;
     let bytes_out = after.bytes_out - before.bytes_out;
-    let per_part_in = format!("AT+CMGS={}\r{}\x1a", part.tpdu_length, part.hex()).len();
     assert_eq!(bytes_in, (per_part_in * usize::from(parts)) as u64);
-    assert_eq!(
-        bytes_out,
-        (b"\r\n> \r\n+CMGS: 0\r\n\r\nOK\r\n".len() * usize::from(parts)) as u64
-    );
+    assert_eq!(bytes_out, (per_part_out * usize::from(parts)) as u64);
     // Each direction is paced at 11,520 bytes per second.
     let line_time = Duration::from_secs_f64(bytes_in as f64 / 11_520.0);
     assert!(
@@ -777,5 +781,201 @@ async fn sim_command_prints_its_path_and_takes_controls_on_stdin() {
     assert!(
         std::fs::symlink_metadata(&link).is_err(),
         "link removed on exit"
+    );
+}
+
+#[tokio::test]
+async fn ussd_over_the_pty_answers_after_the_network_delay_in_each_encoding() {
+    let (_dir, sim) = start(SimOptions {
+        ussd: vec![("*100#".into(), "Your balance is 12.50 USD".into())],
+        ussd_delay: Duration::from_millis(200),
+        ..SimOptions::default()
+    })
+    .await;
+    let mut client = Client::open(&sim.path());
+    init(&mut client).await;
+    assert_eq!(client.command("AT+CUSD=1,\"*100#\",15").await, "\r\nOK\r\n");
+    client
+        .expect("\r\n+CUSD: 0,\"Your balance is 12.50 USD\",15\r\n")
+        .await;
+    // Huawei-style: packed septets, decoded back by the codec smsgate uses.
+    sim.set_ussd_encoding(sim::UssdEncoding::Gsm7Hex).await;
+    client.command("AT+CUSD=1,\"*100#\",15").await;
+    let answer = client.expect("\",15\r\n").await;
+    let line = answer.trim_start_matches("\r\n").trim_end();
+    let parsed = smsgate::at::ussd::parse(line).expect("a +CUSD line");
+    let text = parsed.text.expect("a text");
+    assert_ne!(text, "Your balance is 12.50 USD", "packed, not plain");
+    assert_eq!(
+        smsgate::pdu::ussd::decode(&text, parsed.dcs).text,
+        "Your balance is 12.50 USD"
+    );
+    // An unknown code, a new answer, and the cancel.
+    client.command("AT+CUSD=1,\"*555#\",15").await;
+    client.expect("\r\n+CUSD: 4\r\n").await;
+    sim.set_ussd_answer("*555#", Some("Bundle: 1 GB left"))
+        .await;
+    sim.set_ussd_encoding(sim::UssdEncoding::Text).await;
+    client.command("AT+CUSD=1,\"*555#\",15").await;
+    client
+        .expect("\r\n+CUSD: 0,\"Bundle: 1 GB left\",15\r\n")
+        .await;
+    assert_eq!(
+        sim.ussd_requests().await,
+        ["*100#", "*100#", "*555#", "*555#"]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_incoming_call_rings_with_clip_and_is_hung_up() {
+    let (_dir, sim) = start(SimOptions {
+        ring_interval: Duration::from_millis(150),
+        ..SimOptions::default()
+    })
+    .await;
+    let mut client = Client::open(&sim.path());
+    init(&mut client).await;
+    client.command("AT+CLIP=1").await;
+    sim.call(Some("+60123456789"), 10).await.expect("rings");
+    client
+        .expect("\r\nRING\r\n\r\n+CLIP: \"+60123456789\",145,,,,0\r\n")
+        .await;
+    client
+        .expect("\r\nRING\r\n\r\n+CLIP: \"+60123456789\",145,,,,0\r\n")
+        .await;
+    client.command("AT+CHUP").await;
+    let calls = sim.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].end, Some(sim::CallEnd::HungUp("AT+CHUP")));
+    // Withheld, and the caller giving up.
+    sim.call(None, 2).await.expect("rings");
+    client
+        .expect("\r\nRING\r\n\r\n+CLIP: \"\",128,,,,1\r\n")
+        .await;
+    client.expect("\r\nNO CARRIER\r\n").await;
+    assert_eq!(sim.calls().await[1].end, Some(sim::CallEnd::GaveUp));
+    assert!(sim.call(Some("not a number"), 1).await.is_err());
+    // The signal can be set from outside (the `signal` stdin command).
+    sim.set_rssi(10).await;
+    assert_eq!(
+        client.command("AT+CSQ").await,
+        "\r\n+CSQ: 10,99\r\n\r\nOK\r\n"
+    );
+    sim.set_registered(false).await;
+    assert!(matches!(
+        sim.call(Some("+60123456789"), 1).await,
+        Err(sim::SimError::Unreachable)
+    ));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_command_rings_and_answers_ussd_from_stdin() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("modem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["sim", "--ring-interval", "200ms", "--ussd-delay", "100ms"])
+        .args([
+            "--ussd",
+            "*123#=Data left: 2 GB",
+            "--quirk",
+            "no-chup",
+            "--link",
+        ])
+        .arg(&link)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run smsgate sim");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    timeout(DEADLINE, stdout.next_line())
+        .await
+        .expect("a first line in time")
+        .expect("read")
+        .expect("a line");
+    let mut client = Client::open(&link);
+    client.command("ATE0").await;
+    client.command("AT+CLIP=1").await;
+    client.command("AT+CUSD=1,\"*123#\",15").await;
+    client.expect("+CUSD: 0,\"Data left: 2 GB\",15\r\n").await;
+    stdin
+        .write_all(b"ussd *123# Data left: 1 GB\ncall +60198765432 3\n")
+        .await
+        .expect("stdin");
+    client
+        .expect("RING\r\n\r\n+CLIP: \"+60198765432\",145,,,,0\r\n")
+        .await;
+    // The no-chup quirk: AT+CHUP is refused, ATH works.
+    client.send("AT+CHUP\r").await;
+    client.expect("\r\nERROR\r\n").await;
+    client.command("ATH").await;
+    client.command("AT+CUSD=1,\"*123#\",15").await;
+    client.expect("+CUSD: 0,\"Data left: 1 GB\",15\r\n").await;
+    stdin.write_all(b"list\n").await.expect("stdin");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let line = timeout(deadline - Instant::now(), stdout.next_line())
+            .await
+            .expect("list output in time")
+            .expect("read")
+            .expect("a line");
+        if line.trim_start().starts_with("from +60198765432") {
+            assert!(line.contains("hung up with ATH"), "{line}");
+            break;
+        }
+    }
+    stdin.write_all(b"quit\n").await.expect("stdin");
+    assert!(
+        timeout(DEADLINE, child.wait())
+            .await
+            .expect("exits in time")
+            .expect("status")
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn sim_command_removes_its_link_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("modem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["sim", "--link"])
+        .arg(&link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run smsgate sim");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    timeout(DEADLINE, stdout.next_line())
+        .await
+        .expect("a first line in time")
+        .expect("read")
+        .expect("a line");
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok(),
+        "the link is there"
+    );
+    let pid = child.id().expect("a pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success());
+    let status = timeout(DEADLINE, child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is removed on SIGTERM, not left pointing at a pty another program may get"
     );
 }

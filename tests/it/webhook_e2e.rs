@@ -212,6 +212,37 @@ async fn webhook_e2e_a_reply_overtakes_100_queued_receipts_of_other_contacts() {
     gw.stop().await;
 }
 
+/// Shutdown while a request is on its way: the answer that arrives within the drain is
+/// recorded, so the event is not posted a second time after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_e2e_a_request_in_flight_at_shutdown_records_its_answer() {
+    let h = Harness::new(sim(), "").await;
+    h.standin.set_answer_delay(Duration::from_millis(1500));
+    let gw = h.start().await;
+    h.sim
+        .inject_sms("+60188888888", "just before the stop")
+        .await
+        .expect("inject");
+    wait_until(LONG, "the request is with respond.io", || async {
+        !h.standin.requests().is_empty()
+    })
+    .await;
+    let store = gw.gateway.as_ref().expect("running").store().clone();
+    gw.stop().await;
+    let requests = h.standin.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        requests[0].answered_at.is_some(),
+        "answered before the stop ended"
+    );
+    let stats = store.webhook_stats(0).await.expect("stats");
+    assert_eq!(
+        (stats.pending, stats.dead),
+        (0, 0),
+        "the answer was recorded: nothing to post again"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_e2e_a_404_degrades_health_and_keeps_the_events_until_the_url_works() {
     let h = Harness::new(sim(), "[respond]\npause_retry_interval = \"1s\"").await;

@@ -678,3 +678,226 @@ fn cpin_without_its_final_ok() {
     assert_eq!(say(&mut m, "AT\r"), "\r\nOK\r\n");
     assert_eq!(say(&mut m, "AT+CSQ\r"), "\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
 }
+
+/// The USSD request number a command line asked the caller to answer later.
+fn ussd_requested(effects: &[Effect]) -> Option<u64> {
+    effects.iter().find_map(|e| match e {
+        Effect::UssdRequested(n) => Some(*n),
+        _ => None,
+    })
+}
+
+fn ussd_modem() -> Interpreter {
+    let mut m = quiet();
+    say(&mut m, "AT+CMEE=1\r");
+    m.set_ussd_answer("*100#", Some("Your balance is 12.50 USD".into()));
+    m
+}
+
+#[test]
+fn ussd_answers_after_ok_as_a_urc() {
+    let mut m = ussd_modem();
+    let effects = m.receive(b"AT+CUSD=1,\"*100#\",15\r");
+    assert_eq!(text(&effects), "\r\nOK\r\n");
+    let number = ussd_requested(&effects).expect("the network is asked");
+    assert_eq!(
+        text(&m.ussd_answer(number)),
+        "\r\n+CUSD: 0,\"Your balance is 12.50 USD\",15\r\n"
+    );
+    // Answered once: a second call for the same request prints nothing.
+    assert_eq!(text(&m.ussd_answer(number)), "");
+    assert_eq!(m.ussd_requests(), ["*100#"]);
+    assert_eq!(say(&mut m, "AT+CUSD?\r"), "\r\n+CUSD: 1\r\n\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CUSD=?\r"), "\r\n+CUSD: (0-2)\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn ussd_encodings_of_real_modems() {
+    let balance = "Your balance is 12.50 USD";
+    let mut m = ussd_modem();
+    // Huawei: packed septets in hex, and it takes the request packed too.
+    m.set_ussd_encoding(UssdEncoding::Gsm7Hex);
+    let effects = m.receive(b"AT+CUSD=1,\"AA180C3602\",15\r");
+    let line = text(&m.ussd_answer(ussd_requested(&effects).expect("asked")));
+    let hex = crate::pdu::ussd::packed_hex(balance).expect("GSM");
+    assert_eq!(line, format!("\r\n+CUSD: 0,\"{hex}\",15\r\n"));
+    assert_eq!(m.ussd_requests(), ["*100#"]);
+    // UCS-2 hex with dcs 72.
+    m.set_ussd_encoding(UssdEncoding::Ucs2Hex);
+    let effects = m.receive(b"AT+CUSD=1,\"*100#\",15\r");
+    let line = text(&m.ussd_answer(ussd_requested(&effects).expect("asked")));
+    let ucs2 = crate::pdu::ussd::ucs2_hex(balance);
+    assert_eq!(line, format!("\r\n+CUSD: 0,\"{ucs2}\",72\r\n"));
+    // Plain text follows AT+CSCS: UCS-2 hex under "UCS2", with the GSM dcs.
+    m.set_ussd_encoding(UssdEncoding::Text);
+    say(&mut m, "AT+CSCS=\"UCS2\"\r");
+    let effects = m.receive(b"AT+CUSD=1,\"*100#\",15\r");
+    let line = text(&m.ussd_answer(ussd_requested(&effects).expect("asked")));
+    assert_eq!(line, format!("\r\n+CUSD: 0,\"{ucs2}\",15\r\n"));
+    // Text GSM 7-bit cannot carry is UCS-2 whatever the switch.
+    say(&mut m, "AT+CSCS=\"GSM\"\r");
+    m.set_ussd_answer("*101#", Some("余额 5".into()));
+    let effects = m.receive(b"AT+CUSD=1,\"*101#\",15\r");
+    let line = text(&m.ussd_answer(ussd_requested(&effects).expect("asked")));
+    assert_eq!(
+        line,
+        format!(
+            "\r\n+CUSD: 0,\"{}\",72\r\n",
+            crate::pdu::ussd::ucs2_hex("余额 5")
+        )
+    );
+}
+
+#[test]
+fn unknown_codes_cancel_and_refusals() {
+    let mut m = ussd_modem();
+    // Unknown: OK, then "operation not supported".
+    let effects = m.receive(b"AT+CUSD=1,\"*999#\",15\r");
+    assert_eq!(text(&effects), "\r\nOK\r\n");
+    assert_eq!(
+        text(&m.ussd_answer(ussd_requested(&effects).expect("asked"))),
+        "\r\n+CUSD: 4\r\n"
+    );
+    // The quirk: refused at once.
+    m.set_quirks(Quirks::default().with(super::super::Quirk::UssdCmeError, true));
+    let effects = m.receive(b"AT+CUSD=1,\"*999#\",15\r");
+    assert_eq!(text(&effects), "\r\n+CME ERROR: 100\r\n");
+    assert_eq!(ussd_requested(&effects), None);
+    m.set_quirks(Quirks::default());
+    // AT+CUSD=2 cancels: the answer never comes.
+    let effects = m.receive(b"AT+CUSD=1,\"*100#\",15\r");
+    let number = ussd_requested(&effects).expect("asked");
+    assert_eq!(say(&mut m, "AT+CUSD=2\r"), "\r\nOK\r\n");
+    assert_eq!(text(&m.ussd_answer(number)), "");
+    // One session at a time; a code that is not one; a bad dcs; presentation off.
+    let effects = m.receive(b"AT+CUSD=1,\"*100#\",15\r");
+    let number = ussd_requested(&effects).expect("asked");
+    assert_eq!(
+        say(&mut m, "AT+CUSD=1,\"*100#\",15\r"),
+        "\r\n+CME ERROR: 3\r\n"
+    );
+    assert_eq!(text(&m.ussd_answer(number)).matches("+CUSD: 0").count(), 1);
+    assert_eq!(
+        say(&mut m, "AT+CUSD=1,\"hello\",15\r"),
+        "\r\n+CME ERROR: 4\r\n"
+    );
+    assert_eq!(
+        say(&mut m, "AT+CUSD=1,\"*100#\",x\r"),
+        "\r\n+CME ERROR: 4\r\n"
+    );
+    assert_eq!(say(&mut m, "AT+CUSD=7\r"), "\r\n+CME ERROR: 4\r\n");
+    let effects = m.receive(b"AT+CUSD=0,\"*100#\",15\r");
+    assert_eq!(
+        text(&m.ussd_answer(ussd_requested(&effects).expect("asked"))),
+        ""
+    );
+    // Without a network: "no network service".
+    drop(m.set_network(false));
+    assert_eq!(
+        say(&mut m, "AT+CUSD=1,\"*100#\",15\r"),
+        "\r\n+CME ERROR: 30\r\n"
+    );
+}
+
+#[test]
+fn a_restart_forgets_the_request_in_flight() {
+    let mut m = ussd_modem();
+    let effects = m.receive(b"AT+CUSD=1,\"*100#\",15\r");
+    let number = ussd_requested(&effects).expect("asked");
+    drop(m.power_on());
+    assert_eq!(text(&m.ussd_answer(number)), "");
+    assert_eq!(
+        say(&mut m, "AT+CUSD?\r"),
+        "AT+CUSD?\r\r\n+CUSD: 0\r\n\r\nOK\r\n"
+    );
+}
+
+/// The ring the caller must schedule next, if any.
+fn next_ring(effects: &[Effect]) -> Option<u64> {
+    effects.iter().find_map(|e| match e {
+        Effect::Ring(n) => Some(*n),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_call_rings_with_clip_until_the_caller_gives_up() {
+    let mut m = quiet();
+    assert_eq!(say(&mut m, "AT+CLIP=1\r"), "\r\nOK\r\n");
+    assert_eq!(say(&mut m, "AT+CLIP?\r"), "\r\n+CLIP: 1,1\r\n\r\nOK\r\n");
+    let effects = m
+        .incoming_call(Some("+60123456789".into()), 2)
+        .expect("the call reaches the modem");
+    assert_eq!(
+        text(&effects),
+        "\r\nRING\r\n\r\n+CLIP: \"+60123456789\",145,,,,0\r\n"
+    );
+    // A second call cannot ring at the same time.
+    assert!(m.incoming_call(Some("+60111111111".into()), 1).is_none());
+    let effects = m.ring(next_ring(&effects).expect("rings again"));
+    assert_eq!(
+        text(&effects),
+        "\r\nRING\r\n\r\n+CLIP: \"+60123456789\",145,,,,0\r\n"
+    );
+    let effects = m.ring(next_ring(&effects).expect("rings again"));
+    assert_eq!(text(&effects), "\r\nNO CARRIER\r\n");
+    assert_eq!(next_ring(&effects), None);
+    assert_eq!(
+        m.calls(),
+        [CallRecord {
+            number: Some("+60123456789".into()),
+            rings: 2,
+            end: Some(CallEnd::GaveUp)
+        }]
+    );
+}
+
+#[test]
+fn without_clip_only_ring_and_a_withheld_number() {
+    let mut m = quiet();
+    let effects = m.incoming_call(None, 3).expect("rings");
+    assert_eq!(text(&effects), "\r\nRING\r\n");
+    say(&mut m, "AT+CLIP=1\r");
+    let effects = m.ring(next_ring(&effects).expect("again"));
+    assert_eq!(text(&effects), "\r\nRING\r\n\r\n+CLIP: \"\",128,,,,1\r\n");
+    // A national number has type 129.
+    say(&mut m, "ATH\r");
+    let effects = m
+        .incoming_call(Some("0123456789".into()), 1)
+        .expect("rings");
+    assert!(text(&effects).contains("+CLIP: \"0123456789\",129,,,,0"));
+}
+
+#[test]
+fn chup_and_ath_hang_up_and_the_quirk_refuses_chup() {
+    let mut m = quiet();
+    let effects = m
+        .incoming_call(Some("+60123456789".into()), 5)
+        .expect("rings");
+    let pending = next_ring(&effects).expect("again");
+    assert_eq!(say(&mut m, "AT+CHUP\r"), "\r\nOK\r\n");
+    assert_eq!(text(&m.ring(pending)), "", "no more rings once hung up");
+    assert_eq!(m.calls()[0].end, Some(CallEnd::HungUp("AT+CHUP")));
+    // Some modems lack AT+CHUP: ERROR, the call goes on, ATH ends it.
+    m.set_quirks(Quirks::default().with(super::super::Quirk::NoChup, true));
+    let effects = m
+        .incoming_call(Some("+60123456789".into()), 5)
+        .expect("rings");
+    assert_eq!(say(&mut m, "AT+CHUP\r"), "\r\nERROR\r\n");
+    let effects = m.ring(next_ring(&effects).expect("still ringing"));
+    assert!(text(&effects).contains("RING"));
+    assert_eq!(say(&mut m, "ATH\r"), "\r\nOK\r\n");
+    assert_eq!(m.calls()[1].end, Some(CallEnd::HungUp("ATH")));
+    assert_eq!(m.calls()[1].rings, 2);
+    // No call: both still answer OK (ATH) / ERROR (the quirk).
+    assert_eq!(say(&mut m, "ATH\r"), "\r\nOK\r\n");
+    // A modem off the network gets no call; one that restarts loses it.
+    m.set_quirks(Quirks::default());
+    let _ = m
+        .incoming_call(Some("+60123456789".into()), 5)
+        .expect("rings");
+    drop(m.power_on());
+    assert_eq!(m.calls()[2].end, Some(CallEnd::Lost));
+    drop(m.set_network(false));
+    assert!(m.incoming_call(Some("+60123456789".into()), 1).is_none());
+}
