@@ -115,7 +115,7 @@ async fn main() {
     let path = dir.path().join("bench.db");
     let store = Store::open(&path).await.expect("open the database");
     let (_modem, modem_rx) = watch::channel(ModemSnapshot {
-        state: "ready".into(),
+        state: smsgate::modem::ModemState::Ready,
         healthy: true,
         sim_ready: true,
         registered: true,
@@ -223,7 +223,8 @@ async fn main() {
 /// The first load again, but each client calls the store itself: what HTTP adds is the
 /// difference.
 async fn direct(store: &Store, options: &Options) {
-    use smsgate::http::{NewMessage, Outbox};
+    use smsgate::http::Backend;
+    use smsgate::store::{NewOutbound, Source};
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -233,16 +234,17 @@ async fn direct(store: &Store, options: &Options) {
             let mut latencies = Vec::new();
             let mut n = worker * 1_000_000;
             while Instant::now() < deadline {
-                let message = NewMessage {
+                let message = NewOutbound {
                     contact_id: format!("+6017{:07}", n % 10_000_000),
                     text: format!("Your order {n} is ready for pick-up."),
                     parts: 1,
                     encoding: smsgate::pdu::Encoding::Gsm7,
+                    source: Source::Respond,
                     quick_replies: None,
                     now_ms: chrono::Utc::now().timestamp_millis(),
                 };
                 let begun = Instant::now();
-                if Outbox::enqueue(&store, message).await.is_ok() {
+                if Backend::enqueue(&store, message).await.is_ok() {
                     latencies.push(begun.elapsed());
                 }
                 n += 1;
@@ -330,7 +332,7 @@ async fn webhook_latency(store: &Store, options: &Options) {
         store
             .enqueue_event(
                 &format!("+6019{n:07}"),
-                event,
+                serde_json::from_value(event).expect("an event"),
                 chrono::Utc::now().timestamp_millis(),
             )
             .await

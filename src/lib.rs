@@ -37,10 +37,12 @@
 pub mod admin;
 pub mod app;
 pub mod at;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod inbox;
+pub mod intake;
 pub mod modem;
 pub mod outbox;
 pub mod pacing;
@@ -49,3 +51,4 @@ pub mod phone;
 pub mod respond;
 pub mod sim;
 pub mod store;
+pub mod wire;

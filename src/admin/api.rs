@@ -174,7 +174,7 @@ pub(super) async fn queues(State(console): State<Arc<Console>>) -> Response {
     let by_state: serde_json::Map<String, Value> = summary
         .outbound
         .iter()
-        .map(|(state, count)| (state.clone(), json!(count)))
+        .map(|(state, count)| (state.as_str().to_owned(), json!(count)))
         .collect();
     let pace = seconds_per_part(&times, now);
     let drain = if parts_waiting == 0 {

@@ -256,7 +256,7 @@ async fn a_password_means_a_login_a_session_cookie_and_a_token() {
     assert_eq!(session["auth"], "password");
     let csrf = session["csrf"].as_str().expect("token").to_owned();
     // The cookie alone does not make a POST: the token must come too.
-    let event = json!({"type": "message", "mId": "x", "timestamp": 1, "message": {"type": "text", "text": "hi"}});
+    let event = crate::wire::Event::message("x", 1, "hi");
     let id = store
         .enqueue_event("+60123456789", event, 1)
         .await

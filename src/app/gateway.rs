@@ -12,34 +12,22 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::systemd;
 use crate::config::Config;
 use crate::http::{self, AppState, Settings};
-use crate::inbox::unreadable::UnreadableSms;
 use crate::inbox::{Inbox, InboxOptions};
-use crate::modem::{self, ModemEvent, ModemHandle, ModemOptions, StorageSlot};
+use crate::intake::Intake;
+use crate::modem::{self, ModemHandle, ModemOptions};
 use crate::outbox::{Outbox, OutboxOptions};
 use crate::respond::worker::Worker;
-use crate::store::Store;
+use crate::store::{Store, upkeep};
 
 /// How long the tasks get to finish after shutdown is requested (the unit's `TimeoutStopSec=`
 /// is longer).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
-
-/// How often finished rows are pruned.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-
-/// How often the database file's identity, the free space and (while they fail) writes are
-/// checked by [`watch_database`].
-const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
-
-/// A small write is tried this often (and at every check while writes fail), so a disk gone
-/// read-only is noticed even when no traffic writes, and so is its recovery.
-const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 type TaskResult = (&'static str, anyhow::Result<()>);
 
@@ -86,14 +74,14 @@ impl Gateway {
             ("webhook worker", Ok(()))
         });
 
-        // Outbound: the sender worker, and a second handle on the outbox for status reports.
+        // Outbound: the sender worker.
         let outbox_options = OutboxOptions::from_config(&config.sms, &config.modem);
         let sender = Outbox::new(store.clone(), modem.clone(), outbox_options)
             .with_shutdown(shutdown.clone());
-        let reports = sender.clone();
+        let reports = sender.reports();
         tasks.spawn(async move { ("outbox", sender.run().await.map_err(Into::into)) });
 
-        // Inbound: modem events into the store, then the SIM copy deleted.
+        // Inbound: the reassembly timeout, and the modem's events committed, then released.
         let inbox = Inbox::new(store.clone(), InboxOptions::from_config(&config));
         let token = shutdown.clone();
         let reassembly = inbox.clone();
@@ -103,25 +91,26 @@ impl Gateway {
                 reassembly.run(token).await.map_err(Into::into),
             )
         });
-        let token = shutdown.clone();
-        let receiving = modem.clone();
+        let intake = Intake::new(inbox, reports);
+        let (token, receiving) = (shutdown.clone(), modem.clone());
         tasks.spawn(async move {
-            let result = receive(modem_events, inbox, reports, receiving, token).await;
-            ("receiver", result)
+            intake.run(receiving, modem_events, token).await;
+            ("receiver", Ok(()))
         });
 
-        // Housekeeping: prune finished rows.
+        // Housekeeping: prune finished rows; watch the database file, its volume and writes.
         let token = shutdown.clone();
         let pruning = store.clone();
         let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
-        tasks.spawn(async move { ("pruning", prune(pruning, retention, token).await) });
-
-        // The database file, its volume and its writes, watched.
+        tasks.spawn(async move {
+            upkeep::prune(pruning, retention, token).await;
+            ("pruning", Ok(()))
+        });
         let token = shutdown.clone();
         let watched = store.clone();
         let db_path = config.store.path.clone();
         tasks.spawn(async move {
-            watch_database(watched, db_path, token).await;
+            upkeep::watch(watched, db_path, token).await;
             ("database watch", Ok(()))
         });
 
@@ -234,122 +223,6 @@ impl Gateway {
     }
 }
 
-/// Commits every received part and status report, and only then deletes the modem's copy (or
-/// acknowledges a routed one with `AT+CNMA`). What cannot be committed is given back: a stored
-/// copy stays in the modem for the next sweep, a routed one is refused so the network delivers
-/// it again. A status report that matches no part yet is committed too (parked in the store),
-/// so its deletion loses nothing.
-async fn receive(
-    mut events: mpsc::Receiver<ModemEvent>,
-    inbox: Inbox,
-    reports: Outbox<ModemHandle>,
-    modem: ModemHandle,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        let event = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            event = events.recv() => event,
-        };
-        let Some(event) = event else {
-            // The modem task ended; during shutdown that is expected.
-            shutdown.cancelled().await;
-            return Ok(());
-        };
-        let (what, committed, slot) = match event {
-            ModemEvent::Received { deliver, pdu, slot } => {
-                let outcome = inbox.receive(&deliver, &pdu).await.map(drop);
-                ("a received SMS", outcome.map_err(anyhow::Error::from), slot)
-            }
-            ModemEvent::Unreadable {
-                pdu,
-                reason,
-                sender,
-                status_report,
-                slot,
-            } => {
-                let sms = UnreadableSms {
-                    pdu,
-                    reason,
-                    sender,
-                    status_report,
-                    slot: slot.to_string(),
-                };
-                let outcome = inbox.receive_unreadable(sms).await.map(drop);
-                (
-                    "an undecodable SMS",
-                    outcome.map_err(anyhow::Error::from),
-                    slot,
-                )
-            }
-            ModemEvent::StatusReport { report, slot } => {
-                let outcome = reports.status_report(&report).await.map(drop);
-                (
-                    "a status report",
-                    outcome.map_err(anyhow::Error::from),
-                    slot,
-                )
-            }
-        };
-        match committed {
-            Ok(()) => {
-                if let Err(error) = modem.confirm(slot.clone()).await {
-                    // Not lost: it is committed, and a re-read or a re-delivery by the
-                    // network has the same dedupe key.
-                    tracing::warn!(%error, %slot,
-                        "cannot release {what} in the modem after committing it; when it comes \
-                         again it is recognised");
-                }
-            }
-            Err(error) => {
-                tracing::error!(error = format!("{error:#}"), %slot,
-                    "cannot store {what}; {}", kept(&slot));
-                if let Err(error) = modem.reject(slot.clone()).await {
-                    tracing::warn!(%error, "cannot give {what} back to the modem");
-                }
-            }
-        }
-    }
-}
-
-/// Where something that could not be committed waits, in words for the log.
-fn kept(slot: &StorageSlot) -> &'static str {
-    match slot {
-        StorageSlot::Stored { .. } => {
-            "it stays in the modem's storage and the next sweep offers it again"
-        }
-        StorageSlot::Routed => "it is refused (AT+CNMA=2), so the network delivers it again later",
-        StorageSlot::None => "the modem acknowledged it itself (no AT+CSMS=1), so it is lost",
-    }
-}
-
-/// Prunes finished rows older than `retention`, at start-up and then every few hours.
-async fn prune(
-    store: Store,
-    retention: Duration,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        let before = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        match store.prune(before).await {
-            Ok(counts) if counts.outbound + counts.inbound + counts.events > 0 => {
-                tracing::info!(?counts, "pruned finished rows");
-                // A large prune fills the write-ahead log: fold it in and shrink the file now.
-                if let Err(error) = store.checkpoint().await {
-                    tracing::warn!(%error, "checkpoint after pruning failed");
-                }
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "pruning failed; will try again"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
-        }
-    }
-}
-
 /// Why binding the HTTP port failed, and what to do.
 fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
     let advice = match error.kind() {
@@ -373,64 +246,13 @@ fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
     format!("cannot listen on {address} (http.listen): {error}; {advice}")
 }
 
-/// Watches the database: the file still at `store.path` (a copy of what the daemon holds is
-/// written beside it when it was deleted or replaced), the free space on its volume (both
-/// logged on change by the store), and writes: one is tried every [`WRITE_PROBE_INTERVAL`],
-/// and at every check while they fail, so `/health` and the watchdog see a disk gone
-/// read-only, and see it recover, without traffic.
-async fn watch_database(store: Store, path: std::path::PathBuf, shutdown: CancellationToken) {
-    let mut rescued = false;
-    let mut last_probe = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(DATABASE_CHECK_INTERVAL) => {}
-        }
-        let status = store.status();
-        if status.file_problem.is_some() && !rescued {
-            rescued = true;
-            let target = rescue_path(&path);
-            match store.rescue_copy(target.clone()).await {
-                Ok(()) => tracing::error!(
-                    copy = %target.display(),
-                    "wrote a copy of the database as smsgate holds it; to keep it, stop \
-                     smsgate, delete any {0}-wal and {0}-shm left beside it (they belong to \
-                     the old file), move the copy to {0} and start smsgate again",
-                    path.display()
-                ),
-                Err(error) => tracing::error!(
-                    %error,
-                    "cannot write a copy of the database as smsgate holds it"
-                ),
-            }
-        }
-        let failing = status.write_failing_for.is_some();
-        if failing || last_probe.elapsed() >= WRITE_PROBE_INTERVAL {
-            last_probe = tokio::time::Instant::now();
-            // The outcome is recorded by the store; callers of real writes log their own.
-            let _ = store
-                .probe_write(chrono::Utc::now().timestamp_millis())
-                .await;
-        }
-    }
-}
-
-/// `smsgate.db` → `smsgate.db.rescued-<unix seconds>`, beside it.
-fn rescue_path(path: &std::path::Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "smsgate.db".to_owned());
-    path.with_file_name(format!("{name}.rescued-{}", chrono::Utc::now().timestamp()))
-}
-
 /// Pets the systemd watchdog while the modem loop reports healthy, the store answers, and
 /// database writes have not been failing for longer than `grace` (`store.write_failure_grace`).
 /// When any of that stops, systemd restarts the daemon after `WatchdogSec=`.
 ///
 /// A database file deleted or replaced under the daemon does not stop the petting: a restart
 /// would open whatever is at the path now and drop what this process still holds, so the daemon
-/// keeps running, refuses new messages and says why (see [`watch_database`]).
+/// keeps running, refuses new messages and says why (see [`upkeep::watch`]).
 async fn watchdog(
     store: Store,
     modem: ModemHandle,

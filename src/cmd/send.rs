@@ -55,7 +55,7 @@ pub fn run(args: Args) -> CmdResult {
                 encoding: plan.encoding,
                 source: Source::Cli,
                 quick_replies: None,
-                now_ms: chrono::Utc::now().timestamp_millis(),
+                now_ms: crate::clock::now_ms(),
             })
             .await
             .context("cannot queue the message")?;

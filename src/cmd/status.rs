@@ -37,7 +37,7 @@ pub fn run(args: Args) -> CmdResult {
         let store = Store::open(&config.store.path)
             .await
             .with_context(|| format!("cannot open the database {}", config.store.path.display()))?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = crate::clock::now_ms();
         if args.retry_dead {
             let requeued = store.retry_dead_events(now).await?;
             println!("re-queued {requeued} dead webhook event(s); the daemon sends them now");
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> CmdResult {
         let (unreadable_total, unreadable) = store.unreadable(limit).await?;
         if args.json {
             let report = serde_json::json!({
-                "outbound": summary.outbound.iter().map(|(s, n)| (s.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+                "outbound": summary.outbound.iter().map(|(s, n)| (s.as_str(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
                 "oldest_queued_age_s": outbox.oldest_queued_ms.map(|t| (now - t) / 1000),
                 "last_send_error": summary.last_send_error,
                 "inbound_messages": summary.inbound_messages,

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::message::Invalid;
-use crate::respond::wire::ErrorBody;
+use super::message::body::Invalid;
+use crate::wire::ErrorBody;
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]

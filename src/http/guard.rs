@@ -4,7 +4,7 @@
 //!
 //! A request with a `Transfer-Encoding` (a chunked body) has its connection closed after the
 //! answer, because [`framing`](super::framing) does not follow chunked bodies to find the next
-//! request's headers. Token checks themselves stay with the routes (`routes::check_token`).
+//! request's headers. Token checks themselves stay with the endpoints (`auth::check_token`).
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};

@@ -14,9 +14,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::auth::check_token;
 use super::error::ApiError;
-use super::routes::check_token;
-use super::state::{AppState, BacklogStats, ModemSnapshot, QueueStats, Storage, Totals};
+use super::state::{AppState, ModemSnapshot};
+use crate::modem::ModemState;
+use crate::store::{OutboxStats, StoreStatus, Totals, WebhookStats};
 
 /// One health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,16 +34,16 @@ pub struct HealthReport {
     pub status: &'static str,
     pub checks: Vec<Check>,
     pub modem: ModemSnapshot,
-    pub outbox: Option<QueueStats>,
-    pub webhook: Option<BacklogStats>,
+    pub outbox: Option<OutboxStats>,
+    pub webhook: Option<WebhookStats>,
 }
 
 /// Runs every check. Pure but for the reads it is given.
 #[allow(clippy::too_many_arguments)] // one reading or limit per check, each named at the call
 pub fn evaluate(
     modem: &ModemSnapshot,
-    outbox: Result<&QueueStats, &str>,
-    webhook: Result<&BacklogStats, &str>,
+    outbox: Result<&OutboxStats, &str>,
+    webhook: Result<&WebhookStats, &str>,
     current_webhook_error: Option<&str>,
     webhook_fault: Option<&str>,
     now_ms: i64,
@@ -57,10 +59,10 @@ pub fn evaluate(
             ok: modem.healthy,
             // Why it is not ready, too, while still within its grace (an absent port).
             detail: match &modem.last_error {
-                Some(error) if !modem.healthy || modem.state != "ready" => {
+                Some(error) if !modem.healthy || modem.state != ModemState::Ready => {
                     format!("{}: {error}", modem.state)
                 }
-                _ => modem.state.clone(),
+                _ => modem.state.to_string(),
             },
         },
         Check {
@@ -93,9 +95,12 @@ pub fn evaluate(
                 None => format!("{} queued", stats.depth()),
             };
             if stats.unrecorded > 0 {
+                // Not the database check's fact again: that one says why writes fail; this one
+                // says what the gateway holds only in memory meanwhile, and what waits for it.
                 detail.push_str(&format!(
-                    "; {} sent part(s) not recorded: the database refuses the commit, \
-                     retrying (the contact's later messages wait)",
+                    "; {} sent part(s) not recorded: the modem's answer is held in memory until \
+                     the database takes it (a restart now leaves the part in doubt), and the \
+                     contact's later messages wait",
                     stats.unrecorded
                 ));
             }
@@ -150,7 +155,7 @@ pub fn evaluate(
 
 /// The database checks: it can be written and is the file at `store.path`, and its volume has
 /// at least `store.min_free_space` free.
-pub fn storage_checks(storage: &Storage) -> [Check; 2] {
+pub fn storage_checks(storage: &StoreStatus) -> [Check; 2] {
     let database = match (&storage.file_problem, &storage.write_error) {
         (Some(problem), _) => Check {
             name: "database",
@@ -162,7 +167,9 @@ pub fn storage_checks(storage: &Storage) -> [Check; 2] {
             ok: false,
             detail: format!(
                 "writes failing for {} s: {error}",
-                storage.write_failing_s.unwrap_or(0)
+                storage
+                    .write_failing_for
+                    .map_or(0, |failing| failing.as_secs())
             ),
         },
         (None, None) => Check {
@@ -175,7 +182,7 @@ pub fn storage_checks(storage: &Storage) -> [Check; 2] {
         name: "disk",
         ok: !storage.low_on_space(),
         detail: if storage.low_on_space() {
-            super::routes::space_words(storage)
+            crate::store::space_text(storage)
         } else {
             match storage.free_bytes {
                 Some(free) => format!(
@@ -200,16 +207,24 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
         },
     };
     let inner = &state.inner;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let modem = inner.modem.snapshot();
-    let outbox = inner.outbox.outbox_stats(now_ms).await;
-    let webhook = inner.outbox.webhook_stats(now_ms).await;
+    let outbox = inner.backend.outbox_stats(now_ms).await;
+    let webhook = inner.backend.webhook_stats(now_ms).await;
     let current_error = inner.webhook.current_error().map(|e| e.message);
     let fault = inner.webhook.fault();
+    let (outbox_error, webhook_error) = (
+        outbox.as_ref().err().map(ToString::to_string),
+        webhook.as_ref().err().map(ToString::to_string),
+    );
     let checks = evaluate(
         &modem,
-        outbox.as_ref().map_err(|e| e.0.as_str()),
-        webhook.as_ref().map_err(|e| e.0.as_str()),
+        outbox
+            .as_ref()
+            .map_err(|_| outbox_error.as_deref().unwrap_or_default()),
+        webhook
+            .as_ref()
+            .map_err(|_| webhook_error.as_deref().unwrap_or_default()),
         current_error.as_deref(),
         fault.as_deref(),
         now_ms,
@@ -217,7 +232,7 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
         inner.settings.health_webhook_age,
     );
     let mut checks = checks;
-    if let Some(storage) = inner.outbox.storage() {
+    if let Some(storage) = inner.backend.status() {
         checks.extend(storage_checks(&storage));
     }
     let healthy = checks.iter().all(|check| check.ok);
@@ -246,19 +261,19 @@ pub async fn get_metrics(
 ) -> Result<Response, ApiError> {
     let inner = &state.inner;
     check_token(&headers, &inner.settings.api_token)?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let outbox = inner
-        .outbox
+        .backend
         .outbox_stats(now_ms)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot read the outbox: {e}")))?;
     let webhook = inner
-        .outbox
+        .backend
         .webhook_stats(now_ms)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot read the webhook queue: {e}")))?;
     let totals = inner
-        .outbox
+        .backend
         .totals()
         .await
         .map_err(|e| ApiError::Internal(format!("cannot read the totals: {e}")))?;
@@ -296,7 +311,7 @@ pub async fn get_metrics(
         );
     }
     inner.webhook.write_prometheus(&mut out);
-    if let Some(storage) = inner.outbox.storage() {
+    if let Some(storage) = inner.backend.status() {
         write_storage_metrics(&mut out, &storage);
     }
     Ok((
@@ -309,7 +324,7 @@ pub async fn get_metrics(
         .into_response())
 }
 
-fn write_storage_metrics(out: &mut String, storage: &Storage) {
+fn write_storage_metrics(out: &mut String, storage: &StoreStatus) {
     if let Some(free) = storage.free_bytes {
         gauge(
             out,
@@ -348,8 +363,8 @@ fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
 fn write_metrics(
     out: &mut String,
     now_ms: i64,
-    outbox: &QueueStats,
-    webhook: &BacklogStats,
+    outbox: &OutboxStats,
+    webhook: &WebhookStats,
     totals: Option<&Totals>,
     modem: &ModemSnapshot,
 ) {
@@ -464,7 +479,7 @@ mod tests {
 
     fn ready() -> ModemSnapshot {
         ModemSnapshot {
-            state: "ready".into(),
+            state: ModemState::Ready,
             healthy: true,
             sim_ready: true,
             sim: "READY".into(),
@@ -478,8 +493,8 @@ mod tests {
 
     #[test]
     fn all_good_is_ok_and_each_failure_names_its_check() {
-        let outbox = QueueStats::default();
-        let webhook = BacklogStats::default();
+        let outbox = OutboxStats::default();
+        let webhook = WebhookStats::default();
         let limit = Duration::from_secs(600);
         let checks = evaluate(
             &ready(),
@@ -495,17 +510,17 @@ mod tests {
         assert_eq!(checks[2].detail, "home on Maxis, -71 dBm");
 
         let unplugged = ModemSnapshot {
-            state: "unplugged".into(),
+            state: ModemState::Unplugged,
             healthy: false,
             last_error: Some("port closed".into()),
             ..ready()
         };
-        let old = QueueStats {
+        let old = OutboxStats {
             queued: 3,
             oldest_queued_ms: Some(0),
-            ..QueueStats::default()
+            ..OutboxStats::default()
         };
-        let backlog = BacklogStats {
+        let backlog = WebhookStats {
             pending: 2,
             oldest_pending_ms: Some(0),
             dead: 1,
@@ -547,14 +562,14 @@ mod tests {
         write_metrics(
             &mut out,
             10_000,
-            &QueueStats {
+            &OutboxStats {
                 queued: 4,
                 oldest_queued_ms: Some(4_000),
                 sending: 1,
                 unknown: 0,
                 unrecorded: 0,
             },
-            &BacklogStats::default(),
+            &WebhookStats::default(),
             Some(&Totals {
                 sent: 7,
                 delivered: 5,

@@ -1,15 +1,15 @@
 //! The HTTP API respond.io (and operators) call: `POST /message` (an outbound SMS, committed
 //! before it is answered), `GET /health` and `GET /metrics`.
 //!
-//! It does not talk to the modem: messages go to the durable outbox ([`Outbox`]) and the
-//! sender worker takes them from there. It does not post to respond.io either (`respond`).
+//! It does not talk to the modem: messages are committed to the database ([`Backend`]) and
+//! the sender worker takes them from there. It does not post to respond.io either (`respond`).
 
+mod auth;
 mod error;
 mod framing;
 mod guard;
 pub mod health;
 pub mod message;
-mod routes;
 mod server;
 pub mod state;
 mod store;
@@ -25,19 +25,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+pub use auth::check_token;
 pub use error::ApiError;
-pub use routes::check_token;
 pub use server::{Limits, serve_with};
-pub use state::{
-    AppState, BacklogStats, BoxFuture, ModemProbe, ModemSnapshot, NewMessage, Outbox, OutboxError,
-    QueueStats, Settings, Storage, Totals,
-};
+pub use state::{AppState, Backend, BoxFuture, ModemProbe, ModemSnapshot, Settings};
 
 /// The router with every route, its limits and a tracing span per request.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().body_limit;
     Router::new()
-        .route("/message", post(routes::post_message))
+        .route("/message", post(message::post_message))
         .route(
             "/health",
             get(health::get_health).layer(middleware::from_fn_with_state(state.clone(), bounded)),
@@ -78,7 +75,7 @@ pub async fn serve(
 }
 
 /// Bounds a read-only request by `http.request_timeout` (`POST /message` bounds itself, see
-/// `routes`).
+/// [`message`]).
 async fn bounded(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let timeout: Duration = state.settings().request_timeout;
     match tokio::time::timeout(timeout, next.run(request)).await {
@@ -95,7 +92,7 @@ async fn method_not_allowed(request: Request) -> Response {
     );
     (
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(crate::respond::wire::ErrorBody::new(message)),
+        axum::Json(crate::wire::ErrorBody::new(message)),
     )
         .into_response()
 }
@@ -108,7 +105,7 @@ async fn not_found(request: Request) -> Response {
     );
     (
         axum::http::StatusCode::NOT_FOUND,
-        axum::Json(crate::respond::wire::ErrorBody::new(message)),
+        axum::Json(crate::wire::ErrorBody::new(message)),
     )
         .into_response()
 }

@@ -9,7 +9,7 @@
 //! connections wait in the kernel's listen backlog until one closes. Each connection's bytes
 //! pass through [`framing`](super::framing) before the HTTP library parses them. A request in
 //! flight is never cut off, by the timeouts or by shedding: a `POST /message` waiting on its
-//! commit must be answered (see `routes`).
+//! commit must be answered (see `message`).
 //!
 //! Shutdown stops accepting, lets each connection finish the request in flight, then closes it.
 

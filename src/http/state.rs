@@ -1,6 +1,6 @@
 //! What the HTTP handlers need from the rest of smsgate, as small seams tests can fake: the
-//! durable outbox ([`Outbox`], implemented by `store::Store`), the modem's health
-//! ([`ModemProbe`], fed by `modem::Health`), and the settings ([`Settings`]).
+//! database ([`Backend`], implemented by `store::Store`, speaking the store's own types), the
+//! modem's health ([`ModemProbe`], fed by `modem::Health`), and the settings ([`Settings`]).
 //!
 //! It also keeps the in-memory request counters and a short-lived cache of the outbox depth, so
 //! a burst of `POST /message` does not ask the database for its depth on every request.
@@ -15,106 +15,27 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
-use crate::pdu::Encoding;
+use crate::modem::ModemState;
 use crate::respond::WebhookMetrics;
+use crate::store::{NewOutbound, OutboxStats, StoreError, StoreStatus, Totals, WebhookStats};
 
 /// A boxed `Send` future, so the seams below can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A failure of the outbox (the database): the caller sees a 500, the log sees this text.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct OutboxError(pub String);
-
-/// One message accepted by `POST /message`, ready to be committed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewMessage {
-    /// E.164, with its `+`.
-    pub contact_id: String,
-    /// The rendered SMS text.
-    pub text: String,
-    pub parts: usize,
-    pub encoding: Encoding,
-    /// The numbered menu sent, remembered to map a bare-number answer back to its reply.
-    pub quick_replies: Option<Vec<String>>,
-    pub now_ms: i64,
-}
-
-/// Depth and age of the outbox (`Store::outbox_stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct QueueStats {
-    pub queued: u64,
-    pub oldest_queued_ms: Option<i64>,
-    pub sending: u64,
-    pub unknown: u64,
-    /// Sent parts whose TP-MR waits in memory because the database refuses the commit.
-    pub unrecorded: u64,
-}
-
-impl QueueStats {
-    /// Messages accepted and not finished.
-    pub fn depth(&self) -> u64 {
-        self.queued + self.sending + self.unknown
-    }
-}
-
-/// The webhook queue's backlog (`Store::webhook_stats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BacklogStats {
-    pub pending: u64,
-    pub oldest_pending_ms: Option<i64>,
-    pub dead: u64,
-    pub last_error: Option<String>,
-}
-
-/// Lifetime message counters, when the store keeps them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    pub sent: u64,
-    pub delivered: u64,
-    pub failed: u64,
-    pub received: u64,
-    /// Incoming SMS that could not be decoded and were kept raw.
-    pub unreadable: u64,
-}
-
-/// Whether the database can keep new messages (`Store::status`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Storage {
-    /// The database file was replaced or deleted under the daemon, in words.
-    pub file_problem: Option<String>,
-    /// The last write error, while writes fail, and for how long they have.
-    pub write_error: Option<String>,
-    pub write_failing_s: Option<u64>,
-    /// Failed database writes since start.
-    pub write_failures: u64,
-    /// Bytes available on the database's volume, when known.
-    pub free_bytes: Option<u64>,
-    /// `store.min_free_space`.
-    pub min_free_bytes: u64,
-}
-
-impl Storage {
-    /// The free space is known and below the floor.
-    pub fn low_on_space(&self) -> bool {
-        self.free_bytes
-            .is_some_and(|free| free < self.min_free_bytes)
-    }
-}
-
-/// The durable outbox, as the HTTP API needs it.
-pub trait Outbox: Send + Sync + 'static {
+/// The database, as the HTTP API needs it: the commit behind `POST /message` and the figures
+/// behind `/health` and `/metrics`, in the store's own types.
+pub trait Backend: Send + Sync + 'static {
     /// Commits one outbound message (fsync'd) and returns its new `mId`.
-    fn enqueue(&self, message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>>;
-    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>>;
-    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>>;
-    /// Lifetime counters; `None` when the store does not keep them.
-    fn totals(&self) -> BoxFuture<'_, Result<Option<Totals>, OutboxError>> {
+    fn enqueue(&self, message: NewOutbound) -> BoxFuture<'_, Result<String, StoreError>>;
+    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<OutboxStats, StoreError>>;
+    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<WebhookStats, StoreError>>;
+    /// Lifetime counters; `None` when the backend does not keep them.
+    fn totals(&self) -> BoxFuture<'_, Result<Option<Totals>, StoreError>> {
         Box::pin(async { Ok(None) })
     }
-    /// The database's health now (cheap: no database round trip); `None` when the outbox has
-    /// no disk behind it.
-    fn storage(&self) -> Option<Storage> {
+    /// The database's health now (cheap: no database round trip); `None` when there is no
+    /// disk behind the backend.
+    fn status(&self) -> Option<StoreStatus> {
         None
     }
 }
@@ -122,8 +43,7 @@ pub trait Outbox: Send + Sync + 'static {
 /// The modem's health as `/health` and `/metrics` show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ModemSnapshot {
-    /// "starting", "ready", "degraded", "unplugged", "unhealthy".
-    pub state: String,
+    pub state: ModemState,
     /// The modem loop works (the daemon pings the systemd watchdog only then).
     pub healthy: bool,
     /// The SIM answered `READY` (PIN entered or none needed).
@@ -162,7 +82,7 @@ impl ModemProbe for tokio::sync::watch::Receiver<crate::modem::Health> {
 impl From<&crate::modem::Health> for ModemSnapshot {
     fn from(health: &crate::modem::Health) -> Self {
         Self {
-            state: format!("{:?}", health.state).to_ascii_lowercase(),
+            state: health.state,
             healthy: health.healthy,
             sim_ready: health.sim.eq_ignore_ascii_case("READY"),
             sim: health.sim.clone(),
@@ -184,7 +104,7 @@ pub struct Settings {
     pub channel_id: String,
     pub api_token: String,
     pub body_limit: usize,
-    /// Reading and checking a request (not its commit: see `routes`) must finish within this.
+    /// Reading and checking a request (not its commit: see `message`) must finish within this.
     pub request_timeout: Duration,
     pub max_queue_depth: u64,
     pub max_queue_age: Duration,
@@ -241,7 +161,7 @@ pub struct AppState {
 
 pub(crate) struct Inner {
     pub settings: Settings,
-    pub outbox: Arc<dyn Outbox>,
+    pub backend: Arc<dyn Backend>,
     pub modem: Arc<dyn ModemProbe>,
     pub webhook: Arc<WebhookMetrics>,
     pub counters: Counters,
@@ -251,7 +171,7 @@ pub(crate) struct Inner {
 #[derive(Clone, Copy)]
 struct CachedStats {
     fetched: Instant,
-    stats: QueueStats,
+    stats: OutboxStats,
     /// `counters.accepted` when the depth was read.
     accepted_at_fetch: u64,
     /// A request is reading the depth now.
@@ -270,14 +190,14 @@ pub(crate) struct Counters {
 impl AppState {
     pub fn new(
         settings: Settings,
-        outbox: Arc<dyn Outbox>,
+        backend: Arc<dyn Backend>,
         modem: Arc<dyn ModemProbe>,
         webhook: Arc<WebhookMetrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 settings,
-                outbox,
+                backend,
                 modem,
                 webhook,
                 counters: Counters::default(),
@@ -298,7 +218,7 @@ impl Inner {
     /// Only one request refreshes an expired cache; the others go on with the estimate
     /// meanwhile. Without that, every request in flight would read the depth at the same
     /// moment, and each read ends the store's group commit.
-    pub async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, OutboxError> {
+    pub async fn queue_stats(&self, now_ms: i64) -> Result<OutboxStats, StoreError> {
         let ttl = self.settings.queue_stats_ttl;
         let accepted_now = self.counters.accepted.load(Ordering::Relaxed);
         {
@@ -316,7 +236,7 @@ impl Inner {
                 cached.refreshing = true;
             }
         }
-        let result = self.outbox.outbox_stats(now_ms).await;
+        let result = self.backend.outbox_stats(now_ms).await;
         let mut cache = self.lock_cache();
         match result {
             Ok(stats) => {
@@ -362,22 +282,22 @@ mod tests {
         reads: AtomicU64,
     }
 
-    impl Outbox for SlowOutbox {
-        fn enqueue(&self, _message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>> {
+    impl Backend for SlowOutbox {
+        fn enqueue(&self, _message: NewOutbound) -> BoxFuture<'_, Result<String, StoreError>> {
             Box::pin(async { Ok("m".to_owned()) })
         }
-        fn outbox_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>> {
+        fn outbox_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
             Box::pin(async move {
                 self.reads.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                Ok(QueueStats {
+                Ok(OutboxStats {
                     queued: 7,
-                    ..QueueStats::default()
+                    ..OutboxStats::default()
                 })
             })
         }
-        fn webhook_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>> {
-            Box::pin(async { Ok(BacklogStats::default()) })
+        fn webhook_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<WebhookStats, StoreError>> {
+            Box::pin(async { Ok(WebhookStats::default()) })
         }
     }
 
@@ -448,7 +368,7 @@ mod tests {
         };
         let (sender, receiver) = tokio::sync::watch::channel(health);
         let snapshot = receiver.snapshot();
-        assert_eq!(snapshot.state, "unplugged");
+        assert_eq!(snapshot.state, ModemState::Unplugged);
         assert!(!snapshot.healthy && snapshot.sim_ready && !snapshot.registered);
         assert_eq!(snapshot.signal_dbm, Some(-99));
         assert_eq!(snapshot.resets, 2);

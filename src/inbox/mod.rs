@@ -13,14 +13,19 @@
 //! Senders become E.164 contact IDs (`sms.default_country` for national numbers); senders that
 //! are not phone numbers (alphanumeric names, short codes) follow `respond.alphanumeric_senders`.
 //! A bare number answering the quick-reply menu last sent to the contact (within
-//! `sms.quick_reply_window`) becomes the chosen reply's text. Multipart messages whose parts do
-//! not all arrive within `sms.reassembly_timeout` are forwarded with a gap marker
-//! ([`crate::store::gap_marker`]); a straggler arriving after that starts a message of its own,
-//! forwarded the same way once its own timeout passes. An SMS without a readable TP-SCTS is
-//! stamped with the time it was received. What a part's text is ([`text`]) never leaves a
-//! message empty, and an SMS that cannot be decoded at all is kept raw ([`unreadable`]).
-//! This module does not talk to the modem.
+//! `sms.quick_reply_window`) becomes the chosen reply's text ([`quick_reply`]). Multipart
+//! messages whose parts do not all arrive within `sms.reassembly_timeout` are forwarded with a
+//! gap marker ([`finish::gap_marker`]); a straggler arriving after that starts a message of its
+//! own, forwarded the same way once its own timeout passes. What a finished message becomes —
+//! its mId, its text, its events, split when longer than respond.io takes — is [`finish`]'s
+//! rule, run by the store in the transaction that completes the message. An SMS without a
+//! readable TP-SCTS is stamped with the time it was received. What a part's text is ([`text`])
+//! never leaves a message empty, and an SMS that cannot be decoded at all is kept raw
+//! ([`unreadable`]). This module does not talk to the modem.
 
+pub mod finish;
+pub mod quick_reply;
+mod split;
 pub mod text;
 pub mod unreadable;
 
@@ -30,6 +35,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{AlphanumericPolicy, Config};
 use crate::pdu::{Address, Concat, Deliver, TypeOfNumber};
 use crate::store::{InboundOutcome, NewInboundPart, PartGroup, Store, StoreError, stable_id};
@@ -95,21 +101,26 @@ impl ReceivedPart {
 pub struct Inbox {
     store: Store,
     options: InboxOptions,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    rules: Arc<finish::Rules>,
+    clock: Clock,
 }
 
 impl Inbox {
     pub fn new(store: Store, options: InboxOptions) -> Self {
+        let rules = Arc::new(finish::Rules {
+            quick_reply_window_ms: millis(options.quick_reply_window),
+        });
         Self {
             store,
             options,
-            clock: Arc::new(crate::outbox::now_ms),
+            rules,
+            clock: Clock::system(),
         }
     }
 
     /// Replaces the wall clock (tests).
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Clock::from_fn(clock);
         self
     }
 
@@ -127,7 +138,7 @@ impl Inbox {
     /// [`Inbox::receive`] for an already extracted part.
     pub async fn receive_part(&self, part: ReceivedPart) -> Result<InboundOutcome, InboxError> {
         let (contact_id, forward) = self.contact_of(&part.sender);
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.now_ms();
         let timestamp_ms = match part.timestamp {
             Some(timestamp) => timestamp.timestamp_millis(),
             None => {
@@ -165,20 +176,17 @@ impl Inbox {
                 (part_key, Some(group))
             }
         };
-        let outcome = self
-            .store
-            .receive_part(NewInboundPart {
-                part_key,
-                contact_id,
-                forward,
-                group,
-                text: part.text,
-                timestamp_ms,
-                pdu: part.pdu,
-                now_ms,
-                quick_reply_window_ms: millis(self.options.quick_reply_window),
-            })
-            .await?;
+        let part = NewInboundPart {
+            part_key,
+            contact_id,
+            forward,
+            group,
+            text: part.text,
+            timestamp_ms,
+            pdu: part.pdu,
+            now_ms,
+        };
+        let outcome = self.store.receive_part(part, self.rules.clone()).await?;
         match &outcome {
             InboundOutcome::Duplicate => {
                 tracing::info!("an SMS part already stored was read again")
@@ -197,11 +205,11 @@ impl Inbox {
 
     /// Forwards the multipart messages that waited longer than the reassembly timeout.
     pub async fn flush_expired(&self) -> Result<Vec<String>, InboxError> {
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let cutoff = now.saturating_sub(millis(self.options.reassembly_timeout));
         let flushed = self
             .store
-            .flush_partials(cutoff, now, millis(self.options.quick_reply_window))
+            .flush_partials(cutoff, now, self.rules.clone())
             .await?;
         for m_id in &flushed {
             tracing::warn!(%m_id, "forwarded an SMS with missing parts after the reassembly timeout");
@@ -233,7 +241,7 @@ impl Inbox {
         self.flush_expired().await?;
         let timeout = millis(self.options.reassembly_timeout);
         let wait = match self.store.oldest_partial_ms().await? {
-            Some(first) => (first + timeout - (self.clock)()).clamp(100, 60_000),
+            Some(first) => (first + timeout - self.clock.now_ms()).clamp(100, 60_000),
             None => 60_000,
         };
         Ok(Duration::from_millis(wait as u64))

@@ -3,7 +3,7 @@
 //! text (some phones and gateways send it so), otherwise a visible placeholder saying how many
 //! octets arrived. Port-addressed messages (WAP push, vCards to an application port) keep
 //! their hex form: they are for applications, not people. A message whose text ends up empty
-//! becomes [`crate::store::EMPTY_SMS`] when it is finished.
+//! becomes [`super::finish::EMPTY_SMS`] when it is finished.
 
 use crate::pdu::{Encoding, TRUNCATED_MARKER, UserData, printable_text};
 

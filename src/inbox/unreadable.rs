@@ -11,6 +11,7 @@ use super::text::UNREADABLE_SMS;
 use super::{Inbox, InboxError};
 use crate::pdu::Address;
 use crate::store::{NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, stable_id};
+use crate::wire::Event;
 
 /// A PDU that did not decode, as the modem handed it over.
 #[derive(Debug, Clone)]
@@ -48,11 +49,15 @@ impl Inbox {
             .pdu
             .trim_matches(|c: char| !c.is_ascii_alphanumeric())
             .to_ascii_uppercase();
+        let now_ms = self.clock.now_ms();
         let placeholder = match &contact {
             Some((contact_id, true)) if self.options.forward_unreadable => Some(Placeholder {
-                m_id: stable_id("sms-", &[b"unreadable", identity.as_bytes()]),
                 contact_id: contact_id.clone(),
-                text: UNREADABLE_SMS.to_owned(),
+                event: Event::message(
+                    stable_id("sms-", &[b"unreadable", identity.as_bytes()]),
+                    now_ms,
+                    UNREADABLE_SMS,
+                ),
             }),
             _ => None,
         };
@@ -67,7 +72,7 @@ impl Inbox {
                 slot: sms.slot.clone(),
                 reason: sms.reason.clone(),
                 placeholder,
-                now_ms: (self.clock)(),
+                now_ms,
             })
             .await?;
         match &outcome {

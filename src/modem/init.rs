@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use super::connection;
 use super::error::{ModemError, explain_cme};
 use super::parse;
 use super::{ModemOptions, Tuning};
@@ -184,21 +185,8 @@ impl Initialiser<'_> {
 
     /// Runs a command, retrying while the modem says it is busy.
     async fn run_patiently(&self, command: Command) -> Result<Response, AtError> {
-        let mut pause = self.tuning.busy_backoff;
-        let mut attempt = 1;
-        loop {
-            match self.at.run(command.clone()).await {
-                Err(AtError::Rejected { result, .. })
-                    if super::error::is_busy(&result) && attempt < self.tuning.busy_retries =>
-                {
-                    debug!(command = command.text(), %result, "modem busy; asking again");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let mut at = self.at;
+        connection::patiently(self.tuning, &command, &mut at).await
     }
 
     /// Runs every step, filling `report`. Returns the first error that makes SMS impossible.
@@ -562,12 +550,11 @@ pub(crate) async fn refresh_network(
 /// `smsgate doctor`. The error, if any, is what stopped the steps.
 pub async fn probe(options: &ModemOptions) -> (InitReport, Option<ModemError>) {
     let mut report = InitReport::default();
-    let port = match super::open_port(&options.port, options.baud) {
-        Ok(port) => port,
+    let tuning = Tuning::default();
+    let (at, _urcs) = match connection::open(options, &tuning).await {
+        Ok(opened) => opened,
         Err(error) => return (report, Some(error)),
     };
-    let tuning = Tuning::default();
-    let (at, _urcs, _task) = crate::at::spawn(port, tuning.at.clone());
     let initialiser = Initialiser {
         at: &at,
         options,

@@ -1,12 +1,18 @@
-//! SMS over the AT engine: the driver task that owns the modem, and the handle the rest of
+//! SMS over the AT engine: the driver task that owns one modem, and the handle the rest of
 //! smsgate uses to send parts and confirm received ones.
 //!
-//! [`spawn`] starts one task that opens the serial port by path, initialises the modem
-//! ([`init`]), reads SMS as `+CMTI`/`+CMT` announce them and sweeps the storage with
-//! `AT+CMGL=4` for any whose notification was lost, sends parts with `AT+CMGS`, hands status
-//! reports over, keeps [`Health`] up to date, and climbs the recovery ladder when the modem
-//! stops answering: resync → reopen the port → wait for the device to come back → optional
-//! `AT+CFUN=1,1` → report unhealthy.
+//! [`spawn`] starts one task that opens the modem's port, initialises the modem ([`init`]),
+//! reads SMS as `+CMTI`/`+CMT` announce them and sweeps the storage with `AT+CMGL=4` for any
+//! whose notification was lost, sends parts with `AT+CMGS`, hands status reports over, keeps
+//! [`Health`] up to date, and climbs the recovery ladder when the modem stops answering:
+//! resync → reopen the port → wait for the device to come back → optional `AT+CFUN=1,1` →
+//! report unhealthy. Each task owns its own state (no globals): a pool runs one per modem.
+//!
+//! The driver, bottom up: `connection` (one line: open, run a command with the timeout
+//! bookkeeping, the busy back-off, the engine's counters), then beside each other `receive`
+//! (URCs, `AT+CMGR`, the sweep, releasing what the caller committed), `send` (`AT+CMGS` and
+//! its `+CMGS: <mr>`), `health` (what [`Health`] says) and `recovery` (the ladder), with
+//! `driver` the loop that serves one initialised connection.
 //!
 //! It does not store anything, reassemble multipart messages or retry failed sends: a received
 //! part or status report is deleted from the modem (or acknowledged to the network) only when
@@ -16,12 +22,17 @@
 //! received PDU that still does not decode is handed over as [`ModemEvent::Unreadable`] for the
 //! caller to keep, never left to fill the storage.
 
+mod connection;
 mod driver;
 pub mod endpoint;
 pub mod error;
+mod health;
 pub mod init;
 pub mod parse;
 pub mod port;
+mod receive;
+mod recovery;
+mod send;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::at::AtConfig;
 
 pub use error::{ModemError, SendError, SendErrorKind, explain_cme, explain_cms};
+pub use health::{Health, ModemState};
 pub use init::{InitReport, probe};
 
 /// How to reach and drive the modem.
@@ -168,57 +180,6 @@ pub enum ModemEvent {
     },
 }
 
-/// Where the modem is on its way up or down the recovery ladder.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModemState {
-    /// Opening and initialising.
-    #[default]
-    Starting,
-    /// Initialised and registered.
-    Ready,
-    /// Initialised, but not registered (see `registration` and `last_error`).
-    Degraded,
-    /// The device path is gone (unplugged, re-enumerating).
-    Unplugged,
-    /// Recovery failed; the daemon should stop pinging the watchdog.
-    Unhealthy,
-}
-
-/// A snapshot of the modem, published on a watch channel.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Health {
-    pub state: ModemState,
-    /// `false` ⇒ the daemon stops pinging the systemd watchdog.
-    pub healthy: bool,
-    pub registered: bool,
-    /// Registration in words ("registered, home network").
-    pub registration: String,
-    pub operator: Option<String>,
-    pub signal_dbm: Option<i32>,
-    /// SIM state in words ("READY", "SIM PIN", …).
-    pub sim: String,
-    pub manufacturer: Option<String>,
-    pub model: Option<String>,
-    pub revision: Option<String>,
-    pub imei: Option<String>,
-    pub resets: u64,
-    pub reopens: u64,
-    pub timeouts: u64,
-    pub resyncs: u64,
-    pub garbage_bytes: u64,
-    pub last_error: Option<String>,
-    /// Messages in the receive storage, and its size (`AT+CPMS`).
-    pub storage_used: Option<u32>,
-    pub storage_total: Option<u32>,
-    /// Bytes written to and read from the port since start (all connections).
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    /// Parts accepted with `+CMGS`, and SMS parts handed over.
-    pub parts_sent: u64,
-    pub parts_received: u64,
-}
-
 pub(crate) enum Request {
     Send {
         pdu_hex: String,
@@ -343,9 +304,4 @@ pub fn spawn_with(
     let driver = driver::Driver::new(options, tuning, shutdown, events_tx, health_tx);
     tokio::spawn(driver.run(requests_rx));
     (ModemHandle { requests, health }, events)
-}
-
-/// Opens the serial device at `baud` (8N1, no flow control: what USB modems expect).
-pub fn open_port(path: &std::path::Path, baud: u32) -> Result<port::SerialPort, ModemError> {
-    port::open(path, baud)
 }

@@ -11,27 +11,27 @@
 //! Temporary errors back off and retry the whole message with a new concatenation reference;
 //! permanent errors, too many attempts and expiry fail it with a readable `status.message`.
 //!
-//! Status reports arrive here too ([`Outbox::status_report`]) and are paired with parts by
-//! (TP-MR, recipient, time window). The worker is a step function, [`Outbox::try_one`], and a
+//! Status reports are paired with parts by (TP-MR, recipient, time window) in [`report`]
+//! ([`Reports`], which needs no modem). The worker is a step function, [`Outbox::try_one`], and a
 //! loop around it, [`Outbox::run`]; it talks to the modem only through [`PartSender`], so tests
 //! drive it with a fake. It does not render, validate or plan messages (the HTTP layer did that
 //! before the message was accepted).
 
 mod modem;
+mod report;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::clock::Clock;
 use crate::config::{ModemConfig, SmsConfig};
 use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
-use crate::store::{
-    AttemptEnd, AttemptResult, Claimed, OutboxPolicy, ReportOutcome, StatusReportInput, Store,
-    StoreError,
-};
+use crate::store::{AttemptEnd, AttemptResult, Claimed, OutboxPolicy, Store, StoreError};
+
+pub use report::Reports;
 
 /// First and longest pause between attempts at committing what the modem answered.
 const RECORD_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
@@ -122,14 +122,9 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The wall clock in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SendOutcome {
     /// Nothing due (or the modem is not ready).
     Idle,
     /// Every part accepted; `sent` enqueued.
@@ -149,7 +144,7 @@ pub struct Outbox<S> {
     store: Store,
     sender: S,
     options: OutboxOptions,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    clock: Clock,
     shutdown: CancellationToken,
 }
 
@@ -173,14 +168,14 @@ impl<S: PartSender> Outbox<S> {
             store,
             sender,
             options,
-            clock: Arc::new(now_ms),
+            clock: Clock::system(),
             shutdown: CancellationToken::new(),
         }
     }
 
     /// Replaces the wall clock (tests).
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Clock::from_fn(clock);
         self
     }
 
@@ -190,10 +185,15 @@ impl<S: PartSender> Outbox<S> {
         self
     }
 
+    /// Status reports, paired with what this outbox sends (its store, clock and settings).
+    pub fn reports(&self) -> Reports {
+        Reports::new(self.store.clone(), &self.options).with_clock(self.clock.clone())
+    }
+
     /// The start-up step: parts left *submitting* by a crash become *unknown*. Returns how many
     /// messages are now in doubt.
     pub async fn recover(&self) -> Result<u64, OutboxError> {
-        let unknown = self.store.recover_outbound((self.clock)()).await?;
+        let unknown = self.store.recover_outbound(self.clock.now_ms()).await?;
         if unknown > 0 {
             tracing::warn!(
                 unknown,
@@ -205,20 +205,20 @@ impl<S: PartSender> Outbox<S> {
     }
 
     /// Sends the next due message, if any, all its parts in one go.
-    pub async fn try_one(&self) -> Result<Outcome, OutboxError> {
+    pub async fn try_one(&self) -> Result<SendOutcome, OutboxError> {
         if !self.sender.is_ready() {
-            return Ok(Outcome::Idle);
+            return Ok(SendOutcome::Idle);
         }
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let Some(job) = self.store.claim_outbound(now, self.options.policy).await? else {
-            return Ok(Outcome::Idle);
+            return Ok(SendOutcome::Idle);
         };
         let span = tracing::info_span!("outbox", m_id = %job.m_id, attempt = job.attempt);
         self.send(job).instrument(span).await
     }
 
     /// One attempt at a claimed message: every part, in order.
-    async fn send(&self, job: Claimed) -> Result<Outcome, OutboxError> {
+    async fn send(&self, job: Claimed) -> Result<SendOutcome, OutboxError> {
         let recipient = match Address::parse(&job.contact_id) {
             Ok(address) => address,
             Err(error) => {
@@ -230,9 +230,9 @@ impl<S: PartSender> Outbox<S> {
         };
         let options = SubmitOptions {
             status_report: self.options.status_reports,
-            force_ucs2: job.encoding == pdu::Encoding::Ucs2.to_string(),
+            force_ucs2: job.encoding == pdu::Encoding::Ucs2,
             // Idempotent on text that was already made GSM-friendly when it was planned.
-            smart_encoding: job.encoding == pdu::Encoding::Gsm7.to_string(),
+            smart_encoding: job.encoding == pdu::Encoding::Gsm7,
             max_parts: None,
             concat_reference: job.concat_reference,
             ..SubmitOptions::default()
@@ -256,18 +256,18 @@ impl<S: PartSender> Outbox<S> {
         for (index, part) in parts.iter().enumerate() {
             let seq = index as u32 + 1;
             if index > 0 && self.shutdown.is_cancelled() {
-                return Ok(Outcome::Interrupted { m_id: job.m_id });
+                return Ok(SendOutcome::Interrupted { m_id: job.m_id });
             }
             self.record("a part about to be sent", false, || {
                 self.store
-                    .part_submitting(job.id, seq, &job.contact_id, (self.clock)())
+                    .part_submitting(job.id, seq, &job.contact_id, self.clock.now_ms())
             })
             .await?;
             match self.sender.send_part(part, seq < total as u32).await {
                 Ok(mr) => {
                     self.record("a part the modem accepted", true, || {
                         self.store
-                            .part_accepted(job.id, seq, mr, total, (self.clock)())
+                            .part_accepted(job.id, seq, mr, total, self.clock.now_ms())
                     })
                     .await?;
                     tracing::debug!(part = seq, of = total, mr, "part accepted");
@@ -277,17 +277,17 @@ impl<S: PartSender> Outbox<S> {
                         "no answer from the modem; the part may or may not have gone");
                     self.record("a part in doubt", true, || {
                         self.store
-                            .part_unknown(job.id, seq, &message, (self.clock)())
+                            .part_unknown(job.id, seq, &message, self.clock.now_ms())
                     })
                     .await?;
-                    return Ok(Outcome::Unknown { m_id: job.m_id });
+                    return Ok(SendOutcome::Unknown { m_id: job.m_id });
                 }
                 Err(failure) => {
                     let end = match failure {
                         SendFailure::Temporary(_) => {
                             let delay = self.options.retry_delay(job.attempt);
                             AttemptEnd::Temporary {
-                                retry_at_ms: (self.clock)().saturating_add(millis(delay)),
+                                retry_at_ms: self.clock.now_ms().saturating_add(millis(delay)),
                             }
                         }
                         _ => AttemptEnd::Permanent,
@@ -301,7 +301,7 @@ impl<S: PartSender> Outbox<S> {
             }
         }
         tracing::info!(parts = total, "sent");
-        Ok(Outcome::Sent {
+        Ok(SendOutcome::Sent {
             m_id: job.m_id,
             parts: total,
         })
@@ -313,26 +313,26 @@ impl<S: PartSender> Outbox<S> {
         id: i64,
         end: AttemptEnd,
         error: &str,
-    ) -> Result<Outcome, OutboxError> {
+    ) -> Result<SendOutcome, OutboxError> {
         let result = self
             .record("a failed attempt", true, || {
                 self.store.attempt_failed(
                     id,
                     end.clone(),
                     error,
-                    (self.clock)(),
+                    self.clock.now_ms(),
                     self.options.policy,
                 )
             })
             .await?;
         Ok(match result {
-            AttemptResult::Retrying { at_ms } => Outcome::Retrying {
+            AttemptResult::Retrying { at_ms } => SendOutcome::Retrying {
                 m_id: m_id.to_owned(),
                 at_ms,
             },
             AttemptResult::Failed { message } => {
                 tracing::warn!(%message, "message failed");
-                Outcome::Failed {
+                SendOutcome::Failed {
                     m_id: m_id.to_owned(),
                     message,
                 }
@@ -397,37 +397,6 @@ impl<S: PartSender> Outbox<S> {
         }
     }
 
-    /// Pairs a status report with its part and moves the message forward (`delivered` when all
-    /// parts are, `failed` when one fails for good; TP-ST 0x20–0x3F changes nothing yet).
-    pub async fn status_report(
-        &self,
-        report: &pdu::StatusReport,
-    ) -> Result<ReportOutcome, OutboxError> {
-        let recipient = recipient_key(&report.recipient.value, &self.options.default_country);
-        let outcome = self
-            .store
-            .apply_status_report(StatusReportInput {
-                mr: report.message_reference,
-                recipient,
-                status: report.status,
-                now_ms: (self.clock)(),
-                window_ms: millis(self.options.report_window),
-            })
-            .await?;
-        match &outcome {
-            ReportOutcome::Unmatched => tracing::info!(
-                mr = report.message_reference,
-                status = report.status,
-                "a status report matches no part sent in the window (yet); kept for the part \
-                 whose answer is still to be recorded"
-            ),
-            ReportOutcome::Matched { m_id, events } => {
-                tracing::debug!(%m_id, status = report.status, ?events, "status report");
-            }
-        }
-        Ok(outcome)
-    }
-
     /// Recovers, then sends until `shutdown`: wakes on a new message, at the next retry time,
     /// or at least once a minute; waits while the modem is not ready. Only a failed recovery
     /// ends it (sending before parts in doubt are marked would lose the doubt); a failed step
@@ -438,14 +407,14 @@ impl<S: PartSender> Outbox<S> {
         while !self.shutdown.is_cancelled() {
             let notified = signal.notified();
             let idle_for = match self.try_one().await {
-                Ok(Outcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
-                Ok(Outcome::Idle) => {
+                Ok(SendOutcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
+                Ok(SendOutcome::Idle) => {
                     // Unknown (a database error): look again within the minute anyway.
                     let next = self.store.next_outbound_wakeup(self.options.policy).await;
                     let wait = next
                         .ok()
                         .flatten()
-                        .map_or(60_000, |at| (at - (self.clock)()).clamp(0, 60_000));
+                        .map_or(60_000, |at| (at - self.clock.now_ms()).clamp(0, 60_000));
                     Duration::from_millis(wait as u64)
                 }
                 Ok(_) => continue,
@@ -476,16 +445,6 @@ fn retry_cures(error: &StoreError) -> bool {
     }
 }
 
-/// A status report's recipient in the form parts are stored under (the contact ID).
-fn recipient_key(value: &str, default_country: &str) -> String {
-    if value.starts_with('+') {
-        return value.to_owned();
-    }
-    crate::phone::normalise_sender(value, default_country)
-        .map(|number| number.to_string())
-        .unwrap_or_else(|| value.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,12 +456,5 @@ mod tests {
         assert_eq!(options.retry_delay(2), Duration::from_secs(20));
         assert_eq!(options.retry_delay(7), Duration::from_secs(600));
         assert_eq!(options.retry_delay(40), Duration::from_secs(600));
-    }
-
-    #[test]
-    fn report_recipients_normalise_like_contacts() {
-        assert_eq!(recipient_key("+60177872890", "MY"), "+60177872890");
-        assert_eq!(recipient_key("0177872890", "MY"), "+60177872890");
-        assert_eq!(recipient_key("22556", "MY"), "22556");
     }
 }

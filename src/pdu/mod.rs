@@ -39,7 +39,7 @@ pub use deliver::Deliver;
 pub use error::PduError;
 pub use smart::{Replacement, look_alike};
 pub use split::{Plan, plan};
-pub use status_report::{StatusClass, StatusReport};
+pub use status_report::{StatusClass, StatusReport, failure_text};
 pub use submit::{Submit, Validity, relative_validity, relative_vp};
 pub use udh::{Concat, InformationElement, Ports};
 pub use user_data::{MAX_OCTETS, MAX_SEPTETS, UserData, printable_text};

@@ -46,6 +46,30 @@ impl StatusClass {
     }
 }
 
+/// Why a part was not delivered, in words, with its TP-ST: what `failed` tells respond.io
+/// (TS 23.040 §9.2.3.15; a value without words of its own is "a permanent failure").
+pub fn failure_text(status: u8) -> String {
+    let reason = match status {
+        0x40 => "remote procedure error",
+        0x41 => "incompatible destination",
+        0x42 => "connection rejected by the recipient",
+        0x43 => "not obtainable",
+        0x44 | 0x64 => "quality of service not available",
+        0x45 => "no interworking available",
+        0x46 => "the message expired before it could be delivered",
+        0x47 => "deleted by the sender",
+        0x48 => "deleted by the service centre",
+        0x49 => "the message does not exist",
+        0x60 => "network congestion; the service centre gave up",
+        0x61 => "the recipient was busy; the service centre gave up",
+        0x62 => "no response from the recipient; the service centre gave up",
+        0x63 => "service rejected",
+        0x65 => "error in the recipient's phone",
+        _ => "the network reported a permanent failure",
+    };
+    format!("not delivered: {reason} (TP-ST 0x{status:02X})")
+}
+
 impl std::fmt::Display for StatusClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

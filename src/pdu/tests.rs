@@ -338,6 +338,22 @@ fn status_report_vector_and_classes() {
 }
 
 #[test]
+fn a_failed_status_says_why_in_words_with_its_value() {
+    assert_eq!(
+        failure_text(0x46),
+        "not delivered: the message expired before it could be delivered (TP-ST 0x46)"
+    );
+    assert_eq!(
+        failure_text(0x44),
+        failure_text(0x64).replace("0x64", "0x44")
+    );
+    assert_eq!(
+        failure_text(0x7F),
+        "not delivered: the network reported a permanent failure (TP-ST 0x7F)"
+    );
+}
+
+#[test]
 fn status_report_optional_parameters() {
     // TP-PI 07: PID, DCS and UD follow: 00, 00, 02 "Hi" (C834).
     let hex = "0006D60B911326880736F411101171955140111011719571400007000002C834";

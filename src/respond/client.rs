@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::RespondError;
 use super::retry::{Attempt, parse_retry_after};
-use super::wire::Contact;
+use crate::wire::{Contact, WebhookBody};
 
 /// How much of a failed answer's body is kept for the log and `last_error`.
 const BODY_EXCERPT: usize = 300;
@@ -117,7 +117,7 @@ impl WebhookClient {
 
     /// Posts `events` (all of one contact, oldest first) in one request.
     pub async fn post<E: Serialize>(&self, contact_id: &str, events: &[E]) -> Posted {
-        let body = OutgoingBody {
+        let body = WebhookBody {
             channel_id: self.channel_id.as_str(),
             contact_id,
             events,
@@ -144,7 +144,7 @@ impl WebhookClient {
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|value| value.to_str().ok())
-                    .and_then(|value| parse_retry_after(value, chrono::Utc::now().timestamp()));
+                    .and_then(|value| parse_retry_after(value, crate::clock::now_ms() / 1000));
                 let body = if response.status().is_success() {
                     // Drain the body so the connection goes back to the pool.
                     let _ = response.bytes().await;
@@ -166,18 +166,6 @@ impl WebhookClient {
             elapsed: started.elapsed(),
         }
     }
-}
-
-/// The webhook body ([`super::wire::WebhookBody`]'s shape) borrowing its parts, so a post
-/// does not copy the events.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OutgoingBody<'a, E> {
-    channel_id: &'a str,
-    contact_id: &'a str,
-    events: &'a [E],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    contact: Option<Contact>,
 }
 
 fn excerpt(body: &str) -> String {

@@ -1,22 +1,22 @@
-//! respond.io: the Custom Channel wire types, the webhook client, and the worker that drains
-//! the durable webhook queue to respond.io in per-contact order, at a bounded rate, retrying
-//! failures with backoff and parking what cannot be delivered.
+//! respond.io: the webhook client, and the worker that drains the durable webhook queue to
+//! respond.io in per-contact order, at a bounded rate, retrying failures with backoff and
+//! parking what cannot be delivered.
 //!
-//! This module does not store events (`store` does) nor serve `POST /message` (`http` does).
+//! This module does not build or store events (the store does, from the wire types in
+//! [`crate::wire`]) nor serve `POST /message` (`http` does).
 
 pub mod client;
 pub mod metrics;
 pub mod ratelimit;
 pub mod retry;
 mod store;
-pub mod wire;
 pub mod worker;
 
 pub use client::{ClientOptions, WebhookClient};
 pub use metrics::WebhookMetrics;
 pub use ratelimit::RateLimiter;
 pub use retry::RetryPolicy;
-pub use worker::{EventBatch, EventQueue, Outcome, Waker, Worker, WorkerOptions};
+pub use worker::{EventQueue, PostOutcome, Worker, WorkerOptions};
 
 /// What can go wrong in this module.
 #[derive(Debug, thiserror::Error)]

@@ -1,20 +1,8 @@
 //! The SQLite store as the webhook worker's [`EventQueue`]: the queue lives in the store, the
 //! knowledge of how respond.io drains it lives here (the store names no layer above it).
 
-use super::worker::{EventBatch, EventQueue};
-use crate::store::{self, Store, StoreError};
-
-impl From<store::EventBatch> for EventBatch {
-    fn from(batch: store::EventBatch) -> Self {
-        Self {
-            contact_id: batch.contact_id,
-            event_ids: batch.event_ids,
-            events: batch.events,
-            attempts: batch.attempts,
-            first_enqueued_ms: batch.first_enqueued_ms,
-        }
-    }
-}
+use super::worker::EventQueue;
+use crate::store::{EventBatch, Store, StoreError};
 
 /// The webhook worker drains this queue.
 impl EventQueue for Store {
@@ -26,11 +14,7 @@ impl EventQueue for Store {
         max_events: usize,
         busy: &[String],
     ) -> Result<Option<EventBatch>, StoreError> {
-        Ok(
-            Store::next_event_batch_except(self, now_ms, max_events, busy)
-                .await?
-                .map(Into::into),
-        )
+        Store::next_event_batch_except(self, now_ms, max_events, busy).await
     }
 
     async fn events_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {

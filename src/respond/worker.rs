@@ -35,7 +35,9 @@ use super::client::WebhookClient;
 use super::metrics::WebhookMetrics;
 use super::ratelimit::RateLimiter;
 use super::retry::{Decision, FailureKind, RetryPolicy};
+use crate::clock::Clock;
 use crate::phone::mask;
+use crate::store::EventBatch;
 
 /// A batch whose token took longer than this is chosen again before it leaves: during a hold
 /// (a `429`, a pause) a reply may have arrived that should go first.
@@ -46,21 +48,8 @@ const RECHOOSE_AFTER: Duration = Duration::from_millis(200);
 /// after the restart) but a duplicate; the gateway's shutdown deadline is longer than this.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 
-/// The oldest due events of one contact (Contract 4's `EventBatch`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventBatch {
-    pub contact_id: String,
-    pub event_ids: Vec<i64>,
-    /// The events exactly as queued, oldest first.
-    pub events: Vec<serde_json::Value>,
-    /// Failed attempts so far (of the head event).
-    pub attempts: u32,
-    /// When the oldest event of the batch was queued (Unix ms).
-    pub first_enqueued_ms: i64,
-}
-
-/// The durable webhook queue, as the worker needs it. `smsgate::store::Store` implements it;
-/// tests use an in-memory queue.
+/// The durable webhook queue, as the worker needs it: it hands out the store's
+/// [`EventBatch`]es. `smsgate::store::Store` implements it; tests use an in-memory queue.
 pub trait EventQueue: Send + Sync + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
 
@@ -136,7 +125,7 @@ impl WorkerOptions {
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum PostOutcome {
     /// Nothing was due.
     Idle,
     /// respond.io accepted `events` events of the contact.
@@ -162,25 +151,11 @@ pub enum Outcome {
     },
 }
 
-/// Wakes an idle worker when events were queued (cheap to clone).
-#[derive(Debug, Clone, Default)]
-pub struct Waker(Arc<Notify>);
-
-impl Waker {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-}
-
-/// Unix milliseconds now; the worker's clock unless a test gives it another.
-pub fn system_now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The webhook worker.
 pub struct Worker<Q> {
     inner: Inner<Q>,
-    waker: Waker,
+    /// Raised when events are queued, so an idle worker need not poll.
+    wake: Arc<Notify>,
 }
 
 /// What every request task shares: the queue, the client, the limiter and the state of
@@ -191,7 +166,7 @@ struct Inner<Q> {
     limiter: Arc<RateLimiter>,
     options: Arc<WorkerOptions>,
     metrics: Arc<WebhookMetrics>,
-    clock: fn() -> i64,
+    clock: Clock,
     state: Arc<Mutex<DeliveryState>>,
 }
 
@@ -203,7 +178,7 @@ impl<Q> Clone for Inner<Q> {
             limiter: Arc::clone(&self.limiter),
             options: Arc::clone(&self.options),
             metrics: Arc::clone(&self.metrics),
-            clock: self.clock,
+            clock: self.clock.clone(),
             state: Arc::clone(&self.state),
         }
     }
@@ -238,10 +213,10 @@ impl<Q: EventQueue> Worker<Q> {
                 limiter,
                 options: Arc::new(options),
                 metrics: Arc::default(),
-                clock: system_now_ms,
+                clock: Clock::system(),
                 state: Arc::default(),
             },
-            waker: Waker::default(),
+            wake: Arc::default(),
         }
     }
 
@@ -268,8 +243,8 @@ impl<Q: EventQueue> Worker<Q> {
     }
 
     /// Uses another clock for the queue's timestamps (Unix ms).
-    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
-        self.inner.clock = clock;
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.inner.clock = Clock::from_fn(clock);
         self
     }
 
@@ -278,23 +253,18 @@ impl<Q: EventQueue> Worker<Q> {
         Arc::clone(&self.inner.metrics)
     }
 
-    /// A handle that wakes the worker when it idles.
-    pub fn waker(&self) -> Waker {
-        self.waker.clone()
-    }
-
-    /// Idles on `notify` (e.g. the store's event signal, raised whenever an event is queued)
-    /// instead of a private one.
+    /// Idles on `notify` (the store's event signal, raised whenever an event is queued)
+    /// instead of only polling.
     pub fn with_notify(mut self, notify: Arc<Notify>) -> Self {
-        self.waker = Waker(notify);
+        self.wake = notify;
         self
     }
 
     /// Posts the next due batch, if any, and records what happened (one request, waiting for
     /// it).
-    pub async fn try_one(&mut self) -> Result<Outcome, RespondError> {
+    pub async fn try_one(&mut self) -> Result<PostOutcome, RespondError> {
         let Some(batch) = self.inner.next_batch(&[]).await? else {
-            return Ok(Outcome::Idle);
+            return Ok(PostOutcome::Idle);
         };
         self.inner.limiter.acquire().await;
         let epoch = self.inner.epoch();
@@ -315,7 +285,7 @@ impl<Q: EventQueue> Worker<Q> {
         );
         let mut dispatch = Dispatch {
             inner: self.inner,
-            waker: self.waker,
+            wake: self.wake,
             shutdown,
             tasks: JoinSet::new(),
             busy: HashMap::new(),
@@ -344,15 +314,16 @@ impl<Q: EventQueue> Worker<Q> {
 /// The loop of [`Worker::run`]: chooses each batch, takes its token, and hands it to a task.
 struct Dispatch<Q> {
     inner: Inner<Q>,
-    waker: Waker,
+    wake: Arc<Notify>,
     shutdown: CancellationToken,
-    tasks: JoinSet<Result<Outcome, RespondError>>,
+    tasks: JoinSet<Result<PostOutcome, RespondError>>,
     /// The contact of each request in flight, by task.
     busy: HashMap<tokio::task::Id, String>,
 }
 
 /// A request task that ended, as `JoinSet::join_next_with_id` gives it.
-type Finished = Result<(tokio::task::Id, Result<Outcome, RespondError>), tokio::task::JoinError>;
+type Finished =
+    Result<(tokio::task::Id, Result<PostOutcome, RespondError>), tokio::task::JoinError>;
 
 impl<Q: EventQueue> Dispatch<Q> {
     /// Returns when shutdown is requested.
@@ -383,7 +354,7 @@ impl<Q: EventQueue> Dispatch<Q> {
                     let idle_poll = self.inner.options.idle_poll;
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = self.waker.0.notified() => {}
+                        () = self.wake.notified() => {}
                         () = tokio::time::sleep(idle_poll) => {}
                         Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                             if self.finished(done) && self.pause().await {
@@ -500,7 +471,7 @@ impl<Q: EventQueue> Inner<Q> {
     async fn next_batch(&self, busy: &[String]) -> Result<Option<EventBatch>, RespondError> {
         self.queue
             .next_event_batch(
-                (self.clock)(),
+                self.clock.now_ms(),
                 self.options.max_events_per_request.max(1),
                 busy,
             )
@@ -523,10 +494,10 @@ impl<Q: EventQueue> Inner<Q> {
 
     /// Posts one batch (its token already taken) and records what happened. `epoch` is the
     /// failure count's epoch when the request started.
-    async fn deliver(&self, batch: EventBatch, epoch: u64) -> Result<Outcome, RespondError> {
+    async fn deliver(&self, batch: EventBatch, epoch: u64) -> Result<PostOutcome, RespondError> {
         let posted = self.client.post(&batch.contact_id, &batch.events).await;
         self.metrics.record_request(posted.elapsed);
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.now_ms();
         let events = batch.events.len();
         let contact = mask(&batch.contact_id);
         let failures = batch.attempts.saturating_add(1);
@@ -556,7 +527,7 @@ impl<Q: EventQueue> Inner<Q> {
                     .map_err(RespondError::queue)?;
                 self.metrics.record_delivered(events, now_ms);
                 debug!(contact, events, elapsed = ?posted.elapsed, "webhook delivered");
-                Ok(Outcome::Delivered {
+                Ok(PostOutcome::Delivered {
                     contact_id: batch.contact_id,
                     events,
                 })
@@ -575,7 +546,7 @@ impl<Q: EventQueue> Inner<Q> {
                     .map_err(RespondError::queue)?;
                 self.metrics.record_failure(kind, &error, now_ms);
                 if let Some(reason) = reason {
-                    return Ok(Outcome::Paused {
+                    return Ok(PostOutcome::Paused {
                         contact_id: batch.contact_id,
                         events,
                         reason,
@@ -583,7 +554,7 @@ impl<Q: EventQueue> Inner<Q> {
                 }
                 warn!(contact, events, attempt = failures, retry_in_ms = at_ms - now_ms,
                       kind = kind.label(), %error, "webhook failed; will retry");
-                Ok(Outcome::Retrying {
+                Ok(PostOutcome::Retrying {
                     contact_id: batch.contact_id,
                     events,
                     at_ms,
@@ -600,7 +571,7 @@ impl<Q: EventQueue> Inner<Q> {
                 self.metrics.record_dead(events);
                 error!(contact, events, kind = kind.label(), %error,
                        "webhook events parked as dead");
-                Ok(Outcome::Dead {
+                Ok(PostOutcome::Dead {
                     contact_id: batch.contact_id,
                     events,
                     error,

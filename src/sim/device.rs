@@ -466,8 +466,15 @@ impl Device {
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
+        let mut effects = effects.into_iter().peekable();
+        while let Some(effect) = effects.next() {
             match effect {
+                // The output that completes a `+CMGS` answer goes to the line as one, so the
+                // line can note when its last byte went (see `port::Write::Answer`).
+                Effect::Output(bytes) if matches!(effects.peek(), Some(Effect::SubmitAnswered)) => {
+                    effects.next();
+                    self.answer(bytes);
+                }
                 Effect::Output(bytes) => self.output(bytes),
                 Effect::Submitted(submission) => {
                     tracing::debug!(result = ?submission.result, "part submitted");
@@ -507,13 +514,7 @@ impl Device {
                     let generation = self.generation;
                     self.schedule(self.options.attach_time, Event::Attached { generation });
                 }
-                Effect::SubmitAnswered => {
-                    if let Some(port) = &self.port
-                        && !self.hung
-                    {
-                        port.write(Write::AnswerSent);
-                    }
-                }
+                Effect::SubmitAnswered => self.answer(Vec::new()),
                 Effect::Restart => {
                     // Let the `OK` out before the modem leaves the bus.
                     if let Some(port) = &self.port {
@@ -538,6 +539,16 @@ impl Device {
         }
         if let Some(port) = &self.port {
             port.write(Write::Bytes(bytes));
+        }
+    }
+
+    /// The end of a `+CMGS` answer (or the whole of it).
+    fn answer(&mut self, bytes: Vec<u8>) {
+        if self.hung {
+            return;
+        }
+        if let Some(port) = &self.port {
+            port.write(Write::Answer(bytes));
         }
     }
 

@@ -66,8 +66,18 @@ impl Counters {
         }
     }
 
-    fn answer_sent(&self, now: Instant) {
+    /// The last byte of a `+CMGS` answer is about to reach the client. Noted before it is
+    /// written, so a client that answers at once always finds the gap open.
+    fn answer_due(&self, now: Instant) {
         *lock(&self.answered) = Some(now);
+    }
+
+    /// The last byte of a `+CMGS` answer reached the client: the gap starts now, unless the
+    /// client already spoke (then it was measured from just before the write).
+    fn answer_sent(&self, now: Instant) {
+        if let Some(answered) = lock(&self.answered).as_mut() {
+            *answered = now;
+        }
     }
 }
 
@@ -75,8 +85,9 @@ impl Counters {
 pub enum Write {
     /// Bytes for the client.
     Bytes(Vec<u8>),
-    /// Everything before completes a `+CMGS` answer: note when the line has carried it.
-    AnswerSent,
+    /// Bytes that complete a `+CMGS` answer: the line notes when it has carried their last
+    /// byte (the start of the client's idle gap).
+    Answer(Vec<u8>),
     /// Answer once everything before has been written.
     Flushed(oneshot::Sender<()>),
 }
@@ -241,42 +252,64 @@ fn write_line(
 ) {
     let mut pacer = Pacer::new(baud);
     while let Ok(item) = queue.recv() {
-        let bytes = match item {
-            Write::Bytes(bytes) => bytes,
+        let (bytes, answer) = match item {
+            Write::Bytes(bytes) => (bytes, false),
+            Write::Answer(bytes) => (bytes, true),
             Write::Flushed(reply) => {
                 let _ = reply.send(());
                 continue;
             }
-            Write::AnswerSent => {
-                counters.answer_sent(Instant::now());
-                continue;
-            }
         };
         tracing::trace!(bytes = ?String::from_utf8_lossy(&bytes), "to the client");
-        for slice in bytes.chunks(pacer.slice_len()) {
+        let slices = bytes.chunks(pacer.slice_len()).count();
+        if answer && slices == 0 {
+            counters.answer_due(Instant::now());
+        }
+        for (index, slice) in bytes.chunks(pacer.slice_len()).enumerate() {
             let carried = pacer.schedule(Instant::now(), slice.len());
             sleep_until(carried, stop);
-            let mut rest = slice;
-            while !rest.is_empty() {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                match pty.try_write(rest) {
-                    Ok(pty::Written::Bytes(n)) => {
-                        counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                        rest = &rest[n..];
-                    }
-                    // The client is not reading: its buffer drains when it does.
-                    Ok(pty::Written::Full) => std::thread::sleep(WRITE_RETRY),
-                    Ok(pty::Written::NoClient) => rest = &[],
-                    Err(error) => {
-                        tracing::warn!(%error, "writing the pty failed");
-                        return;
-                    }
-                }
+            if answer && index + 1 == slices {
+                counters.answer_due(Instant::now());
+            }
+            if !write_slice(pty, slice, counters, stop) {
+                return;
+            }
+        }
+        if answer {
+            counters.answer_sent(Instant::now());
+        }
+    }
+}
+
+/// Writes one slice, waiting while the client's buffer is full; `false` when the line must
+/// stop. Bytes are counted before the write, so a client that has read them never finds
+/// [`Counters::snapshot`] behind what it read; what could not be written is taken back.
+fn write_slice(pty: &Pty, slice: &[u8], counters: &Counters, stop: &AtomicBool) -> bool {
+    let mut rest = slice;
+    while !rest.is_empty() {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let pending = rest.len() as u64;
+        counters.bytes_out.fetch_add(pending, Ordering::Relaxed);
+        let written = pty.try_write(rest);
+        let unwritten = match &written {
+            Ok(pty::Written::Bytes(n)) => pending - *n as u64,
+            _ => pending,
+        };
+        counters.bytes_out.fetch_sub(unwritten, Ordering::Relaxed);
+        match written {
+            Ok(pty::Written::Bytes(n)) => rest = &rest[n..],
+            // The client is not reading: its buffer drains when it does.
+            Ok(pty::Written::Full) => std::thread::sleep(WRITE_RETRY),
+            Ok(pty::Written::NoClient) => rest = &[],
+            Err(error) => {
+                tracing::warn!(%error, "writing the pty failed");
+                return false;
             }
         }
     }
+    true
 }
 
 /// Sleeps until `deadline`, in steps short enough to notice `stop`.

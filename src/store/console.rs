@@ -379,6 +379,7 @@ mod tests {
     use super::*;
     use crate::pdu::Encoding;
     use crate::store::{NewOutbound, Source};
+    use crate::wire::{Event, StatusValue};
 
     async fn outbound(store: &Store, contact: &str, parts: usize, now_ms: i64) -> String {
         store
@@ -512,11 +513,8 @@ mod tests {
     async fn dead_events_are_listed_and_redriven_one_by_one() {
         let store = Store::open_in_memory().await.expect("open");
         let mut ids = Vec::new();
-        for value in ["sent", "delivered"] {
-            let event = serde_json::json!({
-                "type": "message_status", "mId": "m1", "timestamp": 1,
-                "status": {"value": value}
-            });
+        for value in [StatusValue::Sent, StatusValue::Delivered] {
+            let event = Event::status("m1", 1, value);
             ids.push(
                 store
                     .enqueue_event("+60123456789", event, 10)

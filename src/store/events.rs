@@ -18,12 +18,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Store, StoreError, next_counter};
+use crate::wire::Event;
 
 /// Events of one contact to post in one request, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventBatch {
     pub contact_id: String,
     pub event_ids: Vec<i64>,
+    /// The events exactly as queued (each written from an [`Event`]), oldest first.
     pub events: Vec<Value>,
     /// Attempts already made for the head-of-line event.
     pub attempts: u32,
@@ -53,12 +55,12 @@ pub enum Lane {
 }
 
 impl Lane {
-    /// The lane of an event, by its `type`.
-    pub fn of(event: &Value) -> Self {
-        match event.get("type").and_then(Value::as_str) {
-            Some("message") => Self::Message,
-            Some("message_echo") => Self::Echo,
-            _ => Self::Status,
+    /// The lane of an event.
+    pub fn of(event: &Event) -> Self {
+        match event {
+            Event::Message { .. } => Self::Message,
+            Event::MessageEcho { .. } => Self::Echo,
+            Event::MessageStatus { .. } => Self::Status,
         }
     }
 }
@@ -67,13 +69,18 @@ impl Lane {
 pub(crate) fn enqueue_event(
     tx: &Connection,
     contact_id: &str,
-    event: &Value,
+    event: &Event,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO event (contact_id, body, state, next_attempt_ms, created_ms, enqueued_ms, lane)
          VALUES (?1, ?2, 'pending', ?3, ?3, ?3, ?4)",
-        params![contact_id, event.to_string(), now_ms, Lane::of(event) as i64],
+        params![
+            contact_id,
+            serde_json::to_string(event)?,
+            now_ms,
+            Lane::of(event) as i64
+        ],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -269,12 +276,12 @@ impl Store {
         .await
     }
 
-    /// Enqueues an arbitrary event (tests and tools); the pipelines enqueue theirs atomically
-    /// with the rows they describe.
+    /// Enqueues one event on its own (tests and tools); the pipelines enqueue theirs
+    /// atomically with the rows they describe.
     pub async fn enqueue_event(
         &self,
         contact_id: &str,
-        event: Value,
+        event: Event,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         let contact_id = contact_id.to_owned();
@@ -289,7 +296,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::wire::StatusValue;
 
     async fn store() -> Store {
         Store::open_in_memory().await.expect("open")
@@ -299,15 +306,15 @@ mod tests {
     async fn batches_keep_per_contact_order() {
         let store = store().await;
         let a1 = store
-            .enqueue_event("+1a", json!({"n": "a1"}), 10)
+            .enqueue_event("+1a", receipt("a1"), 10)
             .await
             .expect("a1");
         let b1 = store
-            .enqueue_event("+1b", json!({"n": "b1"}), 11)
+            .enqueue_event("+1b", receipt("b1"), 11)
             .await
             .expect("b1");
         let a2 = store
-            .enqueue_event("+1a", json!({"n": "a2"}), 12)
+            .enqueue_event("+1a", receipt("a2"), 12)
             .await
             .expect("a2");
 
@@ -351,11 +358,11 @@ mod tests {
     async fn dead_events_unblock_and_can_be_redriven() {
         let store = store().await;
         let a1 = store
-            .enqueue_event("+1a", json!({"n": 1}), 10)
+            .enqueue_event("+1a", receipt("1"), 10)
             .await
             .expect("a1");
         let a2 = store
-            .enqueue_event("+1a", json!({"n": 2}), 11)
+            .enqueue_event("+1a", receipt("2"), 11)
             .await
             .expect("a2");
         store
@@ -383,8 +390,18 @@ mod tests {
         assert_eq!((batch.attempts, batch.first_enqueued_ms), (0, 1000));
     }
 
-    fn event(kind: &str, n: i64) -> Value {
-        json!({"type": kind, "mId": format!("m{n}"), "timestamp": n})
+    /// A receipt, in the lane a bare JSON event also had.
+    fn receipt(m_id: &str) -> Event {
+        Event::status(m_id, 0, StatusValue::Sent)
+    }
+
+    fn event(kind: &str, n: i64) -> Event {
+        let m_id = format!("m{n}");
+        match kind {
+            "message" => Event::message(m_id, n, "text"),
+            "message_echo" => Event::echo(m_id, n, "text"),
+            _ => Event::status(m_id, n, StatusValue::Sent),
+        }
     }
 
     /// The contacts of the batches in the order the queue hands them out, each delivered at
@@ -530,14 +547,14 @@ mod tests {
         conn.pragma_update(None, "user_version", 2)
             .expect("version");
         for (id, contact, body) in [
-            (1, "+1s", event("message_status", 1).to_string()),
-            (2, "+1e", event("message_echo", 2).to_string()),
-            (3, "+1m", event("message", 3).to_string()),
+            (1, "+1s", event("message_status", 1)),
+            (2, "+1e", event("message_echo", 2)),
+            (3, "+1m", event("message", 3)),
         ] {
             conn.execute(
                 "INSERT INTO event (id, contact_id, body, state, next_attempt_ms, created_ms,
                  enqueued_ms) VALUES (?1, ?2, ?3, 'pending', 0, 0, 0)",
-                params![id, contact, body],
+                params![id, contact, serde_json::to_string(&body).expect("json")],
             )
             .expect("old event");
         }

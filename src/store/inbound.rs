@@ -3,19 +3,23 @@
 //! Every part is committed under its dedupe key before the caller deletes the SIM copy, so a
 //! re-read after a crash (or a duplicate notification) finds its row and changes nothing. A
 //! multipart message collects its parts here, in any order and across restarts; when the last
-//! one arrives — or the reassembly timeout passes — the message is written and, in the same
-//! transaction, its respond.io `message` event is enqueued.
+//! one arrives — or the reassembly timeout passes — the message is finished and, in the same
+//! transaction, its respond.io events are enqueued.
 //!
-//! The keys, the sender normalisation and the forwarding rule are decided by
-//! [`crate::inbox`]; this file only applies them.
+//! This file stores and moves rows. What a finished message becomes (its mId, its text with
+//! the gaps marked, a quick-reply answer, the events) is decided by the rules the caller
+//! passes in ([`FinishMessage`], implemented by [`crate::inbox`]), which run inside the
+//! transaction that completes the message, so the message and its events commit together. The
+//! keys, the sender normalisation and the forwarding rule are the inbox's too.
+
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::events::enqueue_event;
-use super::identity::stable_id;
-use super::split::{MAX_TEXT_UNITS, split_text};
+use super::state::InboundState;
 use super::{Store, StoreError, next_counter};
+use crate::wire::Event;
 
 /// Where a part sits in its concatenated message (3GPP TS 23.040 §9.2.3.24.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +48,75 @@ pub struct NewInboundPart {
     /// The raw PDU as read, kept for diagnosis.
     pub pdu: Vec<u8>,
     pub now_ms: i64,
-    /// How long after a quick-reply menu a bare number still answers it.
-    pub quick_reply_window_ms: i64,
+}
+
+/// One stored part of a message being finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// 1-based.
+    pub sequence: u8,
+    pub text: String,
+    pub part_key: String,
+    /// Its service-centre timestamp, Unix ms.
+    pub timestamp_ms: i64,
+}
+
+/// A message whose parts are in (or whose reassembly timed out), as [`FinishMessage`] sees it
+/// inside the transaction that finishes it.
+pub struct Assembled<'a> {
+    pub contact_id: &'a str,
+    pub forward: bool,
+    /// The identity of the concatenated message; `None` for a single-part SMS.
+    pub group_key: Option<&'a str>,
+    pub total: u8,
+    /// The parts present, in sequence order; never empty.
+    pub parts: &'a [StoredPart],
+    /// `false`: forwarded after the reassembly timeout with parts missing.
+    pub complete: bool,
+    tx: &'a Connection,
+}
+
+/// The quick-reply menu last sent to a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Menu {
+    pub replies: Vec<String>,
+    pub sent_ms: i64,
+}
+
+impl Assembled<'_> {
+    /// The quick-reply menu last sent to this contact, if any (read only when asked).
+    pub fn menu(&self) -> Result<Option<Menu>, StoreError> {
+        let menu: Option<(String, i64)> = self
+            .tx
+            .query_row(
+                "SELECT replies, sent_ms FROM quick_reply_menu WHERE contact_id = ?1",
+                [self.contact_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        menu.map(|(replies, sent_ms)| {
+            Ok(Menu {
+                replies: serde_json::from_str(&replies)?,
+                sent_ms,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// What a finished message is: its mId, the text kept for it, and its events, in order (none
+/// for a message kept locally).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub m_id: String,
+    pub text: String,
+    pub events: Vec<Event>,
+}
+
+/// The rules that finish an inbound message ([`crate::inbox`] has them); the store runs them
+/// in the transaction that completes the message.
+pub trait FinishMessage: Send + Sync + 'static {
+    fn finish(&self, message: &Assembled<'_>, now_ms: i64) -> Result<Finished, StoreError>;
 }
 
 /// What committing a part did.
@@ -55,7 +126,7 @@ pub enum InboundOutcome {
     Duplicate,
     /// Stored; the message still waits for parts.
     Waiting { received: u8, total: u8 },
-    /// Stored and the message is complete (and its event enqueued if `forwarded`).
+    /// Stored and the message is complete (and its events enqueued if `forwarded`).
     Complete {
         m_id: String,
         forwarded: bool,
@@ -63,151 +134,80 @@ pub enum InboundOutcome {
     },
 }
 
-/// What an SMS with no text at all is forwarded as: respond.io refuses an empty `text`.
-pub const EMPTY_SMS: &str = "(empty SMS)";
-
-/// The visible marker for a part that never arrived.
-pub fn gap_marker(sequence: u8, total: u8) -> String {
-    format!("[part {sequence} of {total} missing]")
-}
-
-/// The quick-reply answer a bare number stands for, if the contact was sent a menu recently.
-fn map_quick_reply(
-    tx: &Connection,
-    contact_id: &str,
-    text: &str,
-    now_ms: i64,
-    window_ms: i64,
-) -> Result<Option<String>, StoreError> {
-    let answer = text.trim();
-    if answer.is_empty() || answer.len() > 2 || !answer.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(None);
-    }
-    let Ok(choice) = answer.parse::<usize>() else {
-        return Ok(None);
-    };
-    let menu: Option<(String, i64)> = tx
-        .query_row(
-            "SELECT replies, sent_ms FROM quick_reply_menu WHERE contact_id = ?1",
-            [contact_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((replies, sent_ms)) = menu else {
-        return Ok(None);
-    };
-    if now_ms > sent_ms.saturating_add(window_ms) {
-        return Ok(None);
-    }
-    let replies: Vec<String> = serde_json::from_str(&replies)?;
-    Ok(choice
-        .checked_sub(1)
-        .and_then(|index| replies.get(index))
-        .cloned())
-}
-
-/// Writes the message row's final text (whole) and enqueues its event: several `message`
-/// events, in order, when the text is longer than respond.io takes in one (see `split`), each
-/// with its own mId derived from the message's (`<mId>-1`, `<mId>-2` …).
-#[allow(clippy::too_many_arguments)]
+/// Finishes message `id` from the parts it has: the rules decide, this writes the row and
+/// enqueues the events. Returns (mId, forwarded, text).
 fn finish(
     tx: &Connection,
     id: i64,
-    m_id: &str,
-    contact_id: &str,
-    forward: bool,
-    text: String,
-    timestamp_ms: i64,
-    state: &str,
+    state: InboundState,
     now_ms: i64,
-    quick_reply_window_ms: i64,
-) -> Result<String, StoreError> {
-    let mut text =
-        map_quick_reply(tx, contact_id, &text, now_ms, quick_reply_window_ms)?.unwrap_or(text);
-    if text.trim().is_empty() {
-        text = EMPTY_SMS.to_owned();
-    }
+    rules: &dyn FinishMessage,
+) -> Result<(String, bool, String), StoreError> {
+    let (contact_id, forward, group_key, total): (String, bool, Option<String>, u8) = tx
+        .query_row(
+            "SELECT contact_id, forward, group_key, total FROM inbound WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+    let parts: Vec<StoredPart> = tx
+        .prepare(
+            "SELECT seq, text, part_key, timestamp_ms FROM inbound_part
+             WHERE message_id = ?1 ORDER BY seq",
+        )?
+        .query_map([id], |r| {
+            Ok(StoredPart {
+                sequence: r.get(0)?,
+                text: r.get(1)?,
+                part_key: r.get(2)?,
+                timestamp_ms: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    // The message carries the time stamp of its lowest part present.
+    let timestamp_ms = parts
+        .first()
+        .map(|part| part.timestamp_ms)
+        .ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))?;
+    let finished = rules.finish(
+        &Assembled {
+            contact_id: &contact_id,
+            forward,
+            group_key: group_key.as_deref(),
+            total,
+            parts: &parts,
+            complete: state == InboundState::Complete,
+            tx,
+        },
+        now_ms,
+    )?;
     tx.execute(
         "UPDATE inbound SET m_id = ?2, state = ?3, text = ?4, timestamp_ms = ?5, finished_ms = ?6
          WHERE id = ?1",
-        params![id, m_id, state, text, timestamp_ms, now_ms],
+        params![
+            id,
+            finished.m_id,
+            state,
+            finished.text,
+            timestamp_ms,
+            now_ms
+        ],
     )?;
     next_counter(tx, "total_received")?;
-    if forward {
-        let pieces = split_text(&text, MAX_TEXT_UNITS);
-        let several = pieces.len() > 1;
-        for (index, piece) in pieces.into_iter().enumerate() {
-            let piece_id = if several {
-                format!("{m_id}-{}", index + 1)
-            } else {
-                m_id.to_owned()
-            };
-            let event = json!({
-                "type": "message",
-                "mId": piece_id,
-                "timestamp": timestamp_ms,
-                "message": { "type": "text", "text": piece },
-            });
-            enqueue_event(tx, contact_id, &event, now_ms)?;
-        }
+    for event in &finished.events {
+        enqueue_event(tx, &contact_id, event, now_ms)?;
     }
-    Ok(text)
-}
-
-/// Assembles a multipart message from the parts it has, marking gaps, and finishes it.
-fn assemble(
-    tx: &Connection,
-    id: i64,
-    state: &str,
-    now_ms: i64,
-    quick_reply_window_ms: i64,
-) -> Result<(String, bool, String), StoreError> {
-    let (contact_id, forward, group_key, total): (String, bool, String, u8) = tx.query_row(
-        "SELECT contact_id, forward, group_key, total FROM inbound WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let parts: Vec<(u8, String, i64, String)> = tx
-        .prepare(
-            "SELECT seq, text, timestamp_ms, part_key FROM inbound_part
-             WHERE message_id = ?1 ORDER BY seq",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut text = String::new();
-    for sequence in 1..=total {
-        match parts.iter().find(|(seq, ..)| *seq == sequence) {
-            Some((_, part_text, ..)) => text.push_str(part_text),
-            None => text.push_str(&gap_marker(sequence, total)),
-        }
-    }
-    // Identity of the message: its group and its lowest part present, both fixed once the
-    // parts are in, so a replay produces the same mId.
-    let (_, _, timestamp_ms, first_key) = parts
-        .first()
-        .cloned()
-        .ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))?;
-    let m_id = stable_id("sms-", &[group_key.as_bytes(), first_key.as_bytes()]);
-    let text = finish(
-        tx,
-        id,
-        &m_id,
-        &contact_id,
-        forward,
-        text,
-        timestamp_ms,
-        state,
-        now_ms,
-        quick_reply_window_ms,
-    )?;
-    Ok((m_id, forward, text))
+    Ok((finished.m_id, forward, finished.text))
 }
 
 impl Store {
     /// Commits one received part (returns once it is durable) and, when it completes its
-    /// message, the message and its respond.io event in the same transaction.
-    pub async fn receive_part(&self, part: NewInboundPart) -> Result<InboundOutcome, StoreError> {
-        let outcome = self.write(move |tx| receive(tx, part)).await?;
+    /// message, the message and its respond.io events in the same transaction.
+    pub async fn receive_part(
+        &self,
+        part: NewInboundPart,
+        rules: Arc<dyn FinishMessage>,
+    ) -> Result<InboundOutcome, StoreError> {
+        let outcome = self.write(move |tx| receive(tx, part, &*rules)).await?;
         if matches!(
             outcome,
             InboundOutcome::Complete {
@@ -220,14 +220,13 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Forwards every multipart message whose first part arrived at or before `cutoff_ms`
-    /// and that is still incomplete, with a gap marker for each missing part. Returns their
-    /// mIds.
+    /// Finishes every multipart message whose first part arrived at or before `cutoff_ms`
+    /// and that is still incomplete, with the parts it has. Returns their mIds.
     pub async fn flush_partials(
         &self,
         cutoff_ms: i64,
         now_ms: i64,
-        quick_reply_window_ms: i64,
+        rules: Arc<dyn FinishMessage>,
     ) -> Result<Vec<String>, StoreError> {
         let flushed = self
             .write(move |tx| {
@@ -240,7 +239,7 @@ impl Store {
                     .collect::<Result<_, _>>()?;
                 let mut flushed = Vec::new();
                 for id in ids {
-                    let (m_id, ..) = assemble(tx, id, "partial", now_ms, quick_reply_window_ms)?;
+                    let (m_id, ..) = finish(tx, id, InboundState::Partial, now_ms, &*rules)?;
                     flushed.push(m_id);
                 }
                 Ok(flushed)
@@ -263,28 +262,13 @@ impl Store {
         })
         .await
     }
-
-    /// An inbound message by mId: (contact ID, text, state, forwarded).
-    pub async fn inbound_message(
-        &self,
-        m_id: &str,
-    ) -> Result<Option<(String, String, String, bool)>, StoreError> {
-        let m_id = m_id.to_owned();
-        self.call(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT contact_id, coalesce(text, ''), state, forward FROM inbound
-                     WHERE m_id = ?1",
-                    [m_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?)
-        })
-        .await
-    }
 }
 
-fn receive(tx: &Connection, part: NewInboundPart) -> Result<InboundOutcome, StoreError> {
+fn receive(
+    tx: &Connection,
+    part: NewInboundPart,
+    rules: &dyn FinishMessage,
+) -> Result<InboundOutcome, StoreError> {
     let known: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM inbound_part WHERE part_key = ?1)",
         [&part.part_key],
@@ -296,26 +280,20 @@ fn receive(tx: &Connection, part: NewInboundPart) -> Result<InboundOutcome, Stor
     let Some(group) = &part.group else {
         tx.execute(
             "INSERT INTO inbound (contact_id, forward, total, state, first_part_ms)
-             VALUES (?1, ?2, 1, 'assembling', ?3)",
-            params![part.contact_id, part.forward, part.now_ms],
+             VALUES (?1, ?2, 1, ?3, ?4)",
+            params![
+                part.contact_id,
+                part.forward,
+                InboundState::Assembling,
+                part.now_ms
+            ],
         )?;
         let id = tx.last_insert_rowid();
         insert_part(tx, id, 1, &part)?;
-        let text = finish(
-            tx,
-            id,
-            &part.part_key,
-            &part.contact_id,
-            part.forward,
-            part.text.clone(),
-            part.timestamp_ms,
-            "complete",
-            part.now_ms,
-            part.quick_reply_window_ms,
-        )?;
+        let (m_id, forwarded, text) = finish(tx, id, InboundState::Complete, part.now_ms, rules)?;
         return Ok(InboundOutcome::Complete {
-            m_id: part.part_key,
-            forwarded: part.forward,
+            m_id,
+            forwarded,
             text,
         });
     };
@@ -336,12 +314,13 @@ fn receive(tx: &Connection, part: NewInboundPart) -> Result<InboundOutcome, Stor
         None => {
             tx.execute(
                 "INSERT INTO inbound (contact_id, forward, group_key, total, state, first_part_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'assembling', ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     part.contact_id,
                     part.forward,
                     group.group_key,
                     group.total,
+                    InboundState::Assembling,
                     part.now_ms
                 ],
             )?;
@@ -360,8 +339,7 @@ fn receive(tx: &Connection, part: NewInboundPart) -> Result<InboundOutcome, Stor
             total: group.total,
         });
     }
-    let (m_id, forwarded, text) =
-        assemble(tx, id, "complete", part.now_ms, part.quick_reply_window_ms)?;
+    let (m_id, forwarded, text) = finish(tx, id, InboundState::Complete, part.now_ms, rules)?;
     Ok(InboundOutcome::Complete {
         m_id,
         forwarded,

@@ -29,8 +29,9 @@ mod health;
 mod identity;
 mod inbound;
 mod outbound;
-mod split;
+mod state;
 mod unreadable;
+pub mod upkeep;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -43,11 +44,14 @@ pub use console::{DeadEvent, HourBucket, InboundRow, OutboundRow, SentCounts};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
 pub use identity::stable_id;
-pub use inbound::{EMPTY_SMS, InboundOutcome, NewInboundPart, PartGroup, gap_marker};
+pub use inbound::{
+    Assembled, FinishMessage, Finished, InboundOutcome, Menu, NewInboundPart, PartGroup, StoredPart,
+};
 pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
-    ReportOutcome, Source, StatusReportInput, Unrecorded, report_failure_text,
+    ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
+pub use state::{InboundState, OutboundState, PartState};
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };
@@ -486,7 +490,9 @@ impl Store {
             let mut outbound = Vec::new();
             let mut stmt =
                 conn.prepare("SELECT state, count(*) FROM outbound GROUP BY state ORDER BY state")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            for row in stmt.query_map([], |r| {
+                Ok((r.get::<_, OutboundState>(0)?, r.get::<_, i64>(1)?))
+            })? {
                 let (state, count) = row?;
                 outbound.push((state, count as u64));
             }
@@ -539,8 +545,8 @@ pub struct PruneCounts {
 /// Database counts for `smsgate status` (webhook figures: [`Store::webhook_stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
-    /// Outbound messages per state (`queued`, `sending`, `unknown`, `sent`, `delivered`, `failed`).
-    pub outbound: Vec<(String, u64)>,
+    /// Outbound messages per state.
+    pub outbound: Vec<(OutboundState, u64)>,
     /// The most recent send error recorded on any outbound message.
     pub last_send_error: Option<String>,
     pub inbound_messages: u64,

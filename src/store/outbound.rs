@@ -11,12 +11,13 @@
 //! This file decides nothing about timing or the modem; [`crate::outbox`] does.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::events::enqueue_event;
+use super::state::{OutboundState, PartState};
 use super::{Store, StoreError, next_counter};
 use crate::config::UnknownPolicy;
-use crate::pdu::Encoding;
+use crate::pdu::{self, Encoding, StatusClass};
+use crate::wire::{Event, StatusValue};
 
 /// Where an outbound message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,13 @@ pub struct OutboxStats {
     pub unrecorded: u64,
 }
 
+impl OutboxStats {
+    /// Messages accepted and not finished.
+    pub fn depth(&self) -> u64 {
+        self.queued + self.sending + self.unknown
+    }
+}
+
 /// A sent part whose `+CMGS` answer is not committed yet, counted in
 /// [`OutboxStats::unrecorded`] for as long as this lives.
 #[must_use = "the part counts as unrecorded only while the guard lives"]
@@ -102,8 +110,8 @@ pub struct Claimed {
     pub m_id: String,
     pub contact_id: String,
     pub text: String,
-    /// `gsm7`, `ucs2` or `8bit`, as planned at acceptance.
-    pub encoding: String,
+    /// As planned at acceptance.
+    pub encoding: Encoding,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// A reference not used by the previous attempts (3GPP TS 23.040 §9.2.3.24.1).
@@ -136,7 +144,7 @@ pub enum ReportOutcome {
     /// Recorded on a part of `m_id`; `events` lists the status events it caused, if any.
     Matched {
         m_id: String,
-        events: Vec<&'static str>,
+        events: Vec<StatusValue>,
     },
 }
 
@@ -156,14 +164,6 @@ pub enum AttemptResult {
     Failed { message: String },
 }
 
-fn status_event(m_id: &str, value: &str, message: Option<&str>, now_ms: i64) -> serde_json::Value {
-    let mut status = json!({ "value": value });
-    if let Some(message) = message {
-        status["message"] = json!(message);
-    }
-    json!({ "type": "message_status", "mId": m_id, "timestamp": now_ms, "status": status })
-}
-
 /// Marks a message failed with `message` and enqueues the `failed` event.
 fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), StoreError> {
     let (m_id, contact_id): (String, String) = tx.query_row(
@@ -176,7 +176,7 @@ fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), Stor
     enqueue_event(
         tx,
         &contact_id,
-        &status_event(&m_id, "failed", Some(message), now_ms),
+        &Event::failed(m_id, now_ms, message),
         now_ms,
     )?;
     Ok(())
@@ -196,8 +196,8 @@ fn requeue(tx: &Connection, id: i64, at_ms: i64, now_ms: i64) -> Result<(), Stor
 /// Moves a message forward as far as its parts allow, enqueuing one event per step:
 /// `sending`/`unknown` → `sent` once every part was accepted; `sent` → `failed` when a part's
 /// report failed; `sent` → `delivered` once every part's report says delivered.
-fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
-    let (state, parts, m_id, contact_id): (String, i64, String, String) = tx.query_row(
+fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<StatusValue>, StoreError> {
+    let (mut state, parts, m_id, contact_id): (OutboundState, i64, String, String) = tx.query_row(
         "SELECT state, parts, m_id, contact_id FROM outbound WHERE id = ?1",
         [id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -211,28 +211,23 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let mut events = Vec::new();
-    let mut state = state;
-    if (state == "sending" || state == "unknown") && accepted >= parts {
+    if matches!(state, OutboundState::Sending | OutboundState::Unknown) && accepted >= parts {
         tx.execute(
             "UPDATE outbound SET state = 'sent', unknown_since_ms = NULL, updated_ms = ?2,
              finished_ms = ?2 WHERE id = ?1",
             params![id, now_ms],
         )?;
         next_counter(tx, "total_sent")?;
-        enqueue_event(
-            tx,
-            &contact_id,
-            &status_event(&m_id, "sent", None, now_ms),
-            now_ms,
-        )?;
-        events.push("sent");
-        state = "sent".into();
+        let sent = Event::status(m_id.as_str(), now_ms, StatusValue::Sent);
+        enqueue_event(tx, &contact_id, &sent, now_ms)?;
+        events.push(StatusValue::Sent);
+        state = OutboundState::Sent;
     }
-    if state == "sent" {
+    if state == OutboundState::Sent {
         if let Some(status) = failed_status {
-            let message = report_failure_text(status as u8);
+            let message = pdu::failure_text(status as u8);
             fail(tx, id, &message, now_ms)?;
-            events.push("failed");
+            events.push(StatusValue::Failed);
         } else if delivered >= parts {
             tx.execute(
                 "UPDATE outbound SET state = 'delivered', updated_ms = ?2, finished_ms = ?2
@@ -240,35 +235,26 @@ fn settle(tx: &Connection, id: i64, now_ms: i64) -> Result<Vec<&'static str>, St
                 params![id, now_ms],
             )?;
             next_counter(tx, "total_delivered")?;
-            enqueue_event(
-                tx,
-                &contact_id,
-                &status_event(&m_id, "delivered", None, now_ms),
-                now_ms,
-            )?;
-            events.push("delivered");
+            let delivered = Event::status(m_id.as_str(), now_ms, StatusValue::Delivered);
+            enqueue_event(tx, &contact_id, &delivered, now_ms)?;
+            events.push(StatusValue::Delivered);
         }
     }
     Ok(events)
 }
 
 /// Records a status report on part `seq` of message `id`, whose state is `state`. A part's
-/// outcome is final once known; TP-ST classes per 3GPP TS 23.040 §9.2.3.15: 0x00–0x1F
-/// delivered, 0x20–0x3F still trying, ≥ 0x40 failed.
+/// outcome is final once known; a report of the centre still trying
+/// ([`StatusClass::Pending`]) leaves it accepted.
 fn record_report(
     tx: &Connection,
     (id, seq): (i64, i64),
-    state: &str,
+    state: PartState,
     mr: u8,
     status: u8,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let part_state = match status {
-        _ if state == "delivered" || state == "failed" => state,
-        0x00..=0x1F => "delivered",
-        0x20..=0x3F => "accepted",
-        _ => "failed",
-    };
+    let part_state = state.after_report(StatusClass::of(status));
     tx.execute(
         "UPDATE outbound_part SET state = ?3, mr = ?4, report_status = ?5, report_ms = ?6
          WHERE message_id = ?1 AND seq = ?2",
@@ -305,39 +291,16 @@ fn apply_parked(
         if mr != first_mr {
             continue;
         }
-        let state: String = tx.query_row(
+        let state: PartState = tx.query_row(
             "SELECT state FROM outbound_part WHERE message_id = ?1 AND seq = ?2",
             params![id, seq],
             |r| r.get(0),
         )?;
-        record_report(tx, (id, seq), &state, mr, status, received_ms)?;
+        record_report(tx, (id, seq), state, mr, status, received_ms)?;
         tx.execute("DELETE FROM parked_report WHERE id = ?1", [parked_id])?;
         applied += 1;
     }
     Ok(applied)
-}
-
-/// A readable reason for a failed status report (3GPP TS 23.040 §9.2.3.15, TP-Status).
-pub fn report_failure_text(status: u8) -> String {
-    let reason = match status {
-        0x40 => "remote procedure error",
-        0x41 => "incompatible destination",
-        0x42 => "connection rejected by the recipient",
-        0x43 => "not obtainable",
-        0x44 | 0x64 => "quality of service not available",
-        0x45 => "no interworking available",
-        0x46 => "the message expired before it could be delivered",
-        0x47 => "deleted by the sender",
-        0x48 => "deleted by the service centre",
-        0x49 => "the message does not exist",
-        0x60 => "network congestion; the service centre gave up",
-        0x61 => "the recipient was busy; the service centre gave up",
-        0x62 => "no response from the recipient; the service centre gave up",
-        0x63 => "service rejected",
-        0x65 => "error in the recipient's phone",
-        _ => "the network reported a permanent failure",
-    };
-    format!("not delivered: {reason} (TP-ST 0x{status:02X})")
 }
 
 /// Expires queued messages and applies the unknown policy; part of every claim.
@@ -414,12 +377,7 @@ impl Store {
                     ],
                 )?;
                 if msg.source == Source::Cli {
-                    let echo = json!({
-                        "type": "message_echo",
-                        "mId": m_id,
-                        "timestamp": msg.now_ms,
-                        "message": { "type": "text", "text": msg.text },
-                    });
+                    let echo = Event::echo(m_id.as_str(), msg.now_ms, msg.text.as_str());
                     enqueue_event(tx, &msg.contact_id, &echo, msg.now_ms)?;
                 }
                 if let Some(replies) = &msg.quick_replies {
@@ -507,11 +465,11 @@ impl Store {
                 for (id, seq, recipient, submitted_ms) in in_doubt {
                     if apply_parked(tx, (id, seq), None, &recipient, submitted_ms)? > 0 {
                         settle(tx, id, now_ms)?;
-                        let still: String =
+                        let still: OutboundState =
                             tx.query_row("SELECT state FROM outbound WHERE id = ?1", [id], |r| {
                                 r.get(0)
                             })?;
-                        if still != "unknown" {
+                        if still != OutboundState::Unknown {
                             unknown -= 1;
                         }
                     }
@@ -541,7 +499,7 @@ impl Store {
     ) -> Result<Option<Claimed>, StoreError> {
         self.write(move |tx| {
             housekeeping(tx, now_ms, &policy)?;
-            let next: Option<(i64, String, String, String, String, i64, i64)> = tx
+            let next: Option<(i64, String, String, String, Encoding, i64, i64)> = tx
                 .query_row(
                     "SELECT o.id, o.m_id, o.contact_id, o.text, o.encoding, o.attempts,
                             o.created_ms
@@ -558,7 +516,7 @@ impl Store {
                             r.get(1)?,
                             r.get(2)?,
                             r.get(3)?,
-                            r.get(4)?,
+                            encoding(r, 4)?,
                             r.get(5)?,
                             r.get(6)?,
                         ))
@@ -645,7 +603,7 @@ impl Store {
         mr: u8,
         total: usize,
         now_ms: i64,
-    ) -> Result<Vec<&'static str>, StoreError> {
+    ) -> Result<Vec<StatusValue>, StoreError> {
         let events = self
             .write(move |tx| {
                 let (recipient, handed_ms): (String, i64) = tx
@@ -766,7 +724,7 @@ impl Store {
         let outcome = self
             .write(move |tx| {
                 let since = report.now_ms.saturating_sub(report.window_ms);
-                let matched: Option<(i64, i64, String)> = tx
+                let matched: Option<(i64, i64, PartState)> = tx
                     .query_row(
                         "SELECT message_id, seq, state FROM outbound_part
                          WHERE mr = ?1 AND recipient = ?2 AND submitted_ms >= ?3
@@ -804,7 +762,7 @@ impl Store {
                 record_report(
                     tx,
                     (id, seq),
-                    &state,
+                    state,
                     report.mr,
                     report.status,
                     report.now_ms,
@@ -849,10 +807,21 @@ impl Store {
     }
 }
 
+/// An encoding column, by its name.
+fn encoding(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Encoding> {
+    row.get::<_, String>(index)?.parse().map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
+}
+
 /// A read-only view of one outbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundView {
-    pub state: String,
+    pub state: OutboundState,
     pub attempts: u32,
     pub parts: u32,
     pub last_error: Option<String>,

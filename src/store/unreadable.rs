@@ -7,10 +7,10 @@
 //! which contact and whether to forward are decided by [`crate::inbox`]; this file applies them.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::events::enqueue_event;
 use super::{Store, StoreError, next_counter};
+use crate::wire::Event;
 
 /// What an unreadable PDU was, as far as can be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,12 +37,11 @@ impl UnreadableKind {
     }
 }
 
-/// A placeholder message for respond.io.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The placeholder `message` event telling respond.io that the contact wrote.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Placeholder {
-    pub m_id: String,
     pub contact_id: String,
-    pub text: String,
+    pub event: Event,
 }
 
 /// One unreadable PDU, ready to commit.
@@ -138,7 +137,10 @@ fn keep(tx: &Connection, record: NewUnreadable) -> Result<UnreadableOutcome, Sto
     if known.is_some() {
         return Ok(UnreadableOutcome::Duplicate);
     }
-    let m_id = record.placeholder.as_ref().map(|p| p.m_id.clone());
+    let m_id = record
+        .placeholder
+        .as_ref()
+        .map(|placeholder| placeholder.event.m_id().to_owned());
     tx.execute(
         "INSERT INTO unreadable (pdu_key, kind, pdu, sender, contact_id, slot, reason,
                                  received_ms, forwarded, m_id)
@@ -158,13 +160,12 @@ fn keep(tx: &Connection, record: NewUnreadable) -> Result<UnreadableOutcome, Sto
     )?;
     next_counter(tx, "total_unreadable")?;
     if let Some(placeholder) = &record.placeholder {
-        let event = json!({
-            "type": "message",
-            "mId": placeholder.m_id,
-            "timestamp": record.now_ms,
-            "message": { "type": "text", "text": placeholder.text },
-        });
-        enqueue_event(tx, &placeholder.contact_id, &event, record.now_ms)?;
+        enqueue_event(
+            tx,
+            &placeholder.contact_id,
+            &placeholder.event,
+            record.now_ms,
+        )?;
     }
     Ok(UnreadableOutcome::Kept { m_id })
 }

@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smsgate::http::{
-    self, AppState, BacklogStats, BoxFuture, ModemSnapshot, NewMessage, Outbox, OutboxError,
-    QueueStats, Settings,
-};
+use smsgate::http::{self, AppState, Backend, BoxFuture, ModemSnapshot, Settings};
+use smsgate::modem::ModemState;
 use smsgate::respond::WebhookMetrics;
+use smsgate::store::{NewOutbound, OutboxStats, StoreError, WebhookStats};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -23,20 +22,20 @@ pub const CONTACT: &str = "+60177872890";
 /// An outbox in memory, with knobs for what the store would report.
 #[derive(Default)]
 pub struct MemoryOutbox {
-    pub messages: Mutex<Vec<NewMessage>>,
+    pub messages: Mutex<Vec<NewOutbound>>,
     /// Pretend the oldest queued message is this old (ms at `now`).
     pub stalled_since_ms: Mutex<Option<i64>>,
-    pub backlog: Mutex<BacklogStats>,
+    pub backlog: Mutex<WebhookStats>,
 }
 
 impl MemoryOutbox {
-    pub fn messages(&self) -> Vec<NewMessage> {
+    pub fn messages(&self) -> Vec<NewOutbound> {
         self.messages.lock().expect("lock").clone()
     }
 }
 
-impl Outbox for MemoryOutbox {
-    fn enqueue(&self, message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>> {
+impl Backend for MemoryOutbox {
+    fn enqueue(&self, message: NewOutbound) -> BoxFuture<'_, Result<String, StoreError>> {
         Box::pin(async move {
             let mut messages = self.messages.lock().expect("lock");
             messages.push(message);
@@ -44,11 +43,11 @@ impl Outbox for MemoryOutbox {
         })
     }
 
-    fn outbox_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>> {
+    fn outbox_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
         Box::pin(async move {
             let messages = self.messages.lock().expect("lock");
             let stalled = *self.stalled_since_ms.lock().expect("lock");
-            Ok(QueueStats {
+            Ok(OutboxStats {
                 queued: messages.len() as u64,
                 oldest_queued_ms: stalled.or_else(|| messages.first().map(|m| m.now_ms)),
                 sending: 0,
@@ -58,7 +57,7 @@ impl Outbox for MemoryOutbox {
         })
     }
 
-    fn webhook_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>> {
+    fn webhook_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<WebhookStats, StoreError>> {
         Box::pin(async move { Ok(self.backlog.lock().expect("lock").clone()) })
     }
 }
@@ -81,7 +80,7 @@ pub fn settings() -> Settings {
 
 pub fn ready_modem() -> ModemSnapshot {
     ModemSnapshot {
-        state: "ready".into(),
+        state: ModemState::Ready,
         healthy: true,
         sim_ready: true,
         sim: "READY".into(),
@@ -109,7 +108,7 @@ impl Drop for Api {
 }
 
 impl Api {
-    pub async fn start(settings: Settings, outbox: Arc<dyn Outbox>) -> Api {
+    pub async fn start(settings: Settings, outbox: Arc<dyn Backend>) -> Api {
         let (modem, modem_rx) = watch::channel(ready_modem());
         let webhook = Arc::new(WebhookMetrics::default());
         let state = AppState::new(settings, outbox, Arc::new(modem_rx), Arc::clone(&webhook));
@@ -721,18 +720,18 @@ async fn http_a_wrong_method_answers_405_in_the_error_shape() {
 /// An outbox whose commit takes a while, to have a request in flight at shutdown.
 struct SlowCommit(MemoryOutbox, tokio::sync::Notify);
 
-impl Outbox for SlowCommit {
-    fn enqueue(&self, message: NewMessage) -> BoxFuture<'_, Result<String, OutboxError>> {
+impl Backend for SlowCommit {
+    fn enqueue(&self, message: NewOutbound) -> BoxFuture<'_, Result<String, StoreError>> {
         Box::pin(async move {
             self.1.notify_one();
             tokio::time::sleep(Duration::from_millis(300)).await;
             self.0.enqueue(message).await
         })
     }
-    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<QueueStats, OutboxError>> {
+    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
         self.0.outbox_stats(now_ms)
     }
-    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<BacklogStats, OutboxError>> {
+    fn webhook_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<WebhookStats, StoreError>> {
         self.0.webhook_stats(now_ms)
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use smsgate::http::Settings;
 use smsgate::respond::retry::RetryPolicy;
 use smsgate::respond::{ClientOptions, RateLimiter, WebhookClient, Worker, WorkerOptions};
-use smsgate::store::Store;
+use smsgate::store::{OutboundState, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Api, envelope, settings};
@@ -46,7 +46,7 @@ async fn http_store_an_accepted_message_is_on_disk_before_the_answer() {
         .await
         .expect("read")
         .expect("the accepted message is stored");
-    assert_eq!(row.state, "queued");
+    assert_eq!(row.state, OutboundState::Queued);
     assert_eq!(row.parts, 1);
     drop(store);
 }
@@ -92,7 +92,11 @@ async fn http_store_the_worker_drains_the_stores_queue_in_order_through_an_outag
             let event = json!({"type": "message", "mId": format!("{contact}-{n}"),
                                "timestamp": now + n, "message": {"type": "text", "text": "hi"}});
             store
-                .enqueue_event(contact, event, now + n)
+                .enqueue_event(
+                    contact,
+                    serde_json::from_value(event).expect("an event"),
+                    now + n,
+                )
                 .await
                 .expect("enqueue");
         }

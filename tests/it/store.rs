@@ -12,11 +12,12 @@ use chrono::{DateTime, FixedOffset, TimeZone};
 use serde_json::{Value, json};
 use smsgate::config::{AlphanumericPolicy, ModemConfig, SmsConfig, UnknownPolicy};
 use smsgate::inbox::{Inbox, InboxOptions, ReceivedPart};
-use smsgate::outbox::{Outbox, OutboxOptions, Outcome, PartSender, SendFailure};
+use smsgate::outbox::{Outbox, OutboxOptions, PartSender, SendFailure, SendOutcome};
 use smsgate::pdu::{Address, Concat, EncodedPart, Encoding, TypeOfNumber};
 use smsgate::store::{
-    InboundOutcome, NewOutbound, ReportOutcome, Source, StatusReportInput, Store,
+    InboundOutcome, NewOutbound, OutboundState, ReportOutcome, Source, StatusReportInput, Store,
 };
+use smsgate::wire::{Event, StatusValue};
 
 const T0: i64 = 1_700_000_000_000;
 const CONTACT: &str = "+60177872890";
@@ -257,7 +258,7 @@ async fn store_keeps_every_accepted_message_when_dropped_mid_burst() {
     let store = open(&path).await;
     for m_id in &accepted {
         let row = store.outbound_state(m_id).await.expect("query");
-        assert_eq!(row.map(|r| r.state).as_deref(), Some("queued"), "{m_id}");
+        assert_eq!(row.map(|r| r.state), Some(OutboundState::Queued), "{m_id}");
     }
     // Each message was committed together with its echo: one consistent snapshot (a single
     // statement) never shows one without the other, even while abandoned requests still land.
@@ -286,7 +287,7 @@ async fn store_prunes_only_finished_rows() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("step"),
-        Outcome::Sent { .. }
+        SendOutcome::Sent { .. }
     ));
     let queued = store
         .enqueue_outbound(new_message("+60123456789", "still waiting", T0))
@@ -319,12 +320,12 @@ async fn outbox_sends_and_reports_sent() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert_eq!(
         outbox.try_one().await.expect("step"),
-        Outcome::Sent {
+        SendOutcome::Sent {
             m_id: m_id.clone(),
             parts: 1
         }
     );
-    assert_eq!(outbox.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("step"), SendOutcome::Idle);
     assert_eq!(modem.sent().len(), 1);
     assert!(!modem.sent()[0].1, "a single part has nothing to follow");
 
@@ -361,19 +362,19 @@ async fn outbox_is_fifo_per_contact_and_oldest_first() {
     let outbox = outbox(&store, &modem, &clock, options(5, UnknownPolicy::Resend));
 
     assert!(
-        matches!(outbox.try_one().await.expect("a1"), Outcome::Retrying { m_id, .. } if m_id == a1)
+        matches!(outbox.try_one().await.expect("a1"), SendOutcome::Retrying { m_id, .. } if m_id == a1)
     );
     // a1 backs off: b1 may go, a2 must wait behind a1.
     assert!(
-        matches!(outbox.try_one().await.expect("b1"), Outcome::Sent { m_id, .. } if m_id == b1)
+        matches!(outbox.try_one().await.expect("b1"), SendOutcome::Sent { m_id, .. } if m_id == b1)
     );
-    assert_eq!(outbox.try_one().await.expect("idle"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("idle"), SendOutcome::Idle);
     clock.advance(Duration::from_secs(10));
     assert!(
-        matches!(outbox.try_one().await.expect("a1"), Outcome::Sent { m_id, .. } if m_id == a1)
+        matches!(outbox.try_one().await.expect("a1"), SendOutcome::Sent { m_id, .. } if m_id == a1)
     );
     assert!(
-        matches!(outbox.try_one().await.expect("a2"), Outcome::Sent { m_id, .. } if m_id == a2)
+        matches!(outbox.try_one().await.expect("a2"), SendOutcome::Sent { m_id, .. } if m_id == a2)
     );
 }
 
@@ -399,13 +400,13 @@ async fn outbox_temporary_error_retries_whole_message_with_new_reference() {
     let outcome = outbox.try_one().await.expect("first attempt");
     assert_eq!(
         outcome,
-        Outcome::Retrying {
+        SendOutcome::Retrying {
             m_id: m_id.clone(),
             at_ms: T0 + 10_000
         }
     );
     let first = store.outbound_state(&m_id).await.expect("q").expect("row");
-    assert_eq!(first.state, "queued");
+    assert_eq!(first.state, OutboundState::Queued);
     assert_eq!(
         first.last_error.as_deref(),
         Some("+CMS ERROR 42: congestion")
@@ -413,10 +414,10 @@ async fn outbox_temporary_error_retries_whole_message_with_new_reference() {
 
     clock.advance(Duration::from_secs(10));
     assert!(
-        matches!(outbox.try_one().await.expect("retry"), Outcome::Sent { parts, .. } if parts > 1)
+        matches!(outbox.try_one().await.expect("retry"), SendOutcome::Sent { parts, .. } if parts > 1)
     );
     let second = store.outbound_state(&m_id).await.expect("q").expect("row");
-    assert_eq!((second.state.as_str(), second.attempts), ("sent", 2));
+    assert_eq!((second.state, second.attempts), (OutboundState::Sent, 2));
     assert_ne!(first.concat_reference, second.concat_reference);
 
     let sent = modem.sent();
@@ -453,7 +454,7 @@ async fn outbox_permanent_error_fails_with_reason() {
     let outbox = outbox(&store, &modem, &clock, options(5, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("step"),
-        Outcome::Failed { .. }
+        SendOutcome::Failed { .. }
     ));
     let events = drain_events(&store).await;
     assert_eq!(statuses(&events, &m_id), vec!["failed"]);
@@ -482,11 +483,11 @@ async fn outbox_gives_up_after_max_attempts_and_on_expiry() {
     let outbox = outbox(&store, &modem, &clock, options(2, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("1"),
-        Outcome::Retrying { .. }
+        SendOutcome::Retrying { .. }
     ));
     clock.advance(Duration::from_secs(10));
     match outbox.try_one().await.expect("2") {
-        Outcome::Failed { m_id, message } => {
+        SendOutcome::Failed { m_id, message } => {
             assert_eq!(m_id, tried);
             assert!(
                 message.contains("after 2 attempts") && message.contains("331"),
@@ -501,9 +502,9 @@ async fn outbox_gives_up_after_max_attempts_and_on_expiry() {
         .await
         .expect("b");
     clock.advance(Duration::from_secs(3601));
-    assert_eq!(outbox.try_one().await.expect("expired"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("expired"), SendOutcome::Idle);
     let row = store.outbound_state(&late).await.expect("q").expect("row");
-    assert_eq!(row.state, "failed");
+    assert_eq!(row.state, OutboundState::Failed);
     assert!(row.status_message.unwrap_or_default().contains("expired"));
 }
 
@@ -545,10 +546,13 @@ async fn outbox_unknown_after_crash_is_resent_by_default() {
             .unknown,
         1
     );
-    assert_eq!(outbox.try_one().await.expect("in window"), Outcome::Idle);
+    assert_eq!(
+        outbox.try_one().await.expect("in window"),
+        SendOutcome::Idle
+    );
     clock.advance(Duration::from_secs(600));
     assert!(
-        matches!(outbox.try_one().await.expect("resend"), Outcome::Sent { m_id: id, .. } if id == m_id)
+        matches!(outbox.try_one().await.expect("resend"), SendOutcome::Sent { m_id: id, .. } if id == m_id)
     );
     assert_eq!(statuses(&drain_events(&store).await, &m_id), vec!["sent"]);
 }
@@ -564,7 +568,7 @@ async fn outbox_unknown_after_crash_fails_under_the_fail_policy() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Fail));
     outbox.recover().await.expect("recover");
     clock.advance(Duration::from_secs(600));
-    assert_eq!(outbox.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(outbox.try_one().await.expect("step"), SendOutcome::Idle);
     assert!(
         modem.sent().is_empty(),
         "never sent twice under the fail policy"
@@ -593,7 +597,7 @@ async fn outbox_unknown_is_resolved_by_a_status_report() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert_eq!(
         outbox.try_one().await.expect("step"),
-        Outcome::Unknown { m_id: m_id.clone() }
+        SendOutcome::Unknown { m_id: m_id.clone() }
     );
 
     clock.advance(Duration::from_secs(30));
@@ -605,13 +609,13 @@ async fn outbox_unknown_is_resolved_by_a_status_report() {
         outcome,
         ReportOutcome::Matched {
             m_id: m_id.clone(),
-            events: vec!["sent", "delivered"]
+            events: vec![StatusValue::Sent, StatusValue::Delivered]
         }
     );
     clock.advance(Duration::from_secs(600));
     assert_eq!(
         outbox.try_one().await.expect("nothing to resend"),
-        Outcome::Idle
+        SendOutcome::Idle
     );
     assert_eq!(modem.sent().len(), 1);
 }
@@ -632,11 +636,11 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
     let outbox = outbox(&store, &modem, &clock, options(3, UnknownPolicy::Resend));
     assert!(matches!(
         outbox.try_one().await.expect("send"),
-        Outcome::Sent { parts: 2, .. }
+        SendOutcome::Sent { parts: 2, .. }
     ));
 
     let at = clock.now() + 1000;
-    let matched = |events: Vec<&'static str>| ReportOutcome::Matched {
+    let matched = |events: Vec<StatusValue>| ReportOutcome::Matched {
         m_id: m_id.clone(),
         events,
     };
@@ -646,7 +650,7 @@ async fn outbox_status_reports_aggregate_over_parts_and_never_go_back() {
     let steps = [
         (5, 0x00, matched(vec![])),
         (6, 0x30, matched(vec![])),
-        (6, 0x00, matched(vec!["delivered"])),
+        (6, 0x00, matched(vec![StatusValue::Delivered])),
         (6, 0x45, matched(vec![])),
         (99, 0x00, ReportOutcome::Unmatched),
     ];
@@ -722,7 +726,7 @@ async fn outbox_reports_pair_with_the_latest_part_in_the_window() {
         outcome,
         ReportOutcome::Matched {
             m_id: new.clone(),
-            events: vec!["delivered"]
+            events: vec![StatusValue::Delivered]
         }
     );
     // Another recipient with the same TP-MR matches nothing.
@@ -750,7 +754,7 @@ async fn outbox_reports_pair_with_the_latest_part_in_the_window() {
             .expect("q")
             .expect("row")
             .state,
-        "sent"
+        OutboundState::Sent
     );
 }
 
@@ -1064,12 +1068,12 @@ async fn inbox_takes_real_pdus_and_outbox_real_status_reports() {
     else {
         panic!("expected a status report");
     };
-    let outcome = outbox.status_report(&report).await.expect("report");
+    let outcome = outbox.reports().apply(&report).await.expect("report");
     assert_eq!(
         outcome,
         ReportOutcome::Matched {
             m_id: m_id.clone(),
-            events: vec!["delivered"]
+            events: vec![StatusValue::Delivered]
         }
     );
     assert_eq!(
@@ -1148,14 +1152,14 @@ async fn outbox_loop_wakes_on_enqueue_and_stops_on_shutdown() {
     .with_shutdown(shutdown.clone());
     let running = tokio::spawn(outbox.clone().run());
     let m_id = store
-        .enqueue_outbound(new_message(CONTACT, "wake up", smsgate::outbox::now_ms()))
+        .enqueue_outbound(new_message(CONTACT, "wake up", smsgate::clock::now_ms()))
         .await
         .expect("enqueue");
     let sent = eventually(Duration::from_secs(5), || {
         let (store, m_id) = (store.clone(), m_id.clone());
         async move {
             let row = store.outbound_state(&m_id).await.expect("q");
-            row.is_some_and(|r| r.state == "sent")
+            row.is_some_and(|r| r.state == OutboundState::Sent)
         }
     })
     .await;
@@ -1215,7 +1219,11 @@ async fn store_next_batch_with_a_large_backlog() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .enqueue_event(&format!("+6012{:07}", i % 5000), json!({"n": i}), T0 + i)
+                .enqueue_event(
+                    &format!("+6012{:07}", i % 5000),
+                    Event::status(format!("m{i}"), T0 + i, StatusValue::Sent),
+                    T0 + i,
+                )
                 .await
         }));
     }

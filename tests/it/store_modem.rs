@@ -7,7 +7,7 @@ use std::time::Duration;
 use smsgate::config::{AlphanumericPolicy, ModemConfig, SmsConfig};
 use smsgate::inbox::{Inbox, InboxOptions};
 use smsgate::modem::{self, ModemEvent, ModemHandle, ModemOptions, ModemState};
-use smsgate::outbox::{Outbox, OutboxOptions, Outcome};
+use smsgate::outbox::{Outbox, OutboxOptions, SendOutcome};
 use smsgate::pdu::Encoding;
 use smsgate::sim::{self, SimOptions};
 use smsgate::store::{InboundOutcome, NewOutbound, ReportOutcome, Source, Store};
@@ -67,14 +67,14 @@ async fn store_sends_and_receives_through_the_modem_driver() {
             encoding: Encoding::Gsm7,
             source: Source::Respond,
             quick_replies: None,
-            now_ms: smsgate::outbox::now_ms(),
+            now_ms: smsgate::clock::now_ms(),
         })
         .await
         .expect("enqueue");
     let sent = outbox.try_one().await.expect("step");
     assert_eq!(
         sent,
-        Outcome::Sent {
+        SendOutcome::Sent {
             m_id: m_id.clone(),
             parts: 1
         }
@@ -89,12 +89,12 @@ async fn store_sends_and_receives_through_the_modem_driver() {
         panic!("expected a status report");
     };
     assert_eq!(report.message_reference, submitted[0].mr);
-    let outcome = outbox.status_report(&report).await.expect("report");
+    let outcome = outbox.reports().apply(&report).await.expect("report");
     assert_eq!(
         outcome,
         ReportOutcome::Matched {
             m_id: m_id.clone(),
-            events: vec!["delivered"]
+            events: vec![smsgate::wire::StatusValue::Delivered]
         }
     );
     modem.confirm(slot).await.expect("report acknowledged");

@@ -19,9 +19,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use smsgate::respond::retry::RetryPolicy;
 use smsgate::respond::{
-    ClientOptions, EventBatch, EventQueue, Outcome, RateLimiter, WebhookClient, Worker,
-    WorkerOptions,
+    ClientOptions, EventQueue, PostOutcome, RateLimiter, WebhookClient, Worker, WorkerOptions,
 };
+use smsgate::store::EventBatch;
 use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "chan-1";
@@ -149,7 +149,7 @@ impl MemoryQueue {
     pub fn push(&self, contact: &str, event: Value) -> i64 {
         let mut rows = self.rows.lock().expect("rows lock");
         let id = rows.len() as i64 + 1;
-        let now = smsgate::respond::worker::system_now_ms();
+        let now = smsgate::clock::now_ms();
         rows.push(Row {
             id,
             contact: contact.to_owned(),
@@ -262,6 +262,11 @@ fn lane(event: &Value) -> u8 {
         Some("message_echo") => 1,
         _ => 2,
     }
+}
+
+/// A queued event as the store keeps it: typed.
+fn as_event(event: Value) -> smsgate::wire::Event {
+    serde_json::from_value(event).expect("a respond.io event")
 }
 
 fn message_event(contact: &str, n: usize) -> Value {
@@ -441,10 +446,10 @@ async fn webhook_a_burst_is_paced_to_the_rate() {
     for _ in 0..45 {
         assert!(matches!(
             worker.try_one().await.expect("step"),
-            Outcome::Delivered { events: 1, .. }
+            PostOutcome::Delivered { events: 1, .. }
         ));
     }
-    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(worker.try_one().await.expect("step"), PostOutcome::Idle);
     let spent = start.elapsed();
     // 45 requests at 20/s: the first is free, the other 44 wait 50 ms each.
     assert!(spent >= Duration::from_millis(2_190), "{spent:?}");
@@ -467,7 +472,7 @@ async fn webhook_events_of_one_contact_are_coalesced_in_one_request() {
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
     assert_eq!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered {
+        PostOutcome::Delivered {
             contact_id: "+60177872890".into(),
             events: 4
         }
@@ -497,7 +502,7 @@ async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
     let metrics = worker.metrics();
     match worker.try_one().await.expect("step") {
-        Outcome::Paused {
+        PostOutcome::Paused {
             reason,
             events,
             contact_id,
@@ -520,18 +525,18 @@ async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     // Everyone waits out the pause instead of hammering with a bad token; a 403 is the same.
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Paused { .. }
+        PostOutcome::Paused { .. }
     ));
     assert_eq!(queue.states(), [RowState::Pending, RowState::Pending]);
     // The token works again: the next request after the pause delivers, the pause is over.
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered { .. }
+        PostOutcome::Delivered { .. }
     ));
     assert_eq!(metrics.fault(), None);
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered { .. }
+        PostOutcome::Delivered { .. }
     ));
     assert_eq!(queue.states(), [RowState::Delivered, RowState::Delivered]);
     let seen = stand_in.seen();
@@ -564,7 +569,7 @@ async fn webhook_a_404_is_a_configuration_fault_that_keeps_the_events() {
     let metrics = worker.metrics();
     for code in ["404", "410"] {
         match worker.try_one().await.expect("step") {
-            Outcome::Paused { reason, .. } => {
+            PostOutcome::Paused { reason, .. } => {
                 assert!(
                     reason.starts_with(&format!("respond.io answers HTTP {code}")),
                     "{reason}"
@@ -579,7 +584,7 @@ async fn webhook_a_404_is_a_configuration_fault_that_keeps_the_events() {
     }
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered { .. }
+        PostOutcome::Delivered { .. }
     ));
     assert_eq!(queue.states(), [RowState::Delivered]);
     assert_eq!(metrics.fault(), None);
@@ -598,13 +603,13 @@ async fn webhook_a_rejected_payload_is_dead_at_once_with_the_reason() {
     stand_in.script([Reply::Status(400)]);
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
     match worker.try_one().await.expect("step") {
-        Outcome::Dead { error, .. } => assert_eq!(
+        PostOutcome::Dead { error, .. } => assert_eq!(
             error,
             "respond.io rejected the events (HTTP 400: failing on command with 400)"
         ),
         other => panic!("{other:?}"),
     }
-    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(worker.try_one().await.expect("step"), PostOutcome::Idle);
     assert_eq!(stand_in.seen().len(), 1);
 }
 
@@ -620,11 +625,11 @@ async fn webhook_events_past_the_maximum_age_are_dead_not_retried() {
     let mut worker = worker(&queue, url, 20, Duration::from_secs(5), options);
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Retrying { .. }
+        PostOutcome::Retrying { .. }
     ));
     tokio::time::sleep(Duration::from_millis(120)).await;
     match worker.try_one().await.expect("step") {
-        Outcome::Dead { error, .. } => {
+        PostOutcome::Dead { error, .. } => {
             assert!(error.starts_with("gave up after 2 attempts"), "{error}")
         }
         other => panic!("{other:?}"),
@@ -648,7 +653,7 @@ async fn webhook_connection_refused_is_retried() {
     );
     assert!(matches!(
         worker.try_one().await.expect("step"),
-        Outcome::Retrying { .. }
+        PostOutcome::Retrying { .. }
     ));
     let error = worker
         .metrics()
@@ -723,10 +728,14 @@ async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays
     for n in 0..12 {
         for (c, (contact, ids)) in expected.iter_mut().enumerate() {
             let m_id = format!("{contact}-{n}");
-            let event = json!({"type": kinds[(n + c) % 3], "mId": m_id, "timestamp": n,
-                               "message": {"type": "text", "text": format!("text {n}")}});
+            let event = match kinds[(n + c) % 3] {
+                "message_status" => json!({"type": "message_status", "mId": m_id, "timestamp": n,
+                                           "status": {"value": "sent"}}),
+                kind => json!({"type": kind, "mId": m_id, "timestamp": n,
+                               "message": {"type": "text", "text": format!("text {n}")}}),
+            };
             store
-                .enqueue_event(contact, event, smsgate::respond::worker::system_now_ms())
+                .enqueue_event(contact, as_event(event), smsgate::clock::now_ms())
                 .await
                 .expect("enqueue");
             ids.push(m_id);
@@ -779,8 +788,8 @@ async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
         store
             .enqueue_event(
                 &format!("+6012{c:08}"),
-                message_event("c", c),
-                smsgate::respond::worker::system_now_ms(),
+                as_event(message_event("c", c)),
+                smsgate::clock::now_ms(),
             )
             .await
             .expect("enqueue");
@@ -831,13 +840,15 @@ async fn webhook_after_a_failure_one_request_at_a_time_until_one_succeeds() {
 #[tokio::test]
 async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
     let (store, standin, mut worker) = store_worker(20, fast_retries()).await;
-    let now = smsgate::respond::worker::system_now_ms();
+    let now = smsgate::clock::now_ms();
     for value in ["sent", "delivered"] {
         store
             .enqueue_event(
                 "+60170000001",
-                json!({"type": "message_status", "mId": "m-1", "timestamp": now,
+                as_event(
+                    json!({"type": "message_status", "mId": "m-1", "timestamp": now,
                        "status": {"value": value}}),
+                ),
                 now,
             )
             .await
@@ -845,12 +856,12 @@ async fn webhook_a_contacts_sent_and_delivered_share_one_request() {
     }
     assert_eq!(
         worker.try_one().await.expect("step"),
-        Outcome::Delivered {
+        PostOutcome::Delivered {
             contact_id: "+60170000001".into(),
             events: 2
         }
     );
-    assert_eq!(worker.try_one().await.expect("step"), Outcome::Idle);
+    assert_eq!(worker.try_one().await.expect("step"), PostOutcome::Idle);
     let requests = standin.requests();
     assert_eq!(requests.len(), 1);
     let values: Vec<&str> = requests[0]

@@ -3,22 +3,46 @@
 //! (`channelId`, `contactId`, `events`, optional `contact`), the `POST /message` body respond.io
 //! sends us, and the two response shapes (`{"mId":…}` and `{"error":{"message":…}}`).
 //!
-//! These types only (de)serialise. They do not enforce the documented limits (lengths, ranges,
-//! counts): `http::message` checks those field by field so that every rejection names its rule.
+//! The ground floor of smsgate: it depends on serde alone. Events are built here, by their
+//! constructors ([`Event::message`], [`Event::status`] …), and nowhere by hand.
+//!
+//! These types only (de)serialise. The documented limits are here as numbers ([`MAX_TEXT`] and
+//! the others, counted as respond.io counts: [`text_length`]); `http::message` applies them to
+//! what respond.io sends, field by field so that every rejection names its rule, and the inbox
+//! splits an inbound text longer than [`MAX_TEXT`].
 
 use serde::{Deserialize, Serialize};
 
-/// The body of one webhook request: events of ONE contact, oldest first.
+/// Longest `message.text`, in UTF-16 code units ([`text_length`]).
+pub const MAX_TEXT: usize = 7_000;
+/// Longest `attachment.url`.
+pub const MAX_URL: usize = 2_000;
+/// Longest `attachment.fileName`, `attachment.description`, `location.address`,
+/// `quick_reply.title` and each quick reply.
+pub const MAX_SHORT: usize = 256;
+/// Most quick replies.
+pub const MAX_REPLIES: usize = 10;
+/// Longest `contactId` (the seed: "Max 50 characters").
+pub const MAX_CONTACT_ID: usize = 50;
+
+/// A text's length as respond.io counts it, as JavaScript does: in UTF-16 code units, so an
+/// emoji outside the Basic Multilingual Plane counts 2.
+pub fn text_length(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// The body of one webhook request: events of ONE contact, oldest first. It borrows what it
+/// carries, so posting a batch copies nothing.
 ///
 /// Generic over the event type so the worker can post events exactly as they were queued
 /// (`serde_json::Value`) while producers build them typed ([`Event`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookBody<E = Event> {
-    pub channel_id: String,
-    pub contact_id: String,
-    pub events: Vec<E>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+pub struct WebhookBody<'a, E = Event> {
+    pub channel_id: &'a str,
+    pub contact_id: &'a str,
+    pub events: &'a [E],
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
 }
 
@@ -257,9 +281,9 @@ mod tests {
     #[test]
     fn message_event_matches_the_seed_sample() {
         let body = WebhookBody {
-            channel_id: "gfd8g7fd89dgfd".into(),
-            contact_id: "+60177872890".into(),
-            events: vec![Event::message(
+            channel_id: "gfd8g7fd89dgfd",
+            contact_id: "+60177872890",
+            events: &[Event::message(
                 "xcvzzxcxczxczxc",
                 2132131321000,
                 "Hello World",

@@ -1,13 +1,11 @@
-//! respond.io's limit on a `message` event's text — 7,000 characters, counted as JavaScript
-//! counts them, in UTF-16 code units (an emoji outside the Basic Multilingual Plane is 2) —
-//! applied to inbound SMS: a longer text becomes several texts, each marked `(1/2) `,
+//! respond.io's limit on a `message` event's text ([`crate::wire::MAX_TEXT`], counted as
+//! respond.io counts: [`crate::wire::text_length`]) applied to inbound SMS: a longer text becomes several texts, each marked `(1/2) `,
 //! `(2/2) ` …, in order. Nothing is cut and nothing is refused (a 110-part SMS of emoji is
 //! 7,000+ units).
 //!
-//! Pure text work; the events and their mIds are made by `inbound`.
+//! Pure text work; the events and their mIds are made by `finish`.
 
-/// The longest text respond.io takes in one message, in UTF-16 code units.
-pub const MAX_TEXT_UNITS: usize = 7_000;
+use crate::wire::text_length;
 
 /// How far back from a piece's end a space may be, in UTF-16 units, for the cut to move there
 /// (so words are not split when there is a space nearby).
@@ -16,7 +14,7 @@ const WORD_BREAK_WINDOW: usize = 200;
 /// `text` as one piece when it fits in `max_units`, else as marked pieces that each fit.
 /// Joining the pieces without their `(n/N) ` markers gives `text` back exactly.
 pub fn split_text(text: &str, max_units: usize) -> Vec<String> {
-    if text.encode_utf16().count() <= max_units {
+    if text_length(text) <= max_units {
         return vec![text.to_owned()];
     }
     // The marker's length depends on the count of pieces, which depends on the room the marker
@@ -80,9 +78,10 @@ fn cut(text: &str, room: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::MAX_TEXT;
 
     fn units(text: &str) -> usize {
-        text.encode_utf16().count()
+        text_length(text)
     }
 
     fn unmarked(pieces: &[String]) -> String {
@@ -95,17 +94,17 @@ mod tests {
     #[test]
     fn a_text_that_fits_is_one_unmarked_piece() {
         let text = "\u{1F600}".repeat(3_500);
-        assert_eq!(split_text(&text, MAX_TEXT_UNITS), vec![text]);
+        assert_eq!(split_text(&text, MAX_TEXT), vec![text]);
     }
 
     #[test]
     fn the_issue_case_3600_emoji_are_two_marked_pieces_that_rejoin() {
         let text = "\u{1F600}".repeat(3_600);
-        let pieces = split_text(&text, MAX_TEXT_UNITS);
+        let pieces = split_text(&text, MAX_TEXT);
         assert_eq!(pieces.len(), 2);
         assert!(pieces[0].starts_with("(1/2) ") && pieces[1].starts_with("(2/2) "));
         assert!(
-            pieces.iter().all(|p| units(p) <= MAX_TEXT_UNITS),
+            pieces.iter().all(|p| units(p) <= MAX_TEXT),
             "{:?}",
             pieces.iter().map(|p| units(p)).collect::<Vec<_>>()
         );
@@ -121,7 +120,7 @@ mod tests {
             format!("{}{}", "a".repeat(6_999), "\u{1F600}".repeat(10)),
         ];
         for text in &shapes {
-            for max in [MAX_TEXT_UNITS, 100, 40] {
+            for max in [MAX_TEXT, 100, 40] {
                 let pieces = split_text(text, max);
                 assert!(pieces.len() >= 2);
                 for piece in &pieces {
@@ -134,7 +133,7 @@ mod tests {
                 }
             }
         }
-        let words = split_text(&"word ".repeat(3_000), MAX_TEXT_UNITS);
+        let words = split_text(&"word ".repeat(3_000), MAX_TEXT);
         assert!(words[0].ends_with("word "), "cut after a space");
     }
 }
