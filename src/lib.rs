@@ -19,6 +19,7 @@
 //! | [`config`] | the TOML configuration file, with the pool of modems ([`config::Config::pool`]) |
 //! | [`phone`] | E.164 phone numbers: checking them and normalising national ones |
 //! | [`pacing`] | carrier-safe pacing of one SIM (interval, jitter, sliding-window caps): pure code, no I/O |
+//! | [`pool`]  | the SIMs behind the one channel: sticky routing of contacts, failover, one outbox lane per SIM |
 //! | [`app`]   | wiring, supervision and shutdown of the daemon |
 //! | [`cmd`]   | one function per `smsgate` subcommand |
 //!
@@ -48,6 +49,7 @@ pub mod outbox;
 pub mod pacing;
 pub mod pdu;
 pub mod phone;
+pub mod pool;
 pub mod respond;
 pub mod sim;
 pub mod store;

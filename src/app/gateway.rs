@@ -14,6 +14,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::systemd;
 use crate::config::Config;
@@ -21,7 +22,9 @@ use crate::http::{self, AppState, Settings};
 use crate::inbox::{Inbox, InboxOptions};
 use crate::intake::Intake;
 use crate::modem::{self, ModemHandle, ModemOptions};
-use crate::outbox::{Outbox, OutboxOptions};
+use crate::outbox::{Lane, Outbox, OutboxOptions};
+use crate::pacing::{Pacer, SendLog};
+use crate::pool::{Member, Pool};
 use crate::respond::worker::Worker;
 use crate::store::{Store, upkeep};
 
@@ -36,6 +39,7 @@ pub struct Gateway {
     http_address: SocketAddr,
     store: Store,
     modem: ModemHandle,
+    pool: Pool,
     shutdown: CancellationToken,
     tasks: JoinSet<TaskResult>,
 }
@@ -59,8 +63,6 @@ impl Gateway {
             .map_err(|error| anyhow::anyhow!(bind_failure(config.http.listen, &error)))?;
         let http_address = listener.local_addr()?;
 
-        let (modem, modem_events) =
-            modem::spawn(ModemOptions::from(&config.modem), shutdown.child_token());
         let mut tasks = JoinSet::new();
 
         // respond.io: the webhook worker, woken whenever the store queues an event.
@@ -74,14 +76,7 @@ impl Gateway {
             ("webhook worker", Ok(()))
         });
 
-        // Outbound: the sender worker.
-        let outbox_options = OutboxOptions::from_config(&config.sms, &config.modem);
-        let sender = Outbox::new(store.clone(), modem.clone(), outbox_options)
-            .with_shutdown(shutdown.clone());
-        let reports = sender.reports();
-        tasks.spawn(async move { ("outbox", sender.run().await.map_err(Into::into)) });
-
-        // Inbound: the reassembly timeout, and the modem's events committed, then released.
+        // Inbound: the reassembly timeout (one for the whole pool).
         let inbox = Inbox::new(store.clone(), InboxOptions::from_config(&config));
         let token = shutdown.clone();
         let reassembly = inbox.clone();
@@ -91,11 +86,15 @@ impl Gateway {
                 reassembly.run(token).await.map_err(Into::into),
             )
         });
-        let intake = Intake::new(inbox, reports);
-        let (token, receiving) = (shutdown.clone(), modem.clone());
+
+        // Every SIM of the pool: its driver, its outbox lane and its intake, on their own.
+        let pool = start_pool(&config, &store, inbox, &shutdown, &mut tasks).await?;
+        let modem = pool.members()[0].modem.clone();
+        let token = shutdown.clone();
+        let (router, routing_store) = (pool.clone(), store.clone());
         tasks.spawn(async move {
-            intake.run(receiving, modem_events, token).await;
-            ("receiver", Ok(()))
+            router.run(routing_store, token).await;
+            ("router", Ok(()))
         });
 
         // Housekeeping: prune finished rows; watch the database file, its volume and writes.
@@ -144,7 +143,9 @@ impl Gateway {
         systemd::ready(&format!("listening on {http_address}"));
         if let Some(interval) = systemd::watchdog_interval() {
             let token = shutdown.clone();
-            let (watched_store, watched_modem) = (store.clone(), modem.clone());
+            let watched_store = store.clone();
+            let watched_modem: Vec<ModemHandle> =
+                pool.members().iter().map(|m| m.modem.clone()).collect();
             let grace = config.store.write_failure_grace;
             tasks.spawn(async move {
                 watchdog(watched_store, watched_modem, interval, grace, token).await;
@@ -156,6 +157,7 @@ impl Gateway {
             http_address,
             store,
             modem,
+            pool,
             shutdown,
             tasks,
         })
@@ -171,9 +173,14 @@ impl Gateway {
         &self.store
     }
 
-    /// The modem the gateway drives.
+    /// The first modem of the pool (the only one with `[modem]`).
     pub fn modem(&self) -> &ModemHandle {
         &self.modem
+    }
+
+    /// Every SIM the gateway drives.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Runs until shutdown is requested or a task fails, then stops every task within
@@ -246,6 +253,69 @@ fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
     format!("cannot listen on {address} (http.listen): {error}; {advice}")
 }
 
+/// Starts one driver, outbox lane and intake per `[[modems]]` entry, after recovering what a
+/// crash left being sent (once, before any SIM sends). Each SIM's tasks log inside a `modem`
+/// span naming it. Its pacer starts from the send history of the last 24 h, so the caps hold
+/// across restarts.
+async fn start_pool(
+    config: &Config,
+    store: &Store,
+    inbox: Inbox,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<TaskResult>,
+) -> anyhow::Result<Pool> {
+    let now = crate::clock::Clock::system().now_ms();
+    let mut members = Vec::new();
+    let mut recovered = false;
+    for entry in config.pool() {
+        let name = entry.name.as_str().to_owned();
+        let span = tracing::info_span!("modem", modem = %name);
+        let (handle, events) = span.in_scope(|| {
+            modem::spawn(ModemOptions::from(entry), shutdown.child_token())
+        });
+        let history = store
+            .send_history(&name, now.saturating_sub(crate::pacing::DAY_MS))
+            .await
+            .with_context(|| format!("cannot read the send history of modem {name}"))?;
+        let pacer = Pacer::with_log(entry.pacing, SendLog::from_rows(history, now));
+        let lane = Lane::new(&name, pacer);
+        let sender = Outbox::new(
+            store.clone(),
+            handle.clone(),
+            OutboxOptions::from_config(&config.sms, &entry.modem),
+        )
+        .with_shutdown(shutdown.clone())
+        .with_lane(lane.clone());
+        if !recovered {
+            sender
+                .recover()
+                .await
+                .context("cannot recover the messages being sent when smsgate stopped")?;
+            recovered = true;
+        }
+        let reports = sender.reports().from_modem(&name);
+        tasks.spawn(
+            async move { ("outbox", sender.serve().await.map_err(Into::into)) }
+                .instrument(span.clone()),
+        );
+        let intake = Intake::new(inbox.clone().on_modem(&name, config.routing.sticky), reports);
+        let (token, receiving) = (shutdown.clone(), handle.clone());
+        tasks.spawn(
+            async move {
+                intake.run(receiving, events, token).await;
+                ("receiver", Ok(()))
+            }
+            .instrument(span),
+        );
+        members.push(Member {
+            name,
+            modem: handle,
+            lane,
+        });
+    }
+    Ok(Pool::new(members, config.routing.clone()))
+}
+
 /// Pets the systemd watchdog while the modem loop reports healthy, the store answers, and
 /// database writes have not been failing for longer than `grace` (`store.write_failure_grace`).
 /// When any of that stops, systemd restarts the daemon after `WatchdogSec=`.
@@ -255,7 +325,7 @@ fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
 /// keeps running, refuses new messages and says why (see [`upkeep::watch`]).
 async fn watchdog(
     store: Store,
-    modem: ModemHandle,
+    modems: Vec<ModemHandle>,
     interval: Duration,
     grace: Duration,
     shutdown: CancellationToken,
@@ -269,8 +339,10 @@ async fn watchdog(
         let writes_ok = status
             .write_failing_for
             .is_none_or(|failing| failing <= grace);
-        let health = modem.health();
-        let healthy = store_ok && writes_ok && health.healthy;
+        // A pool is fine while one SIM can still send: restarting would also stop the others.
+        let states: Vec<_> = modems.iter().map(|m| m.health().state).collect();
+        let modems_ok = modems.iter().any(|m| m.health().healthy);
+        let healthy = store_ok && writes_ok && modems_ok;
         if healthy {
             systemd::watchdog();
         } else if was_healthy {
@@ -278,7 +350,7 @@ async fn watchdog(
                 store_ok,
                 writes_ok,
                 write_error = status.write_error.as_deref().unwrap_or("none"),
-                modem = ?health.state,
+                modems = ?states,
                 "unhealthy: no longer petting the systemd watchdog"
             );
         }

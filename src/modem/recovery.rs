@@ -36,13 +36,13 @@ impl Driver {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            debug!(port = %self.options.port.display(), "opening the modem port");
+            debug!(port = %self.options.endpoint(), "opening the modem port");
             let (at, urcs) = match connection::open(&self.options, &self.tuning).await {
                 Ok(opened) => opened,
                 Err(error) => {
                     debug!(%error, "cannot open the modem port");
                     let since = *away_since.get_or_insert_with(Instant::now);
-                    let gone = !self.options.port.exists();
+                    let gone = self.options.device_missing();
                     if since.elapsed() >= self.tuning.unplugged_grace {
                         self.health.set_state(ModemState::Unhealthy, false);
                     } else if gone {

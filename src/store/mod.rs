@@ -29,6 +29,7 @@ mod health;
 mod identity;
 mod inbound;
 mod outbound;
+mod pool;
 mod state;
 mod unreadable;
 pub mod upkeep;
@@ -51,6 +52,7 @@ pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
     ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
+pub use pool::{BindReason, Moved, NextOnModem, RouteCandidate, Routed, stable_hash};
 pub use state::{InboundState, OutboundState, PartState};
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
@@ -82,6 +84,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_console",
         include_str!("../../migrations/0006_console.sql"),
     ),
+    ("0007_pool", include_str!("../../migrations/0007_pool.sql")),
 ];
 
 /// How long a statement waits on a lock held by another connection (e.g. `sqlite3` opened by an

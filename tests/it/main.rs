@@ -18,6 +18,7 @@ mod inbound_long;
 mod lenient;
 mod modem;
 mod pdu_cli;
+mod pool;
 mod pool_config;
 mod ser2net;
 mod sim;

@@ -147,6 +147,7 @@ fn report(mr: u8, recipient: &str, status: u8, now_ms: i64) -> StatusReportInput
         status,
         now_ms,
         window_ms: 3_600_000,
+        modem: None,
     }
 }
 
