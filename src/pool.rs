@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::RoutingConfig;
+use crate::http::{BoxFuture, ModemSnapshot, PoolModemView, PoolProbe};
 use crate::modem::{ModemHandle, ModemState};
 use crate::outbox::Lane;
 use crate::store::{RouteCandidate, Store, StoreError};
@@ -28,6 +29,8 @@ const LOOK_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Member {
     pub name: String,
+    /// Its port as configured (a device path or `tcp://HOST:PORT`).
+    pub endpoint: String,
     pub modem: ModemHandle,
     pub lane: Arc<Lane>,
 }
@@ -48,6 +51,8 @@ pub struct Pool {
     clock: Clock,
     /// When the router first saw each SIM unusable (cleared when it is usable again).
     unusable_since: Arc<Mutex<HashMap<String, i64>>>,
+    /// The SIMs the router has seen usable at least once.
+    seen_usable: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Pool {
@@ -57,6 +62,7 @@ impl Pool {
             routing,
             clock: Clock::system(),
             unusable_since: Arc::default(),
+            seen_usable: Arc::default(),
         }
     }
 
@@ -97,6 +103,43 @@ impl Pool {
             .copied()
     }
 
+    /// Every SIM as `/health`, `/metrics` and the dashboard show it; `queued` from `store`.
+    pub async fn views(&self, store: &Store, now_ms: i64) -> Vec<PoolModemView> {
+        let queued: HashMap<String, u64> = match store.queued_by_modem().await {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(error) => {
+                tracing::debug!(%error, "cannot read the queues per modem");
+                HashMap::new()
+            }
+        };
+        self.members
+            .iter()
+            .map(|m| {
+                let usage = m.lane.usage(now_ms);
+                let limits = m.lane.limits();
+                let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
+                PoolModemView {
+                    name: m.name.clone(),
+                    endpoint: m.endpoint.clone(),
+                    health: ModemSnapshot::from(&m.modem.health()),
+                    usable: m.usable(),
+                    unusable_since_ms: self.unusable_since_ms(&m.name),
+                    queued: queued.get(&m.name).copied().unwrap_or(0),
+                    sent_last_minute: usage.last_minute,
+                    sent_last_hour: usage.last_hour,
+                    sent_last_day: usage.last_day,
+                    recipients_last_day: usage.recipients_last_day,
+                    per_minute: cap(limits.per_minute),
+                    per_hour: cap(limits.per_hour),
+                    per_day: cap(limits.per_day),
+                    recipients_per_day: cap(limits.recipients_per_day),
+                    next_send_at_ms: m.lane.ready_at_ms(now_ms),
+                    per_message_ms: m.lane.per_message_ms(),
+                }
+            })
+            .collect()
+    }
+
     /// One round: note health, route, fail over, wake the senders with new work.
     pub async fn route_once(&self, store: &Store) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
@@ -106,14 +149,29 @@ impl Pool {
             let mut since = self.unusable_since.lock().expect("never poisoned");
             for candidate in &candidates {
                 if candidate.usable {
-                    if since.remove(&candidate.modem).is_some() {
+                    let first_time = self
+                        .seen_usable
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(candidate.modem.clone());
+                    if since.remove(&candidate.modem).is_some() && !first_time {
                         tracing::info!(modem = %candidate.modem, "the SIM is usable again");
                     }
                     continue;
                 }
                 let first = *since.entry(candidate.modem.clone()).or_insert_with(|| {
-                    tracing::warn!(modem = %candidate.modem,
-                        "the SIM is unusable (unhealthy, not initialised or not registered)");
+                    // A SIM still starting is not news; one that could send and stopped is.
+                    let was_usable = self
+                        .seen_usable
+                        .lock()
+                        .expect("never poisoned")
+                        .contains(&candidate.modem);
+                    if was_usable {
+                        tracing::warn!(modem = %candidate.modem,
+                            "the SIM is unusable (unhealthy, not initialised or not registered)");
+                    } else {
+                        tracing::debug!(modem = %candidate.modem, "the SIM is not usable yet");
+                    }
                     now
                 });
                 if let Some(after) = self.routing.failover_after {
@@ -177,5 +235,17 @@ impl Pool {
                 () = tokio::time::sleep(LOOK_INTERVAL) => {}
             }
         }
+    }
+}
+
+/// The pool with the store its queues are read from, as `/health` and `/metrics` see it.
+pub struct PoolView {
+    pub pool: Pool,
+    pub store: Store,
+}
+
+impl PoolProbe for PoolView {
+    fn modems(&self, now_ms: i64) -> BoxFuture<'_, Vec<PoolModemView>> {
+        Box::pin(self.pool.views(&self.store, now_ms))
     }
 }

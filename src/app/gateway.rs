@@ -24,7 +24,7 @@ use crate::intake::Intake;
 use crate::modem::{self, ModemHandle, ModemOptions};
 use crate::outbox::{Lane, Outbox, OutboxOptions};
 use crate::pacing::{Pacer, SendLog};
-use crate::pool::{Member, Pool};
+use crate::pool::{Member, Pool, PoolView};
 use crate::respond::worker::Worker;
 use crate::store::{Store, upkeep};
 
@@ -131,7 +131,11 @@ impl Gateway {
             Arc::new(store.clone()),
             Arc::new(modem.health_watch()),
             webhook_metrics,
-        );
+        )
+        .with_pool(Arc::new(PoolView {
+            pool: pool.clone(),
+            store: store.clone(),
+        }));
         let token = shutdown.clone();
         let limits = http::Limits::from_config(&config.http);
         tasks.spawn(async move {
@@ -270,9 +274,8 @@ async fn start_pool(
     for entry in config.pool() {
         let name = entry.name.as_str().to_owned();
         let span = tracing::info_span!("modem", modem = %name);
-        let (handle, events) = span.in_scope(|| {
-            modem::spawn(ModemOptions::from(entry), shutdown.child_token())
-        });
+        let (handle, events) =
+            span.in_scope(|| modem::spawn(ModemOptions::from(entry), shutdown.child_token()));
         let history = store
             .send_history(&name, now.saturating_sub(crate::pacing::DAY_MS))
             .await
@@ -298,7 +301,10 @@ async fn start_pool(
             async move { ("outbox", sender.serve().await.map_err(Into::into)) }
                 .instrument(span.clone()),
         );
-        let intake = Intake::new(inbox.clone().on_modem(&name, config.routing.sticky), reports);
+        let intake = Intake::new(
+            inbox.clone().on_modem(&name, config.routing.sticky),
+            reports,
+        );
         let (token, receiving) = (shutdown.clone(), handle.clone());
         tasks.spawn(
             async move {
@@ -309,11 +315,12 @@ async fn start_pool(
         );
         members.push(Member {
             name,
+            endpoint: entry.endpoint.to_string(),
             modem: handle,
             lane,
         });
     }
-    Ok(Pool::new(members, config.routing.clone()))
+    Ok(Pool::new(members, config.routing))
 }
 
 /// Pets the systemd watchdog while the modem loop reports healthy, the store answers, and

@@ -89,10 +89,18 @@ pub fn run(args: Args) -> CmdResult {
             let named = pool.len() > 1 || args.modem.is_some();
             chosen
                 .into_iter()
-                .map(|m| (named.then(|| m.name.as_str().to_owned()), ModemOptions::from(m)))
+                .map(|m| {
+                    (
+                        named.then(|| m.name.as_str().to_owned()),
+                        ModemOptions::from(m),
+                    )
+                })
                 .collect()
         }
-        (None, None) => vec![(None, ModemOptions::from(&crate::config::ModemConfig::default()))],
+        (None, None) => vec![(
+            None,
+            ModemOptions::from(&crate::config::ModemConfig::default()),
+        )],
     };
     if let Some(note) = note {
         println!("note: {note}\n");

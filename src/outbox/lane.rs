@@ -52,7 +52,9 @@ impl Lane {
 
     /// When a message could start on this SIM, as the router compares SIMs.
     pub fn ready_at_ms(&self, now_ms: i64) -> i64 {
-        self.pacer().next_message(now_ms, 1, "", Duration::ZERO).at_ms
+        self.pacer()
+            .next_message(now_ms, 1, "", Duration::ZERO)
+            .at_ms
     }
 
     /// About how long one message takes on this SIM: the send itself (a few seconds on a real
@@ -87,7 +89,10 @@ impl Lane {
     /// When message `id` (of `parts` parts to `recipient`) may start.
     pub(super) fn message_slot(&self, now_ms: i64, id: i64, parts: u32, recipient: &str) -> i64 {
         let jitter = {
-            let mut planned = self.planned.lock().expect("the lane's lock is never poisoned");
+            let mut planned = self
+                .planned
+                .lock()
+                .expect("the lane's lock is never poisoned");
             match *planned {
                 Some((planned_id, jitter)) if planned_id == id => jitter,
                 _ => {
@@ -108,7 +113,12 @@ impl Lane {
         if pacer.burst(now_ms, left, recipient) > 0 {
             return None;
         }
-        Some(pacer.next_part(now_ms, left, recipient).at_ms.max(now_ms + 1))
+        Some(
+            pacer
+                .next_part(now_ms, left, recipient)
+                .at_ms
+                .max(now_ms + 1),
+        )
     }
 
     /// Counts a part whose row is committed.
@@ -122,6 +132,8 @@ impl Lane {
     }
 
     fn pacer(&self) -> std::sync::MutexGuard<'_, Pacer> {
-        self.pacer.lock().expect("the pacer's lock is never poisoned")
+        self.pacer
+            .lock()
+            .expect("the pacer's lock is never poisoned")
     }
 }

@@ -310,8 +310,12 @@ impl<S: PartSender> Outbox<S> {
             let written = match &self.lane {
                 None => {
                     self.record("a part about to be sent", false, || {
-                        self.store
-                            .part_submitting(job.id, seq, &job.contact_id, self.clock.now_ms())
+                        self.store.part_submitting(
+                            job.id,
+                            seq,
+                            &job.contact_id,
+                            self.clock.now_ms(),
+                        )
                     })
                     .await?;
                     None
@@ -323,8 +327,12 @@ impl<S: PartSender> Outbox<S> {
                         let Some(until) = lane.part_wait(now, left, &job.contact_id) else {
                             break now;
                         };
-                        tracing::debug!(part = seq, of = total, wait_ms = until - now,
-                            "a cap holds the rest of the message");
+                        tracing::debug!(
+                            part = seq,
+                            of = total,
+                            wait_ms = until - now,
+                            "a cap holds the rest of the message"
+                        );
                         let wait = Duration::from_millis((until - now).max(1) as u64);
                         tokio::select! {
                             () = tokio::time::sleep(wait) => {}

@@ -626,7 +626,10 @@ fn a_restamped_part_counts_from_when_the_modem_answered() {
     // The minute runs from the answer, and min_interval from the (moved) start.
     assert_eq!(pacer.burst(61_000, 1, "+2"), 0);
     assert_eq!(pacer.burst(64_001, 1, "+2"), 1);
-    assert_eq!(pacer.next_message(61_000, 1, "+2", Duration::ZERO).at_ms, 64_000);
+    assert_eq!(
+        pacer.next_message(61_000, 1, "+2", Duration::ZERO).at_ms,
+        64_000
+    );
     // Earlier, or a part that is not there: nothing changes.
     pacer.restamp(4_000, 3_000, "+1");
     pacer.restamp(9_999, 20_000, "+1");

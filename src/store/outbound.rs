@@ -638,8 +638,14 @@ impl Store {
         modem: &str,
         starts_message: bool,
     ) -> Result<(), StoreError> {
-        self.submitting(id, seq, recipient, now_ms, Some((modem.to_owned(), starts_message)))
-            .await
+        self.submitting(
+            id,
+            seq,
+            recipient,
+            now_ms,
+            Some((modem.to_owned(), starts_message)),
+        )
+        .await
     }
 
     async fn submitting(

@@ -400,7 +400,10 @@ impl Store {
         self.call(move |conn| {
             Ok(conn
                 .query_row(
-                    &format!("SELECT o.id, o.contact_id, o.parts {}", super::outbound::DUE),
+                    &format!(
+                        "SELECT o.id, o.contact_id, o.parts {}",
+                        super::outbound::DUE
+                    ),
                     params![now_ms, modem],
                     |r| {
                         Ok(NextOnModem {
@@ -411,6 +414,17 @@ impl Store {
                     },
                 )
                 .optional()?)
+        })
+        .await
+    }
+
+    /// Contacts bound to each SIM, by modem name.
+    pub async fn contacts_by_modem(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.call(|conn| {
+            Ok(conn
+                .prepare("SELECT modem, count(*) FROM contact_modem GROUP BY modem ORDER BY modem")?
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -457,11 +471,7 @@ impl Store {
 
 /// Appends one part to `modem`'s send history, and prunes its rows older than the longest
 /// window (keeping its latest). Part of the transaction that marks the part `submitting`.
-pub(super) fn record_send(
-    tx: &Connection,
-    modem: &str,
-    sent: &Sent,
-) -> Result<(), StoreError> {
+pub(super) fn record_send(tx: &Connection, modem: &str, sent: &Sent) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO modem_send (modem, at_ms, recipient, starts_message) VALUES (?1, ?2, ?3, ?4)",
         params![modem, sent.at_ms, sent.recipient, sent.starts_message],

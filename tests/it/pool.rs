@@ -124,12 +124,16 @@ impl Rig {
 
     /// Waits until the stand-in got the inbound message `text`.
     async fn wait_inbound(&self, text: &str) {
-        wait_until(LONG, &format!("inbound {text:?} reached respond.io"), || async {
-            self.standin
-                .accepted_events()
-                .iter()
-                .any(|(_, e)| e["type"] == "message" && e["message"]["text"] == text)
-        })
+        wait_until(
+            LONG,
+            &format!("inbound {text:?} reached respond.io"),
+            || async {
+                self.standin
+                    .accepted_events()
+                    .iter()
+                    .any(|(_, e)| e["type"] == "message" && e["message"]["text"] == text)
+            },
+        )
         .await;
     }
 
@@ -214,9 +218,17 @@ async fn every_sim_sends_and_receives_into_the_one_inbox_and_parts_record_their_
             .expect("read")
             .expect("row");
         let routed = routed.expect("routed to a SIM");
-        assert_eq!(parts, vec![Some(routed.clone())], "{m_id}: its part says its SIM");
+        assert_eq!(
+            parts,
+            vec![Some(routed.clone())],
+            "{m_id}: its part says its SIM"
+        );
         let on_sims = rig.sims_that_sent_to(contact).await;
-        assert_eq!(on_sims, vec![routed.clone()], "{contact} heard from exactly its SIM");
+        assert_eq!(
+            on_sims,
+            vec![routed.clone()],
+            "{contact} heard from exactly its SIM"
+        );
         assert_eq!(
             store.contact_modem(contact).await.expect("read"),
             Some(routed),
@@ -235,9 +247,12 @@ async fn every_sim_sends_and_receives_into_the_one_inbox_and_parts_record_their_
 
     // Inbound from every SIM lands in the one inbox.
     for (i, sim) in rig.sims.iter().enumerate() {
-        sim.inject_sms(&format!("+6019{:07}", 4_000_000 + i), &format!("in via {i}"))
-            .await
-            .expect("inject");
+        sim.inject_sms(
+            &format!("+6019{:07}", 4_000_000 + i),
+            &format!("in via {i}"),
+        )
+        .await
+        .expect("inject");
     }
     for i in 0..rig.sims.len() {
         rig.wait_inbound(&format!("in via {i}")).await;
@@ -258,12 +273,18 @@ async fn a_contact_who_wrote_to_sim_b_gets_every_reply_from_b_also_after_a_resta
     rig.wait_inbound("hello from the contact").await;
     let mut replies = Vec::new();
     for i in 0..4 {
-        replies.push(rig.send_text(gw.address, writer, &format!("reply {i}")).await);
+        replies.push(
+            rig.send_text(gw.address, writer, &format!("reply {i}"))
+                .await,
+        );
     }
     for m_id in &replies {
         wait_for_status(&rig.standin, m_id, "sent", LONG).await;
     }
-    assert_eq!(rig.sims_that_sent_to(writer).await, vec!["sim-b".to_owned()]);
+    assert_eq!(
+        rig.sims_that_sent_to(writer).await,
+        vec!["sim-b".to_owned()]
+    );
     gw.stop().await;
 
     // The binding is in SQLite: after a restart the next reply still goes from sim-b.
@@ -271,7 +292,10 @@ async fn a_contact_who_wrote_to_sim_b_gets_every_reply_from_b_also_after_a_resta
     rig.wait_all_ready(&gw).await;
     let after = rig.send_text(gw.address, writer, "after the restart").await;
     wait_for_status(&rig.standin, &after, "sent", LONG).await;
-    assert_eq!(rig.sims_that_sent_to(writer).await, vec!["sim-b".to_owned()]);
+    assert_eq!(
+        rig.sims_that_sent_to(writer).await,
+        vec!["sim-b".to_owned()]
+    );
     let on_b = rig.sim("sim-b").submitted().await;
     assert_eq!(
         on_b.iter()
@@ -290,13 +314,20 @@ async fn a_burst_to_a_new_contact_stays_on_one_sim_and_writing_in_elsewhere_move
     let burst_to = "+60125550202";
     let mut burst = Vec::new();
     for i in 0..6 {
-        burst.push(rig.send_text(gw.address, burst_to, &format!("burst {i}")).await);
+        burst.push(
+            rig.send_text(gw.address, burst_to, &format!("burst {i}"))
+                .await,
+        );
     }
     for m_id in &burst {
         wait_for_status(&rig.standin, m_id, "sent", LONG).await;
     }
     let on = rig.sims_that_sent_to(burst_to).await;
-    assert_eq!(on.len(), 1, "a burst for a new contact does not spread: {on:?}");
+    assert_eq!(
+        on.len(),
+        1,
+        "a burst for a new contact does not spread: {on:?}"
+    );
     let first = on[0].clone();
 
     // The SIM stops being registered: the contact's next messages wait for it (a SIM merely
@@ -377,7 +408,10 @@ async fn status_reports_pair_per_sim_when_two_sims_hand_out_the_same_tp_mr() {
     wait_for_status(&rig.standin, &on_b, "sent", LONG).await;
     let mr_a = rig.sim("sim-a").submitted().await[0].mr;
     let mr_b = rig.sim("sim-b").submitted().await[0].mr;
-    assert_eq!(mr_a, mr_b, "both SIMs' counters start alike: the same TP-MR");
+    assert_eq!(
+        mr_a, mr_b,
+        "both SIMs' counters start alike: the same TP-MR"
+    );
 
     // sim-a's report for that TP-MR and recipient is sim-a's part, although sim-b's is newer.
     rig.sim("sim-a")
@@ -399,13 +433,22 @@ async fn status_reports_pair_per_sim_when_two_sims_hand_out_the_same_tp_mr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_modem_hanging_while_the_others_keep_sending() {
-    let rig = Rig::new(3, SimOptions::default(), "", "[routing]\nfailover_after = \"off\"\n").await;
+    let rig = Rig::new(
+        3,
+        SimOptions::default(),
+        "",
+        "[routing]\nfailover_after = \"off\"\n",
+    )
+    .await;
     let gw = rig.start().await;
     rig.wait_all_ready(&gw).await;
     // Every SIM serves some contacts first.
     let mut first = Vec::new();
     for i in 0..6 {
-        first.push(rig.send_text(gw.address, &contact(100 + i), "warm up").await);
+        first.push(
+            rig.send_text(gw.address, &contact(100 + i), "warm up")
+                .await,
+        );
     }
     for m_id in &first {
         wait_for_status(&rig.standin, m_id, "sent", LONG).await;
@@ -461,7 +504,10 @@ async fn caps_hold_in_every_sliding_minute_also_across_a_restart() {
     rig.wait_all_ready(&gw).await;
     let mut first = Vec::new();
     for i in 0..4 {
-        first.push(rig.send_text(gw.address, &contact(200 + i), "within the cap").await);
+        first.push(
+            rig.send_text(gw.address, &contact(200 + i), "within the cap")
+                .await,
+        );
     }
     for m_id in &first {
         wait_for_status(&rig.standin, m_id, "sent", LONG).await;
@@ -473,7 +519,10 @@ async fn caps_hold_in_every_sliding_minute_also_across_a_restart() {
     rig.wait_all_ready(&gw).await;
     let mut later = Vec::new();
     for i in 4..7 {
-        later.push(rig.send_text(gw.address, &contact(200 + i), "after the restart").await);
+        later.push(
+            rig.send_text(gw.address, &contact(200 + i), "after the restart")
+                .await,
+        );
     }
     for m_id in &later {
         wait_for_status(&rig.standin, m_id, "sent", Duration::from_secs(180)).await;
@@ -526,7 +575,13 @@ async fn min_interval_spaces_the_starts_of_messages_on_each_sim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_after_an_unplug_longer_than_failover_after_moves_waiting_contacts_once() {
-    let rig = Rig::new(2, SimOptions::default(), "", "[routing]\nfailover_after = \"3s\"\n").await;
+    let rig = Rig::new(
+        2,
+        SimOptions::default(),
+        "",
+        "[routing]\nfailover_after = \"3s\"\n",
+    )
+    .await;
     let gw = rig.start().await;
     rig.wait_all_ready(&gw).await;
     let who = "+60125550404";
