@@ -540,7 +540,18 @@ impl<S: PartSender> Outbox<S> {
                 Ok(SendOutcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
                 Ok(SendOutcome::Idle) => {
                     // Unknown (a database error): look again within the minute anyway.
-                    let next = self.store.next_outbound_wakeup(self.options.policy).await;
+                    let next = match &self.lane {
+                        None => self.store.next_outbound_wakeup(self.options.policy).await,
+                        Some(lane) => {
+                            self.store
+                                .next_wakeup_on(
+                                    lane.modem(),
+                                    self.options.policy.unknown_window_ms,
+                                    self.clock.now_ms(),
+                                )
+                                .await
+                        }
+                    };
                     let wait = next
                         .ok()
                         .flatten()

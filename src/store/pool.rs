@@ -347,6 +347,31 @@ impl Store {
         .await
     }
 
+    /// When the sender of `modem` next has something to do without being woken: the earliest
+    /// retry time after `now_ms` of a message routed to it, or the end of an unknown window.
+    /// Messages due now but not claimable (behind an older one of their contact) are left to
+    /// the wake-ups: counting them would make the sender spin.
+    pub async fn next_wakeup_on(
+        &self,
+        modem: &str,
+        unknown_window_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let modem = modem.to_owned();
+        self.call(move |conn| {
+            Ok(conn.query_row(
+                "SELECT min(t) FROM (
+                    SELECT min(next_attempt_ms) AS t FROM outbound
+                    WHERE state = 'queued' AND modem = ?1 AND next_attempt_ms > ?3
+                    UNION ALL
+                    SELECT min(unknown_since_ms) + ?2 FROM outbound WHERE state = 'unknown')",
+                params![modem, unknown_window_ms, now_ms],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     /// The SIM `contact_id` is bound to, if any.
     pub async fn contact_modem(&self, contact_id: &str) -> Result<Option<String>, StoreError> {
         let contact_id = contact_id.to_owned();

@@ -56,6 +56,7 @@ impl Rig {
             .await
             .expect("stand-in starts");
         let text = config_text(dir.path(), &sims, &names, &standin, modem_keys, sections);
+        std::fs::write(dir.path().join("smsgate.toml"), &text).expect("write the config");
         let mut config = Config::parse(&text).expect("pool config parses");
         config.resolve_token().expect("token");
         Self {
@@ -624,4 +625,121 @@ async fn failover_after_an_unplug_longer_than_failover_after_moves_waiting_conta
     assert_eq!(rig.sim("sim-b").submitted().await.len(), 3);
     let _ = &rig.dir;
     gw.stop().await;
+}
+
+fn smsgate(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(args)
+        .env_remove(smsgate::config::TOKEN_ENV)
+        .output()
+        .expect("smsgate runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_status_and_doctor_show_each_sim() {
+    let rig = Rig::new(2, SimOptions::default(), "per_minute = 10", "").await;
+    let config_path = rig.dir.path().join("smsgate.toml").display().to_string();
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        sent.push(
+            rig.send_text(gw.address, &contact(400 + i), "counted")
+                .await,
+        );
+    }
+    for m_id in &sent {
+        wait_for_status(&rig.standin, m_id, "sent", LONG).await;
+    }
+
+    let health: serde_json::Value = rig
+        .client
+        .get(format!("http://{}/health", gw.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let modems = health["modems"].as_array().expect("modems in the details");
+    let names: Vec<&str> = modems.iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["sim-a", "sim-b"], "{health:#}");
+    let minute: u64 = modems
+        .iter()
+        .map(|m| m["sent_last_minute"].as_u64().expect("a count"))
+        .sum();
+    assert_eq!(minute, 4, "{health:#}");
+    for m in modems {
+        assert_eq!(m["per_minute"], 10);
+        assert_eq!(m["usable"], true);
+        assert_eq!(m["health"]["registered"], true);
+    }
+    let check = health["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "modems")
+        .expect("a modems check")
+        .clone();
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(health["drain_estimate_seconds"].is_number(), "{health:#}");
+
+    let metrics = rig
+        .client
+        .get(format!("http://{}/metrics", gw.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "smsgate_pool_modem_usable{modem=\"sim-a\"} 1",
+        "smsgate_pool_modem_usable{modem=\"sim-b\"} 1",
+        "smsgate_pool_modem_cap_parts{modem=\"sim-b\",window=\"minute\"} 10",
+        "smsgate_pool_modem_queued_messages{modem=\"sim-a\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    let per_sim: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("smsgate_pool_modem_sent_parts{") && l.contains("window=\"minute\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(per_sim, 4, "{metrics}");
+
+    // `smsgate status` reads the database and asks the running daemon for live health.
+    let status = smsgate(&["status", "-c", &config_path]);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{stdout}");
+    assert!(stdout.contains("modems     2"), "{stdout}");
+    for name in ["sim-a", "sim-b"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name) && l.contains("last minute"))
+            .unwrap_or_else(|| panic!("no line for {name}: {stdout}"));
+        assert!(line.contains("/10 last minute"), "{line}");
+    }
+    assert!(stdout.contains("ready, registered"), "{stdout}");
+    gw.stop().await;
+
+    // doctor: one modem by name, then every modem.
+    let one = smsgate(&["doctor", "-c", &config_path, "--modem", "sim-b"]);
+    let stdout = String::from_utf8_lossy(&one.stdout);
+    assert!(one.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("== modem sim-b") && !stdout.contains("== modem sim-a"),
+        "{stdout}"
+    );
+    let all = smsgate(&["doctor", "-c", &config_path]);
+    let stdout = String::from_utf8_lossy(&all.stdout);
+    assert!(all.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("== modem sim-a") && stdout.contains("== modem sim-b"),
+        "{stdout}"
+    );
 }
