@@ -100,14 +100,13 @@ async fn throughput(options: &Options) {
         }
         medians.push((n, median(&mut rates)));
     }
-    let one = medians
-        .iter()
-        .find(|(n, _)| *n == 1)
-        .map(|(_, rate)| *rate);
+    let one = medians.iter().find(|(n, _)| *n == 1).map(|(_, rate)| *rate);
     println!("\n| modems | messages/s (median) | ratio to N × one modem |");
     println!("|-------:|--------------------:|-----------------------:|");
     for (n, rate) in &medians {
-        let ratio = one.map_or("–".to_owned(), |one| format!("{:.3}", rate / (*n as f64 * one)));
+        let ratio = one.map_or("–".to_owned(), |one| {
+            format!("{:.3}", rate / (*n as f64 * one))
+        });
         println!("| {n} | {rate:.3} | {ratio} |");
     }
     println!();
@@ -153,7 +152,10 @@ async fn one_run(n: usize, options: &Options) -> f64 {
     let pool = gateway.pool().clone();
     let ready_by = Instant::now() + Duration::from_secs(60);
     while !pool.members().iter().all(|m| m.usable()) {
-        assert!(Instant::now() < ready_by, "the simulated modems never became ready");
+        assert!(
+            Instant::now() < ready_by,
+            "the simulated modems never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let client = reqwest::Client::new();
@@ -162,8 +164,10 @@ async fn one_run(n: usize, options: &Options) -> f64 {
         let response = client
             .post(format!("http://{address}/message"))
             .bearer_auth(TOKEN)
-            .json(&json!({"channelId": CHANNEL, "contactId": format!("+6012{:07}", 5_000_000 + i),
-                          "message": {"type": "text", "text": format!("bench {i}")}}))
+            .json(
+                &json!({"channelId": CHANNEL, "contactId": format!("+6012{:07}", 5_000_000 + i),
+                          "message": {"type": "text", "text": format!("bench {i}")}}),
+            )
             .send()
             .await
             .expect("answered");
@@ -192,7 +196,10 @@ async fn wait_all_sent(sims: &[SimHandle], total: usize) -> Instant {
                 last = Some(last.map_or(part.at, |l| l.max(part.at)));
             }
         }
-        assert!(count <= total, "more parts than messages: something was sent twice");
+        assert!(
+            count <= total,
+            "more parts than messages: something was sent twice"
+        );
         if count == total {
             return last.expect("parts");
         }
@@ -223,7 +230,12 @@ fn pacing(options: &Options) {
             let (sim, at) = (0..SIMS)
                 .map(|s| {
                     let from = busy_until[s];
-                    (s, pacers[s].next_message(from, 1, &recipient, Duration::ZERO).at_ms)
+                    (
+                        s,
+                        pacers[s]
+                            .next_message(from, 1, &recipient, Duration::ZERO)
+                            .at_ms,
+                    )
                 })
                 .min_by_key(|&(s, at)| (at, s))
                 .expect("four SIMs");
@@ -236,7 +248,10 @@ fn pacing(options: &Options) {
         }
         for log in &logs {
             for (i, start) in log.iter().enumerate() {
-                let inside = log[i..].iter().take_while(|t| **t - start < MINUTE_MS).count();
+                let inside = log[i..]
+                    .iter()
+                    .take_while(|t| **t - start < MINUTE_MS)
+                    .count();
                 worst = worst.max(inside);
             }
         }

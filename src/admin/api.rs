@@ -6,8 +6,9 @@
 //! - `GET /api/modems` → `{"modems":[{name, model, state, healthy, sim, registered,
 //!   registration, operator, signal_dbm, signal, last_error, storage_used, storage_total,
 //!   signal_history:{interval_s, samples:[{at_ms, dbm}]}, balance, balance_read_ms,
-//!   sent:{last_minute, last_hour, last_day}, caps}]}` — `balance`/`caps` are `null` until
-//!   the USSD balance check and the pool exist
+//!   sent:{last_minute, last_hour, last_day}, caps}]}`, one entry per SIM of the pool, `sent`
+//!   counted from each SIM's send history and `caps` its pacing; `balance` is `null` until the
+//!   USSD balance check exists
 //! - `GET /api/queues` → `{"outbox":{by_state, waiting, oldest_waiting_ms, parts_waiting,
 //!   seconds_per_part, drain_estimate_s, last_send_error}, "webhook":{pending,
 //!   oldest_pending_ms, in_flight, dead, paused, last_error, last_error_ms, dead_events:[…]}}`
@@ -97,6 +98,56 @@ fn signal_word(dbm: i32) -> &'static str {
     }
 }
 
+/// One SIM of the pool: its health and signal history, the parts it sent in each sliding
+/// window (from its send history, as its caps count them) and its caps (`null`: no cap).
+fn seat_entry(seat: &super::Seat, now: i64) -> Value {
+    let health = seat.health.borrow().clone();
+    let model = [health.manufacturer.as_deref(), health.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let usage = seat.lane.usage(now);
+    let limits = seat.lane.limits();
+    let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
+    json!({
+        "name": seat.name,
+        "model": (!model.is_empty()).then_some(model),
+        "imei": health.imei,
+        "state": health.state,
+        "healthy": health.healthy,
+        "sim": health.sim,
+        "registered": health.registered,
+        "registration": health.registration,
+        "operator": health.operator,
+        "signal_dbm": health.signal_dbm,
+        "signal": health.signal_dbm.map(signal_word),
+        "last_error": health.last_error,
+        "storage_used": health.storage_used,
+        "storage_total": health.storage_total,
+        "signal_history": {
+            "interval_s": SAMPLE_INTERVAL.as_secs(),
+            "samples": seat.history.last_hour(now),
+        },
+        "balance": Value::Null,
+        "balance_text": Value::Null,
+        "balance_read_ms": Value::Null,
+        "sent": {
+            "last_minute": usage.last_minute,
+            "last_hour": usage.last_hour,
+            "last_day": usage.last_day,
+        },
+        "caps": {
+            "per_minute": cap(limits.per_minute),
+            "per_hour": cap(limits.per_hour),
+            "per_day": cap(limits.per_day),
+            "recipients_per_day": cap(limits.recipients_per_day),
+            "recipients_last_day": usage.recipients_last_day,
+            "next_send_at_ms": seat.lane.ready_at_ms(now),
+        },
+    })
+}
+
 /// `GET /api/modems`.
 pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
     let now = now_ms();
@@ -110,6 +161,14 @@ pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
+    if !console.seats.is_empty() {
+        let modems: Vec<Value> = console
+            .seats
+            .iter()
+            .map(|seat| seat_entry(seat, now))
+            .collect();
+        return Json(json!({ "modems": modems })).into_response();
+    }
     let samples = console.history.last_hour(now);
     Json(json!({
         "modems": [{

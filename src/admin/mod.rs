@@ -68,6 +68,16 @@ pub(crate) struct Console {
     max_parts: usize,
     smart_encoding: bool,
     chart: std::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
+    /// Every SIM of the pool, each with its own signal history (empty: the one modem above).
+    seats: Vec<Seat>,
+}
+
+/// One SIM of the pool as the dashboard shows it.
+pub(crate) struct Seat {
+    name: String,
+    health: watch::Receiver<Health>,
+    lane: Arc<crate::outbox::Lane>,
+    history: Arc<history::SignalHistory>,
 }
 
 /// The dashboard, ready to run.
@@ -106,8 +116,27 @@ impl Dashboard {
                 max_parts: config.sms.max_parts,
                 smart_encoding: config.sms.smart_encoding,
                 chart: std::sync::Mutex::new(None),
+                seats: Vec::new(),
             }),
         }))
+    }
+
+    /// Shows every SIM of `pool` in `/api/modems`, one entry each (its health, signal
+    /// history, sends and caps). Called before the dashboard runs.
+    pub fn with_pool(mut self, pool: &crate::pool::Pool) -> Self {
+        let console = Arc::get_mut(&mut self.console)
+            .expect("with_pool is called before the dashboard is shared");
+        console.seats = pool
+            .members()
+            .iter()
+            .map(|member| Seat {
+                name: member.name.clone(),
+                health: member.modem.health_watch(),
+                lane: member.lane.clone(),
+                history: Arc::default(),
+            })
+            .collect();
+        self
     }
 
     /// Where it listens.
@@ -123,6 +152,18 @@ impl Dashboard {
             self.console.health.clone(),
             shutdown.clone(),
         ));
+        let seat_samplers: Vec<_> = self
+            .console
+            .seats
+            .iter()
+            .map(|seat| {
+                tokio::spawn(history::sample(
+                    seat.history.clone(),
+                    seat.health.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         let listener = loop {
             match TcpListener::bind(self.listen).await {
                 Ok(listener) => break listener,
@@ -156,6 +197,9 @@ impl Dashboard {
             .instrument(tracing::info_span!("dashboard"))
             .await;
         sampler.abort();
+        for seat in seat_samplers {
+            seat.abort();
+        }
         served.map_err(|error| anyhow::anyhow!("the dashboard's server failed: {error}"))
     }
 }

@@ -119,7 +119,8 @@ impl Gateway {
             store.clone(),
             modem.health_watch(),
             webhook_metrics.clone(),
-        )?;
+        )?
+        .map(|dashboard| dashboard.with_pool(&pool));
         if let Some(dashboard) = dashboard {
             let token = shutdown.clone();
             tasks.spawn(async move { ("dashboard", dashboard.run(token).await) });

@@ -177,8 +177,7 @@ listen = "127.0.0.1:{port}"
 path = {db:?}
 [sms]
 default_country = "MY"
-[admin]
-listen = "off"
+{admin}
 
 {modems}
 {sections}
@@ -186,6 +185,11 @@ listen = "off"
         webhook = standin.url(),
         port = free_port(),
         db = dir.join("smsgate.db").display().to_string(),
+        admin = if sections.contains("[admin]") {
+            ""
+        } else {
+            "[admin]\nlisten = \"off\""
+        },
     )
 }
 
@@ -742,4 +746,44 @@ async fn health_metrics_status_and_doctor_show_each_sim() {
         stdout.contains("== modem sim-a") && stdout.contains("== modem sim-b"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_every_sim_with_its_sends_and_caps() {
+    let admin = free_port();
+    let rig = Rig::new(
+        2,
+        SimOptions::default(),
+        "per_minute = 10",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
+    )
+    .await;
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let m_id = rig
+        .send_text(gw.address, &contact(500), "for the dashboard")
+        .await;
+    wait_for_status(&rig.standin, &m_id, "sent", LONG).await;
+    let body: serde_json::Value = rig
+        .client
+        .get(format!("http://127.0.0.1:{admin}/api/modems"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let modems = body["modems"].as_array().expect("modems");
+    let names: Vec<&str> = modems.iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["sim-a", "sim-b"], "{body:#}");
+    let sent: u64 = modems
+        .iter()
+        .map(|m| m["sent"]["last_minute"].as_u64().expect("a count"))
+        .sum();
+    assert_eq!(sent, 1, "{body:#}");
+    for m in modems {
+        assert_eq!(m["caps"]["per_minute"], 10, "{m}");
+        assert_eq!(m["registered"], true, "{m}");
+    }
+    gw.stop().await;
 }
