@@ -190,7 +190,7 @@ impl Initialiser<'_> {
     }
 
     /// Runs every step, filling `report`. Returns the first error that makes SMS impossible.
-    pub async fn initialise(&self, report: &mut InitReport) -> Result<(), ModemError> {
+    pub(crate) async fn initialise(&self, report: &mut InitReport) -> Result<(), ModemError> {
         self.sync(report).await?;
         // Echo off and numeric errors make every later answer shorter and parseable; modems
         // that refuse either still work.
