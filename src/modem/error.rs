@@ -154,7 +154,7 @@ pub fn explain_cme(code: u16) -> Option<&'static str> {
 }
 
 /// Temporary or permanent, for a `+CMS ERROR` code of a send.
-pub fn cms_kind(code: u16) -> SendErrorKind {
+pub(crate) fn cms_kind(code: u16) -> SendErrorKind {
     use SendErrorKind::{Permanent, Temporary};
     match code {
         // TS 24.011 §E.2 RP causes about the destination or the subscription.
@@ -169,7 +169,7 @@ pub fn cms_kind(code: u16) -> SendErrorKind {
 }
 
 /// `true` for codes that mean "busy, ask again in a moment" rather than a fault.
-pub fn is_busy(result: &FinalResult) -> bool {
+pub(crate) fn is_busy(result: &FinalResult) -> bool {
     match result {
         FinalResult::CmeError(code) => matches!(
             resolve(code, CME).0,

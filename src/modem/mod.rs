@@ -25,11 +25,11 @@
 mod connection;
 mod driver;
 pub mod endpoint;
-pub mod error;
+pub(crate) mod error;
 mod health;
-pub mod init;
+pub(crate) mod init;
 pub mod parse;
-pub mod port;
+pub(crate) mod port;
 mod receive;
 mod recovery;
 mod send;
