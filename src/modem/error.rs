@@ -140,14 +140,6 @@ fn explain_in(table: &[(u16, &'static str)], code: u16) -> Option<&'static str> 
         .map(|&(_, words)| words)
 }
 
-/// The words for a `+CMS ERROR` code (TS 27.005 §3.2.5), `None` for unlisted codes.
-pub fn explain_cms(code: u16) -> Option<&'static str> {
-    explain_in(CMS, code).or(match code {
-        512.. => Some("manufacturer specific error"),
-        _ => None,
-    })
-}
-
 /// The words for a `+CME ERROR` code (TS 27.007 §9.2), `None` for unlisted codes.
 pub fn explain_cme(code: u16) -> Option<&'static str> {
     explain_in(CME, code)

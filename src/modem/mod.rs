@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::at::AtConfig;
 
-pub use error::{ModemError, SendError, SendErrorKind, explain_cme, explain_cms};
+pub use error::{ModemError, SendError, SendErrorKind, explain_cme};
 pub use health::{Health, ModemState};
 pub use init::{InitReport, probe};
 
