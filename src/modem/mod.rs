@@ -305,3 +305,17 @@ pub fn spawn_with(
     tokio::spawn(driver.run(requests_rx));
     (ModemHandle { requests, health }, events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modem_options_never_show_the_pin() {
+        let mut config = crate::config::ModemConfig::default();
+        config.pin = Some("8642".into());
+        let shown = format!("{:?}", ModemOptions::from(&config));
+        assert!(!shown.contains("8642"), "the PIN leaks: {shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}
