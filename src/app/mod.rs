@@ -3,7 +3,7 @@
 //! gateway is healthy. Also the local respond.io stand-in that `demo` and the tests use.
 
 mod gateway;
-pub mod signals;
+pub(crate) mod signals;
 pub mod standin;
 pub mod systemd;
 

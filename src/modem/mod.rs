@@ -25,11 +25,11 @@
 mod connection;
 mod driver;
 pub mod endpoint;
-pub mod error;
+pub(crate) mod error;
 mod health;
-pub mod init;
+pub(crate) mod init;
 pub mod parse;
-pub mod port;
+pub(crate) mod port;
 mod receive;
 mod recovery;
 mod send;
@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::at::AtConfig;
 
-pub use error::{ModemError, SendError, SendErrorKind, explain_cme, explain_cms};
+pub use error::{ModemError, SendError, SendErrorKind, explain_cme};
 pub use health::{Health, ModemState};
 pub use init::{InitReport, probe};
 
@@ -55,7 +55,7 @@ pub struct ModemOptions {
     pub endpoint: Option<endpoint::Endpoint>,
     pub baud: u32,
     /// SIM PIN, entered when the SIM asks (never a PUK).
-    pub pin: Option<String>,
+    pub pin: Option<crate::config::Secret>,
     /// Ask the network for status reports and route them back.
     pub delivery_reports: bool,
     /// How often the storage is swept with `AT+CMGL=4`.
@@ -340,4 +340,20 @@ pub fn spawn_with(
         tracing::Span::current(),
     ));
     (ModemHandle { requests, health }, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modem_options_never_show_the_pin() {
+        let config = crate::config::ModemConfig {
+            pin: Some("8642".into()),
+            ..Default::default()
+        };
+        let shown = format!("{:?}", ModemOptions::from(&config));
+        assert!(!shown.contains("8642"), "the PIN leaks: {shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }
