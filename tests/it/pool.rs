@@ -24,8 +24,8 @@ use crate::harness::{
 const LONG: Duration = Duration::from_secs(90);
 
 /// N simulators named sim-a, sim-b, … and a configuration listing them.
-struct Rig {
-    dir: tempfile::TempDir,
+pub(crate) struct Rig {
+    pub(crate) dir: tempfile::TempDir,
     sims: Vec<SimHandle>,
     names: Vec<String>,
     standin: StandIn,
@@ -37,6 +37,20 @@ impl Rig {
     /// `modem_keys` go into every `[[modems]]` entry; `sections` (whole TOML tables such as
     /// `[routing]`) are appended.
     async fn new(n: usize, sim: SimOptions, modem_keys: &str, sections: &str) -> Self {
+        Self::with_ports(n, sim, modem_keys, sections, |_, sim| {
+            sim.path().display().to_string()
+        })
+        .await
+    }
+
+    /// [`Rig::new`] with each SIM's `port` as `port(index, sim)` says (e.g. a ser2net URL).
+    async fn with_ports(
+        n: usize,
+        sim: SimOptions,
+        modem_keys: &str,
+        sections: &str,
+        mut port: impl FnMut(usize, &SimHandle) -> String,
+    ) -> Self {
         init_logging();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sims = Vec::new();
@@ -55,7 +69,8 @@ impl Rig {
         let standin = StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), TOKEN, false)
             .await
             .expect("stand-in starts");
-        let text = config_text(dir.path(), &sims, &names, &standin, modem_keys, sections);
+        let ports: Vec<String> = sims.iter().enumerate().map(|(i, s)| port(i, s)).collect();
+        let text = config_text(dir.path(), &ports, &names, &standin, modem_keys, sections);
         std::fs::write(dir.path().join("smsgate.toml"), &text).expect("write the config");
         let mut config = Config::parse(&text).expect("pool config parses");
         config.resolve_token().expect("token");
@@ -149,19 +164,18 @@ impl Rig {
 
 fn config_text(
     dir: &Path,
-    sims: &[SimHandle],
+    ports: &[String],
     names: &[String],
     standin: &StandIn,
     modem_keys: &str,
     sections: &str,
 ) -> String {
     let mut modems = String::new();
-    for (name, sim) in names.iter().zip(sims) {
+    for (name, port) in names.iter().zip(ports) {
         modems.push_str(&format!(
             "[[modems]]\nname = {name:?}\nport = {port:?}\nbaud = 115200\n\
              command_timeout = \"2s\"\nsend_timeout = \"10s\"\nsweep_interval = \"2s\"\n\
              {modem_keys}\n\n",
-            port = sim.path().display().to_string(),
         ));
     }
     format!(
@@ -785,5 +799,81 @@ async fn the_dashboard_lists_every_sim_with_its_sends_and_caps() {
         assert_eq!(m["caps"]["per_minute"], 10, "{m}");
         assert_eq!(m["registered"], true, "{m}");
     }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_with_one_sim_behind_ser2net_routes_to_it_and_keeps_sending_while_it_is_away() {
+    let Some(binary) = crate::ser2net::ser2net_binary() else {
+        return;
+    };
+    let remote_dir = tempfile::tempdir().expect("tempdir");
+    let mut bridges = Vec::new();
+    let rig = Rig::with_ports(
+        2,
+        SimOptions::default(),
+        "",
+        "[routing]\nfailover_after = \"off\"\n",
+        |i, sim| {
+            if i == 1 {
+                let mut bridge =
+                    crate::ser2net::Ser2net::new(binary.clone(), remote_dir.path(), &sim.path());
+                bridge.start();
+                let url = bridge.endpoint().to_string();
+                bridges.push(bridge);
+                url
+            } else {
+                sim.path().display().to_string()
+            }
+        },
+    )
+    .await;
+    let mut bridge = bridges.pop().expect("one ser2net");
+    assert!(rig.config.pool()[1].endpoint.is_remote());
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+
+    // A contact writes in on the remote SIM: their replies go back through ser2net.
+    let remote_contact = "+60125550505";
+    rig.sim("sim-b")
+        .inject_sms(remote_contact, "hello over the LAN")
+        .await
+        .expect("inject");
+    rig.wait_inbound("hello over the LAN").await;
+    let reply = rig
+        .send_text(gw.address, remote_contact, "back over the LAN")
+        .await;
+    wait_for_status(&rig.standin, &reply, "sent", LONG).await;
+    assert_eq!(
+        rig.sims_that_sent_to(remote_contact).await,
+        vec!["sim-b".to_owned()]
+    );
+
+    // ser2net dies: the remote SIM is unusable, new contacts go to the local one at once.
+    bridge.kill();
+    let pool = gw.gateway.as_ref().expect("running").pool().clone();
+    wait_until(LONG, "sim-b is seen unusable", || async {
+        !pool.member("sim-b").expect("member").usable()
+    })
+    .await;
+    let local = rig
+        .send_text(gw.address, &contact(600), "while the LAN modem is away")
+        .await;
+    wait_for_status(&rig.standin, &local, "sent", LONG).await;
+    assert_eq!(
+        rig.sims_that_sent_to(&contact(600)).await,
+        vec!["sim-a".to_owned()]
+    );
+    // The sticky contact's reply waits for their SIM (failover is off) ...
+    let waits = rig
+        .send_text(gw.address, remote_contact, "after ser2net is back")
+        .await;
+    // ... and goes once ser2net is back: the driver reconnects with back-off.
+    bridge.start();
+    wait_for_status(&rig.standin, &waits, "sent", LONG).await;
+    assert_eq!(
+        rig.sims_that_sent_to(remote_contact).await,
+        vec!["sim-b".to_owned()]
+    );
     gw.stop().await;
 }
