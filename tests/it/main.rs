@@ -22,6 +22,7 @@ mod outbox;
 mod pdu_cli;
 mod pool;
 mod pool_config;
+mod pool_store;
 mod ser2net;
 mod sim;
 mod startup;
