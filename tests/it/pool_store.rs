@@ -103,7 +103,7 @@ async fn without_sticky_each_message_goes_to_the_sim_that_can_send_it_soonest() 
     }
     let on_a = on.iter().filter(|m| *m == "sim-a").count();
     assert!(
-        on_a >= 3 && on_a < 6,
+        (3..6).contains(&on_a),
         "spread by when each SIM can send: {on:?}"
     );
     assert_eq!(on[0], "sim-a", "the soonest SIM first");
