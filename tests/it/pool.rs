@@ -877,3 +877,38 @@ async fn a_pool_with_one_sim_behind_ser2net_routes_to_it_and_keeps_sending_while
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_message_goes_back_to_back_on_one_sim_and_counts_every_part() {
+    let rig = Rig::new(2, SimOptions::default(), "per_minute = 10", "").await;
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let who = "+60125550606";
+    let long = "A message long enough to take three parts on the air. ".repeat(7);
+    let m_id = rig.send_text(gw.address, who, &long).await;
+    wait_for_status(&rig.standin, &m_id, "sent", LONG).await;
+    let on = rig.sims_that_sent_to(who).await;
+    assert_eq!(on.len(), 1, "{on:?}");
+    let parts = rig.sim(&on[0]).submitted().await;
+    assert_eq!(parts.len(), 3, "three parts, all on {}", on[0]);
+    let sequences: Vec<u8> = parts
+        .iter()
+        .filter_map(|p| p.submit.user_data.concat.as_ref().map(|c| c.sequence))
+        .collect();
+    assert_eq!(sequences, [1, 2, 3]);
+    let store = gw.gateway.as_ref().expect("running").store().clone();
+    let (_, modems) = store
+        .outbound_modems(&m_id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(modems, vec![Some(on[0].clone()); 3]);
+    let history = store.send_history(&on[0], 0).await.expect("history");
+    assert_eq!(history.len(), 3, "each part counts against the caps");
+    assert_eq!(
+        history.iter().filter(|r| r.starts_message).count(),
+        1,
+        "one message start: min_interval spaces messages, not parts"
+    );
+    gw.stop().await;
+}
