@@ -4,6 +4,9 @@
 -- The SIM a queued message is routed to (NULL: not routed yet), and the SIM each part of the
 -- current attempt went out on.
 ALTER TABLE outbound ADD COLUMN modem TEXT;
+-- 1: an earlier attempt may have gone out on `modem` (a part was accepted or left in doubt), so
+-- the message stays with that SIM: failover and an inbound SMS never move it to another.
+ALTER TABLE outbound ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbound_part ADD COLUMN modem TEXT;
 CREATE INDEX outbound_modem ON outbound (modem, state, id);
 

@@ -188,6 +188,14 @@ fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), Stor
 
 /// Puts a message back in the queue for a whole new attempt at `at_ms`.
 fn requeue(tx: &Connection, id: i64, at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+    // A part of this attempt may have reached the network on its SIM: the resend stays on
+    // that SIM, so the contact never gets one message from two numbers.
+    tx.execute(
+        "UPDATE outbound SET pinned = 1 WHERE id = ?1 AND modem IS NOT NULL AND EXISTS (
+             SELECT 1 FROM outbound_part WHERE message_id = ?1
+               AND state IN ('accepted', 'unknown', 'delivered', 'failed'))",
+        [id],
+    )?;
     tx.execute("DELETE FROM outbound_part WHERE message_id = ?1", [id])?;
     tx.execute(
         "UPDATE outbound SET state = 'queued', next_attempt_ms = ?2, unknown_since_ms = NULL,

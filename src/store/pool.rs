@@ -89,9 +89,9 @@ pub fn stable_hash(contact_id: &str, modem: &str) -> u64 {
     hash
 }
 
-/// Binds `contact_id` to `modem`. With `move_queued`, their messages routed elsewhere that no
-/// SIM has started (`queued`) move along; `sending` and `unknown` ones stay with their SIM.
-/// Returns how many moved.
+/// Binds `contact_id` to `modem`. Their messages routed elsewhere that no SIM has started
+/// (`queued`, and not pinned by an earlier attempt that may have gone out) move along;
+/// `sending`, `unknown` and pinned ones stay with their SIM. Returns how many moved.
 pub(super) fn bind(
     tx: &Connection,
     contact_id: &str,
@@ -108,7 +108,8 @@ pub(super) fn bind(
     )?;
     let moved = tx.execute(
         "UPDATE outbound SET modem = ?2, updated_ms = ?3
-         WHERE contact_id = ?1 AND state = 'queued' AND modem IS NOT NULL AND modem <> ?2",
+         WHERE contact_id = ?1 AND state = 'queued' AND modem IS NOT NULL AND modem <> ?2
+           AND pinned = 0",
         params![contact_id, modem, now_ms],
     )?;
     Ok(moved as u64)
@@ -249,7 +250,8 @@ impl Store {
 
     /// Moves the contacts of `from` that have messages waiting (`queued`) to the best other
     /// usable SIM, with those messages; they stay sticky there. Messages being sent or in doubt
-    /// stay with `from` until settled. Without `sticky`, the waiting messages are just routed
+    /// stay with `from` until settled, and so does a message resent after an attempt that may
+    /// have gone out on `from` (pinned). Without `sticky`, the waiting messages are just routed
     /// again one by one.
     pub async fn fail_over(
         &self,
@@ -261,7 +263,8 @@ impl Store {
         self.write(move |tx| {
             let contacts: Vec<String> = tx
                 .prepare(
-                    "SELECT contact_id FROM outbound WHERE modem = ?1 AND state = 'queued'
+                    "SELECT contact_id FROM outbound
+                     WHERE modem = ?1 AND state = 'queued' AND pinned = 0
                      GROUP BY contact_id ORDER BY min(id)",
                 )?
                 .query_map([&from], |r| r.get(0))?
@@ -277,13 +280,15 @@ impl Store {
                 let messages = if sticky {
                     tx.execute(
                         "UPDATE outbound SET modem = ?3, updated_ms = ?4
-                         WHERE contact_id = ?1 AND modem = ?2 AND state = 'queued'",
+                         WHERE contact_id = ?1 AND modem = ?2 AND state = 'queued'
+                           AND pinned = 0",
                         params![contact_id, from, to, now_ms],
                     )? as u64
                 } else {
                     tx.execute(
                         "UPDATE outbound SET modem = NULL, updated_ms = ?3
-                         WHERE contact_id = ?1 AND modem = ?2 AND state = 'queued'",
+                         WHERE contact_id = ?1 AND modem = ?2 AND state = 'queued'
+                           AND pinned = 0",
                         params![contact_id, from, now_ms],
                     )? as u64
                 };

@@ -265,3 +265,62 @@ async fn the_send_history_is_kept_per_sim_for_a_day_and_read_back_in_order() {
         .expect("row");
     assert_eq!(parts, [Some("sim-a".to_owned()), Some("sim-a".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_resend_after_a_part_went_out_stays_on_its_sim_through_failover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db.sqlite")).await;
+    let contact = "+60120000041";
+    let ids = queue(&store, contact, 1).await;
+    store
+        .route_outbound(vec![candidate("sim-a", true)], true, T0)
+        .await
+        .expect("routed");
+    let policy = options(3, smsgate::config::UnknownPolicy::Resend).policy;
+    let job = store
+        .claim_outbound_on(T0, policy, "sim-a", None)
+        .await
+        .expect("claim")
+        .expect("a job");
+    // Part 1 went out on sim-a, part 2 failed for now: the whole message goes again later.
+    store
+        .part_submitting_on(job.id, 1, contact, T0, "sim-a", true)
+        .await
+        .expect("submitting");
+    store
+        .part_accepted(job.id, 1, 7, 2, T0 + 1)
+        .await
+        .expect("accepted");
+    store
+        .part_submitting_on(job.id, 2, contact, T0 + 2, "sim-a", false)
+        .await
+        .expect("submitting");
+    store
+        .attempt_failed(
+            job.id,
+            smsgate::store::AttemptEnd::Temporary {
+                retry_at_ms: T0 + 10,
+            },
+            "+CMS ERROR 38",
+            T0 + 3,
+            policy,
+        )
+        .await
+        .expect("requeued");
+    let later = queue(&store, contact, 1).await;
+    store
+        .route_outbound(vec![candidate("sim-a", true)], true, T0)
+        .await
+        .expect("routed");
+    let pool = vec![candidate("sim-a", false), candidate("sim-b", true)];
+    store
+        .fail_over("sim-a".into(), pool, true, T0 + 600_000)
+        .await
+        .expect("failover");
+    assert_eq!(
+        routed_to(&store, &ids[0]).await.as_deref(),
+        Some("sim-a"),
+        "part 1 reached the network from sim-a: the resend never goes from another SIM"
+    );
+    assert_eq!(routed_to(&store, &later[0]).await.as_deref(), Some("sim-b"));
+}
