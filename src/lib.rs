@@ -37,6 +37,7 @@
 pub mod admin;
 pub mod app;
 pub mod at;
+pub mod calls;
 pub mod clock;
 pub mod cmd;
 pub mod config;

@@ -22,6 +22,7 @@
 //! [`crate::respond`] (the webhook worker). All times are Unix milliseconds passed in by the
 //! caller, so tests control the clock.
 
+mod balance;
 mod console;
 mod diagnose;
 mod events;
@@ -52,6 +53,7 @@ pub use outbound::{
     ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
 pub use state::{InboundState, OutboundState, PartState};
+pub use balance::StoredBalance;
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };
@@ -81,6 +83,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_console",
         include_str!("../../migrations/0006_console.sql"),
+    ),
+    (
+        "0008_balance",
+        include_str!("../../migrations/0008_balance.sql"),
     ),
 ];
 
