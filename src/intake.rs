@@ -154,7 +154,11 @@ impl Intake {
                     Some(calls) => calls.on_call(number.as_deref()).await,
                     None => Ok(()),
                 };
-                ("an incoming call", StorageSlot::None, committed.map_err(Into::into))
+                (
+                    "an incoming call",
+                    StorageSlot::None,
+                    committed.map_err(Into::into),
+                )
             }
         }
     }

@@ -138,7 +138,7 @@ impl Gateway {
             modem.health_watch(),
             webhook_metrics.clone(),
         )?;
-        if let Some(dashboard) = dashboard {
+        if let Some(dashboard) = dashboard.map(|d| d.with_modem(modem.clone())) {
             let token = shutdown.clone();
             tasks.spawn(async move { ("dashboard", dashboard.run(token).await) });
         }

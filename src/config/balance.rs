@@ -61,8 +61,9 @@ impl BalanceCheck {
         let pattern = match modem.balance_pattern.as_deref() {
             None => None,
             Some(text) => {
-                let regex = Regex::new(text)
-                    .map_err(|error| format!("{key}.balance_pattern is not a regular expression: {error}"))?;
+                let regex = Regex::new(text).map_err(|error| {
+                    format!("{key}.balance_pattern is not a regular expression: {error}")
+                })?;
                 if regex.captures_len() < 2 {
                     return Err(format!(
                         "{key}.balance_pattern needs a group around the amount, such as \
@@ -105,7 +106,11 @@ fn first_number(text: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
         .collect();
     let rest = rest.trim_end_matches(['.', ',']);
-    Some(if negative { format!("-{rest}") } else { rest.to_owned() })
+    Some(if negative {
+        format!("-{rest}")
+    } else {
+        rest.to_owned()
+    })
 }
 
 /// `12.50`, `12,50`, `1,234.50`, `1.234,50` → a number.
@@ -121,7 +126,10 @@ fn parse_amount(text: &str) -> Option<f64> {
         (None, Some(_)) => text.replace(',', "."),
         _ => text.to_owned(),
     };
-    cleaned.parse::<f64>().ok().filter(|amount| amount.is_finite())
+    cleaned
+        .parse::<f64>()
+        .ok()
+        .filter(|amount| amount.is_finite())
 }
 
 #[cfg(test)]
@@ -142,16 +150,75 @@ mod tests {
         assert!(check(None, None).expect("none").is_none());
         let found = check(Some("*100#"), None).expect("ok").expect("some");
         assert_eq!(found.interval, Duration::from_secs(12 * 3600));
-        assert!(check(Some("*100#;ATD"), None).unwrap_err().contains("balance_ussd"));
-        assert!(check(Some("*100#"), Some("(")).unwrap_err().contains("not a regular"));
-        assert!(check(Some("*100#"), Some("balance")).unwrap_err().contains("group"));
-        assert!(check(None, Some("(x)")).unwrap_err().contains("need modem.balance_ussd"));
+        assert!(
+            check(Some("*100#;ATD"), None)
+                .unwrap_err()
+                .contains("balance_ussd")
+        );
+        assert!(
+            check(Some("*100#"), Some("("))
+                .unwrap_err()
+                .contains("not a regular")
+        );
+        assert!(
+            check(Some("*100#"), Some("balance"))
+                .unwrap_err()
+                .contains("group")
+        );
+        assert!(
+            check(None, Some("(x)"))
+                .unwrap_err()
+                .contains("need modem.balance_ussd")
+        );
         let modem = ModemConfig {
             balance_ussd: Some("*100#".into()),
             balance_interval: Duration::from_secs(5),
             ..ModemConfig::default()
         };
-        assert!(BalanceCheck::from_keys("modem", &modem).unwrap_err().contains("at least"));
+        assert!(
+            BalanceCheck::from_keys("modem", &modem)
+                .unwrap_err()
+                .contains("at least")
+        );
+    }
+
+    const RESPOND: &str = "[respond]\nchannel_id = \"c\"\napi_token = \"t\"\n";
+
+    #[test]
+    fn every_modem_of_a_pool_has_its_own_balance_keys() {
+        let text = format!(
+            r#"{RESPOND}
+            [[modems]]
+            name = "sim-a"
+            port = "/dev/ttyUSB0"
+            balance_ussd = "*100#"
+            balance_interval = "6h"
+            balance_pattern = "Baki RM([0-9.]+)"
+            low_balance = 5.0
+
+            [[modems]]
+            name = "sim-b"
+            port = "/dev/ttyUSB1"
+            "#
+        );
+        let config = crate::config::Config::parse(&text).expect("parses");
+        let a = config.pool()[0].balance.as_ref().expect("sim-a checks");
+        assert_eq!(a.code, "*100#");
+        assert_eq!(a.interval, Duration::from_secs(6 * 3600));
+        assert_eq!(a.low, Some(5.0));
+        assert_eq!(a.amount("Baki RM7.10 sah"), Some(7.1));
+        assert!(config.pool()[1].balance.is_none());
+        // The single modem's defaults: 12 h.
+        let single = format!("{RESPOND}[modem]\nbalance_ussd = \"*124#\"\n");
+        let config = crate::config::Config::parse(&single).expect("parses");
+        let check = config.pool()[0].balance.as_ref().expect("check");
+        assert_eq!(check.interval, Duration::from_secs(12 * 3600));
+        // A bad pattern names its modem.
+        let bad = text.replace("Baki RM([0-9.]+)", "Baki RM([0-9.]+");
+        let error = crate::config::Config::parse(&bad)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("modems.sim-a.balance_pattern"), "{error}");
     }
 
     #[test]
@@ -162,9 +229,13 @@ mod tests {
         assert_eq!(plain.amount("Saldo: RM3,20"), Some(3.2));
         assert_eq!(plain.amount("Balance -1.5 EUR"), Some(-1.5));
         assert_eq!(plain.amount("no number"), None);
-        let dated = check(Some("*100#"), Some(r"Valid until (\d+)")).expect("ok").expect("some");
+        let dated = check(Some("*100#"), Some(r"Valid until (\d+)"))
+            .expect("ok")
+            .expect("some");
         assert_eq!(dated.amount(answer), Some(31.0));
-        let euro = check(Some("*100#"), Some(r"([\d.,]+) EUR")).expect("ok").expect("some");
+        let euro = check(Some("*100#"), Some(r"([\d.,]+) EUR"))
+            .expect("ok")
+            .expect("some");
         assert_eq!(euro.amount("Guthaben 1.234,56 EUR"), Some(1234.56));
         assert_eq!(euro.amount("Balance 1,234 EUR"), Some(1234.0));
         assert_eq!(euro.amount("nothing here"), None);

@@ -45,11 +45,17 @@ impl Default for CallsConfig {
 impl CallsConfig {
     pub(super) fn check(&self) -> Result<(), String> {
         if self.notify && self.text.trim().is_empty() {
-            return Err("calls.text is empty: give the text agents see for a call (the \
+            return Err(
+                "calls.text is empty: give the text agents see for a call (the \
                         default is \"Missed call\"), or set calls.notify = false"
-                .to_owned());
+                    .to_owned(),
+            );
         }
-        if self.auto_reply.as_deref().is_some_and(|text| text.trim().is_empty()) {
+        if self
+            .auto_reply
+            .as_deref()
+            .is_some_and(|text| text.trim().is_empty())
+        {
             return Err("calls.auto_reply is empty: remove the key for no reply".to_owned());
         }
         Ok(())

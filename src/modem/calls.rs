@@ -42,7 +42,10 @@ fn clip_number(line: &str) -> Result<Option<String>, ()> {
     let (number, tail) = rest.split_once('"').ok_or(())?;
     let fields: Vec<&str> = tail.split(',').map(str::trim).collect();
     // `,<type>,<subaddr>,<satype>,<alpha>,<CLI validity>`: validity is the sixth field.
-    let validity = fields.get(5).and_then(|v| v.parse::<u8>().ok()).unwrap_or(0);
+    let validity = fields
+        .get(5)
+        .and_then(|v| v.parse::<u8>().ok())
+        .unwrap_or(0);
     let number = number.trim();
     if validity != 0 || number.is_empty() {
         return Ok(None);

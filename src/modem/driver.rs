@@ -18,10 +18,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::calls::CallBook;
 use super::connection::Connection;
 use super::health::{Health, HealthBook};
 use super::init::{InitReport, refresh_network};
-use super::calls::CallBook;
 use super::receive::Handover;
 use super::ussd::{Purpose, UssdBook};
 use super::{ModemError, ModemEvent, ModemOptions, Request, Tuning};

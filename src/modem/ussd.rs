@@ -218,7 +218,10 @@ impl Driver {
             return true;
         };
         let Some(pending) = self.ussd.pending.take() else {
-            debug!(line, "USSD answer with no request open (after a cancel, or another client)");
+            debug!(
+                line,
+                "USSD answer with no request open (after a cancel, or another client)"
+            );
             return true;
         };
         let result = match parsed {
@@ -303,12 +306,16 @@ impl Driver {
                 };
                 match amount {
                     Some(amount) if balance.is_low() => warn!(
-                        code, amount, low_balance = check.low, text,
+                        code,
+                        amount,
+                        low_balance = check.low,
+                        text,
                         "the SIM's balance is below low_balance: top it up"
                     ),
                     Some(amount) => info!(code, amount, text, "SIM balance read"),
                     None => warn!(
-                        code, text,
+                        code,
+                        text,
                         "the balance answer holds no amount balance_pattern finds; check the pattern"
                     ),
                 }

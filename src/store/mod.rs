@@ -41,6 +41,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
+pub use balance::StoredBalance;
 pub use console::{DeadEvent, HourBucket, InboundRow, OutboundRow, SentCounts};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
@@ -53,7 +54,6 @@ pub use outbound::{
     ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
 pub use state::{InboundState, OutboundState, PartState};
-pub use balance::StoredBalance;
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
 };

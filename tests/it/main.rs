@@ -5,6 +5,7 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod balance;
 mod cli;
 mod daemon;
 mod dashboard;
