@@ -6,6 +6,7 @@
 
 mod at_engine;
 mod balance;
+mod calls;
 mod cli;
 mod daemon;
 mod dashboard;
