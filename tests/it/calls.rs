@@ -46,7 +46,13 @@ async fn one_call_ringing_many_times_is_one_missed_call_event() {
     let harness = Harness::new(ringing(Quirks::default()), "").await;
     let gateway = harness.start().await;
     wait_until(DEADLINE, "the modem is ready", || async {
-        gateway.gateway.as_ref().expect("running").modem().health().registered
+        gateway
+            .gateway
+            .as_ref()
+            .expect("running")
+            .modem()
+            .health()
+            .registered
     })
     .await;
     harness.sim.call(Some(CONTACT), 4).await.expect("rings");
@@ -68,8 +74,15 @@ async fn one_call_ringing_many_times_is_one_missed_call_event() {
         .text()
         .await
         .expect("text");
-    assert!(metrics.lines().any(|l| l == "smsgate_calls_total 1"), "{metrics}");
-    assert!(metrics.lines().any(|l| l == "smsgate_calls_withheld_total 0"));
+    assert!(
+        metrics.lines().any(|l| l == "smsgate_calls_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "smsgate_calls_withheld_total 0")
+    );
     gateway.stop().await;
 }
 
@@ -100,7 +113,11 @@ async fn a_rejected_call_is_hung_up_with_ath_and_auto_replied_once_an_hour() {
         })
         .await;
         let calls = harness.sim.calls().await;
-        assert_eq!(calls[round - 1].end, Some(CallEnd::HungUp("ATH")), "{calls:?}");
+        assert_eq!(
+            calls[round - 1].end,
+            Some(CallEnd::HungUp("ATH")),
+            "{calls:?}"
+        );
         wait_until(DEADLINE, "the call reaches respond.io", || async {
             events_with(&harness, CONTACT, "Called us") == round
         })

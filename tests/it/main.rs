@@ -28,5 +28,6 @@ mod store;
 mod store_faults;
 mod store_modem;
 mod unreadable;
+mod ussd_cli;
 mod webhook;
 mod webhook_e2e;
