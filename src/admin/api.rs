@@ -465,6 +465,9 @@ mod tests {
     }
 }
 
+/// The longest `POST /api/ussd` waits for the modem.
+const USSD_WAIT: Duration = Duration::from_secs(75);
+
 /// The body of `POST /api/ussd`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -507,7 +510,19 @@ pub(super) async fn ussd(State(console): State<Arc<Console>>, body: axum::body::
         );
     };
     use crate::modem::UssdError;
-    match handle.ussd(&body.code).await {
+    // The driver answers within its own USSD timeout once the request runs; this bounds the
+    // wait behind a session ahead of it, or a modem that went away meanwhile.
+    let Ok(asked) = tokio::time::timeout(USSD_WAIT, handle.ussd(&body.code)).await else {
+        return self::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "no answer within {} s (the modem is busy with another USSD session, or not \
+                 serving; see /api/modems)",
+                USSD_WAIT.as_secs()
+            ),
+        );
+    };
+    match asked {
         Ok(answer) => {
             tracing::info!(code = body.code.trim(), "dashboard: USSD answered");
             Json(json!({

@@ -149,10 +149,10 @@ impl Driver {
         requests: &mut mpsc::Receiver<Request>,
     ) -> Exit {
         self.handover.new_connection();
-        self.ussd_new_connection();
         self.update(&conn);
         let mut work = WorkQueue::default();
         work.add(Work::Sweep);
+        self.ussd_new_connection(&mut work);
         let mut next_sweep = Instant::now() + self.sweep_interval(&conn);
         let mut next_refresh = Instant::now() + self.tuning.health_interval;
         loop {

@@ -7,6 +7,7 @@
 //! network holds nothing up. With no answer within [`Tuning::ussd_timeout`] the session is
 //! cancelled (`AT+CUSD=2`) and the request fails. A request made while one is open waits for
 //! it. A menu (`<m>` = 1) is answered and then closed, so the session does not stay open.
+//! Only the first line of an answer is read (see [`Driver::ussd_urc`]).
 //!
 //! The balance check ([`crate::config::BalanceCheck`]) asks at start and at its interval, and
 //! again after [`Tuning::balance_retry`] when it failed; what it read goes out with
@@ -25,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::ModemOptions;
 use super::driver::{Driver, Served, Work, WorkQueue};
 use super::error::explain_cme;
-use crate::at::ussd::{self, Assembler, RequestError, Status};
+use crate::at::ussd::{self, ParseError, RequestError, Status};
 use crate::at::{AtError, ErrorCode, FinalResult};
 
 /// The network's answer to a USSD request, decoded.
@@ -105,7 +106,6 @@ struct Pending {
 pub(super) struct UssdBook {
     pending: Option<Pending>,
     waiting: VecDeque<(String, Purpose)>,
-    assembler: Assembler,
     /// When the balance is asked for next (`None`: no check, or one in flight).
     next_balance: Option<Instant>,
 }
@@ -115,7 +115,6 @@ impl UssdBook {
         Self {
             pending: None,
             waiting: VecDeque::new(),
-            assembler: Assembler::default(),
             next_balance: options.balance.as_ref().map(|_| Instant::now()),
         }
     }
@@ -143,12 +142,18 @@ fn refusal(result: &FinalResult) -> String {
 }
 
 impl Driver {
-    /// A new connection: a session open on the old one is lost with it.
-    pub(super) fn ussd_new_connection(&mut self) {
-        self.ussd.assembler = Assembler::default();
+    /// A new connection: a session open on the old one is lost with it, and what was queued
+    /// on the old one (a balance check, the next request) is queued again.
+    pub(super) fn ussd_new_connection(&mut self, work: &mut WorkQueue) {
         if let Some(pending) = self.ussd.pending.take() {
             let error = UssdError::Modem("the connection to the modem was reset".into());
             self.ussd_finish(&pending.code, pending.purpose, Err(error));
+        } else if self.ussd.next_balance.is_none() && self.options.balance.is_some() {
+            // Its `Work::Balance` went with the old connection's queue.
+            self.ussd.next_balance = Some(Instant::now());
+        }
+        if !self.ussd.waiting.is_empty() {
+            work.add(Work::UssdNext);
         }
     }
 
@@ -167,7 +172,6 @@ impl Driver {
         match conn.line.call(command).await {
             Ok(_) => {
                 debug!(code, "USSD request taken; waiting for the network");
-                self.ussd.assembler = Assembler::default();
                 self.ussd.pending = Some(Pending {
                     code,
                     purpose,
@@ -209,13 +213,25 @@ impl Driver {
         self.ussd_start(conn, code, Purpose::Balance).await;
     }
 
-    /// Takes a URC line when it belongs to a USSD answer. `false`: not ours.
+    /// Takes a `+CUSD:` URC. `false`: not one.
+    ///
+    /// An answer over several lines (an operator menu) is read from its first line only: the
+    /// AT engine passes the `+CUSD:` line as a URC but not the lines after it, which it cannot
+    /// tell from stray output. Waiting here for a closing quote would swallow the next real
+    /// URCs (a `+CMTI`) instead.
     pub(super) fn ussd_urc(&mut self, line: &str, work: &mut WorkQueue) -> bool {
-        if !line.starts_with("+CUSD:") && !self.ussd.assembler.is_waiting() {
+        if !line.starts_with("+CUSD:") {
             return false;
         }
-        let Some(parsed) = self.ussd.assembler.push(line) else {
-            return true;
+        let parsed = match ussd::parse(line) {
+            Err(ParseError::Incomplete) => {
+                debug!(
+                    line,
+                    "a USSD answer over several lines: its first line is read"
+                );
+                ussd::parse(&format!("{line}\""))
+            }
+            other => other,
         };
         let Some(pending) = self.ussd.pending.take() else {
             debug!(
@@ -269,7 +285,6 @@ impl Driver {
 
     /// `AT+CUSD=2`: ends the session (a refusal only means none was open).
     pub(super) async fn ussd_cancel(&mut self, conn: &mut Served) {
-        self.ussd.assembler = Assembler::default();
         let command = conn.line.plain(ussd::CANCEL);
         if let Err(error) = conn.line.call(command).await {
             debug!(%error, "AT+CUSD=2 not taken (no session open)");
