@@ -69,7 +69,7 @@ impl Calls {
             self.store
                 .enqueue_event(caller.as_str(), event, now_ms)
                 .await?;
-            tracing::info!(caller = %mask(caller.as_str()), "missed call sent to respond.io");
+            tracing::info!(caller = %mask(caller.as_str()), "missed call queued for respond.io");
         }
         if let Some(reply) = &self.config.auto_reply {
             self.auto_reply(&caller, reply, now_ms).await?;

@@ -180,7 +180,8 @@ fn balance_check(modem: &ModemSnapshot, now_ms: i64) -> Option<Check> {
     );
     let detail = match (balance.amount, balance.low) {
         (Some(amount), Some(low)) if amount < low => format!(
-            "{amount} is below low_balance {low}: top up the SIM, or SMS stop when the credit              runs out ({read}){failed}"
+            "{amount} is below low_balance {low}: top up the SIM before SMS stop for want \
+             of credit ({read}){failed}"
         ),
         (Some(amount), Some(low)) => format!("{amount} (low_balance {low}; {read}){failed}"),
         (Some(amount), None) => format!("{amount} ({read}){failed}"),

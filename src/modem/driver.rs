@@ -164,7 +164,7 @@ impl Driver {
                 if job == Work::Sweep {
                     next_sweep = Instant::now() + self.sweep_interval(&conn);
                 }
-                self.run_work(&mut conn, job).await;
+                self.run_work(&mut conn, job, &mut work).await;
                 self.update(&conn);
                 if conn.storage_full {
                     next_sweep = next_sweep.min(Instant::now() + self.sweep_interval(&conn));
@@ -223,7 +223,7 @@ impl Driver {
         }
     }
 
-    async fn run_work(&mut self, conn: &mut Served, job: Work) {
+    async fn run_work(&mut self, conn: &mut Served, job: Work, work: &mut WorkQueue) {
         match job {
             Work::Read { memory, index } => self.read(conn, memory, index).await,
             Work::Ack => {
@@ -245,8 +245,8 @@ impl Driver {
                 self.check_routing(conn).await;
             }
             Work::CheckRouting => self.check_routing(conn).await,
-            Work::Balance => self.ussd_balance(conn).await,
-            Work::UssdNext => self.ussd_next(conn).await,
+            Work::Balance => self.ussd_balance(conn, work).await,
+            Work::UssdNext => self.ussd_next(conn, work).await,
             Work::UssdCancel => self.ussd_cancel(conn).await,
             Work::HangUp => self.hang_up(conn).await,
         }
@@ -279,7 +279,7 @@ impl Driver {
                 let _ = reply.send(result);
             }
             Request::Ussd { code, reply } => {
-                self.ussd_start(conn, code, Purpose::Ask(reply)).await;
+                self.ussd_start(conn, code, Purpose::Ask(reply), work).await;
             }
         }
     }

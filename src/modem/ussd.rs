@@ -7,7 +7,6 @@
 //! network holds nothing up. With no answer within [`Tuning::ussd_timeout`] the session is
 //! cancelled (`AT+CUSD=2`) and the request fails. A request made while one is open waits for
 //! it. A menu (`<m>` = 1) is answered and then closed, so the session does not stay open.
-//! Only the first line of an answer is read (see [`Driver::ussd_urc`]).
 //!
 //! The balance check ([`crate::config::BalanceCheck`]) asks at start and at its interval, and
 //! again after [`Tuning::balance_retry`] when it failed; what it read goes out with
@@ -158,7 +157,13 @@ impl Driver {
     }
 
     /// A request: sent now, or queued behind the open session.
-    pub(super) async fn ussd_start(&mut self, conn: &mut Served, code: String, purpose: Purpose) {
+    pub(super) async fn ussd_start(
+        &mut self,
+        conn: &mut Served,
+        code: String,
+        purpose: Purpose,
+        work: &mut WorkQueue,
+    ) {
         if self.ussd.pending.is_some() {
             debug!(code, "USSD request waits for the open session");
             self.ussd.waiting.push_back((code, purpose));
@@ -170,13 +175,19 @@ impl Driver {
         };
         let command = conn.line.plain(text);
         match conn.line.call(command).await {
-            Ok(_) => {
+            Ok(response) => {
                 debug!(code, "USSD request taken; waiting for the network");
                 self.ussd.pending = Some(Pending {
                     code,
                     purpose,
                     deadline: Instant::now() + self.tuning.ussd_timeout,
                 });
+                // Some modems answer before their `OK`: the `+CUSD:` is then among the
+                // command's own lines (its prefix is the command's).
+                if let Some(start) = response.lines.iter().position(|l| l.starts_with("+CUSD:")) {
+                    let answer = response.lines[start..].join("\n");
+                    self.ussd_urc(&answer, work);
+                }
             }
             Err(AtError::Rejected { result, .. }) => {
                 let error = UssdError::Refused(refusal(&result));
@@ -190,10 +201,10 @@ impl Driver {
     }
 
     /// The next waiting request, once no session is open.
-    pub(super) async fn ussd_next(&mut self, conn: &mut Served) {
+    pub(super) async fn ussd_next(&mut self, conn: &mut Served, work: &mut WorkQueue) {
         if self.ussd.pending.is_none() {
             if let Some((code, purpose)) = self.ussd.waiting.pop_front() {
-                self.ussd_start(conn, code, purpose).await;
+                self.ussd_start(conn, code, purpose, work).await;
             }
         }
     }
@@ -205,20 +216,18 @@ impl Driver {
     }
 
     /// Runs the balance check now.
-    pub(super) async fn ussd_balance(&mut self, conn: &mut Served) {
+    pub(super) async fn ussd_balance(&mut self, conn: &mut Served, work: &mut WorkQueue) {
         let Some(check) = &self.options.balance else {
             return;
         };
         let code = check.code.clone();
-        self.ussd_start(conn, code, Purpose::Balance).await;
+        self.ussd_start(conn, code, Purpose::Balance, work).await;
     }
 
     /// Takes a `+CUSD:` URC. `false`: not one.
     ///
-    /// An answer over several lines (an operator menu) is read from its first line only: the
-    /// AT engine passes the `+CUSD:` line as a URC but not the lines after it, which it cannot
-    /// tell from stray output. Waiting here for a closing quote would swallow the next real
-    /// URCs (a `+CMTI`) instead.
+    /// The AT engine joins the lines of an answer over several lines (an operator menu); one
+    /// it had to cut short (a URC came inside the text) is read as far as it came.
     pub(super) fn ussd_urc(&mut self, line: &str, work: &mut WorkQueue) -> bool {
         if !line.starts_with("+CUSD:") {
             return false;

@@ -82,6 +82,7 @@ async fn a_low_balance_is_read_at_start_and_shown_on_health_metrics_and_dashboar
     let detail = balance_detail(client, gateway.address, false).await;
     assert!(detail.contains("3.2 is below low_balance 5"), "{detail}");
     assert!(detail.contains("top up"), "{detail}");
+    assert!(!detail.contains("  "), "one line of words: {detail}");
     assert!(detail.contains("Your balance is 3.20 USD"), "{detail}");
     // Without the token: only the verdict.
     let plain = client
@@ -259,6 +260,33 @@ async fn the_balance_is_asked_again_at_the_interval_and_ucs2_answers_are_decoded
     assert_eq!(balance.amount, Some(3.75));
     assert!(balance.is_low());
     assert!(rig.sim.ussd_requests().await.len() >= 2);
+}
+
+#[tokio::test]
+async fn a_menu_answer_over_several_lines_is_read_whole() {
+    // The amount is on the second line of the operator's text.
+    let rig = rig(
+        sim_answering("Welcome to Prepaid\nMain: 3.40 USD\n1. Buy data\n2. Offers"),
+        Duration::from_secs(3600),
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_for_balance(&rig.modem, "the menu's amount is read", |health| {
+        health.balance.is_some()
+    })
+    .await;
+    let balance = rig.modem.health().balance.expect("read");
+    assert_eq!(
+        balance.text,
+        "Welcome to Prepaid\nMain: 3.40 USD\n1. Buy data\n2. Offers"
+    );
+    assert_eq!(balance.amount, Some(3.4));
+    // The driver still serves: a caller's request is answered after it.
+    rig.sim
+        .set_ussd_answer("*124#", Some("Your number is +60123456789"))
+        .await;
+    let answer = rig.modem.ussd("*124#").await.expect("answered");
+    assert_eq!(answer.text.as_deref(), Some("Your number is +60123456789"));
 }
 
 #[tokio::test]

@@ -29,5 +29,6 @@ mod store_faults;
 mod store_modem;
 mod unreadable;
 mod ussd_cli;
+mod ussd_engine;
 mod webhook;
 mod webhook_e2e;
