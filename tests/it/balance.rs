@@ -263,10 +263,15 @@ async fn the_balance_is_asked_again_at_the_interval_and_ucs2_answers_are_decoded
 }
 
 #[tokio::test]
-async fn a_menu_answer_over_several_lines_is_read_whole() {
-    // The amount is on the second line of the operator's text.
+async fn a_menu_answer_over_several_lines_is_read_whole_and_closed() {
+    // The amount is on the second line of the operator's text, a menu that waits for a reply
+    // (`+CUSD: 1`): the driver must close it, or the network refuses the next request.
+    let sim_options = SimOptions {
+        ussd_menus: vec!["*100#".to_owned()],
+        ..sim_answering("Welcome to Prepaid\nMain: 3.40 USD\n1. Buy data\n2. Offers")
+    };
     let rig = rig(
-        sim_answering("Welcome to Prepaid\nMain: 3.40 USD\n1. Buy data\n2. Offers"),
+        sim_options,
         Duration::from_secs(3600),
         Duration::from_secs(10),
     )
@@ -281,7 +286,7 @@ async fn a_menu_answer_over_several_lines_is_read_whole() {
         "Welcome to Prepaid\nMain: 3.40 USD\n1. Buy data\n2. Offers"
     );
     assert_eq!(balance.amount, Some(3.4));
-    // The driver still serves: a caller's request is answered after it.
+    // The session was closed: a caller's next request is answered, not refused.
     rig.sim
         .set_ussd_answer("*124#", Some("Your number is +60123456789"))
         .await;
