@@ -10,6 +10,7 @@ mod calls;
 mod cli;
 mod daemon;
 mod dashboard;
+mod dashboard_balance;
 mod durability;
 mod e2e;
 mod harness;
