@@ -20,6 +20,7 @@ mod balance;
 mod calls;
 mod endpoint;
 mod pool;
+mod secret;
 
 pub use balance::{BalanceCheck, MIN_BALANCE_INTERVAL};
 pub use calls::CallsConfig;
@@ -28,6 +29,7 @@ pub use endpoint::{Endpoint, TCP_SCHEME};
 pub use pool::{
     MAX_NAME_LEN, ModemName, PoolModem, RoutingConfig, SINGLE_MODEM_NAME, describe_pacing,
 };
+pub use secret::Secret;
 
 /// Where `smsgate run` looks for its configuration when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/smsgate/smsgate.toml";
@@ -311,9 +313,9 @@ pub struct ModemConfig {
     /// Line speed in bits per second.
     #[serde(default = "default_baud")]
     pub baud: u32,
-    /// SIM PIN, entered when the SIM asks for one (never a PUK).
+    /// SIM PIN, entered when the SIM asks for one (never a PUK); `<redacted>` in any output.
     #[serde(default)]
-    pub pin: Option<String>,
+    pub pin: Option<Secret>,
     /// Ask the network for delivery reports.
     #[serde(default = "default_true")]
     pub delivery_reports: bool,
@@ -938,6 +940,19 @@ mod tests {
         channel_id = "gfd8g7fd89dgfd"
         api_token = "secret-token"
     "#;
+
+    #[test]
+    fn debug_output_of_a_configuration_carries_no_secret() {
+        let text = format!("{MINIMAL}\n[modem]\npin = \"8642\"\n");
+        let config = Config::parse(&text).expect("parses");
+        let shown = format!(
+            "{config:?} {:?}",
+            crate::modem::ModemOptions::from(&config.modem)
+        );
+        assert!(!shown.contains("8642"), "the PIN leaks: {shown}");
+        assert!(!shown.contains("secret-token"), "the token leaks: {shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn minimal_file_takes_defaults() {

@@ -10,10 +10,13 @@
 //! | [`at`]    | AT command framing and the task that owns the serial port; knows nothing of SMS |
 //! | [`modem`] | SMS over [`at`]: initialisation, send, read, delete, status reports, recovery; [`modem::endpoint`] opens a serial device or a ser2net TCP port |
 //! | [`sim`]   | a simulated modem on a pseudo-terminal, for tests, `demo` and `smsgate sim` |
+//! | [`wire`]  | respond.io's wire types (`POST /message` bodies, webhook events) and its text rules: serde only |
+//! | [`clock`] | the one clock (Unix milliseconds) every layer reads, replaceable in tests |
 //! | [`store`] | the SQLite outbox/inbox/webhook queue, on its own thread behind a handle |
 //! | [`outbox`] | the sender worker: queued messages → modem parts, status reports → receipts |
-//! | [`inbox`] | received parts → committed rows, reassembled messages and `message` events |
-//! | [`respond`] | respond.io wire types, the webhook client and its worker |
+//! | [`inbox`] | what a received message becomes: its text, mId, quick-reply answer, events |
+//! | [`intake`] | the inbound pipeline of one modem: commit what it read, then release the modem's copy |
+//! | [`respond`] | the webhook client and its worker (lanes, rate, retries, pauses) |
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
 //! | [`admin`] | the operator's dashboard on its own listener: one embedded page over `/api/…` |
 //! | [`config`] | the TOML configuration file, with the pool of modems ([`config::Config::pool`]) |
@@ -21,6 +24,31 @@
 //! | [`pacing`] | carrier-safe pacing of one SIM (interval, jitter, sliding-window caps): pure code, no I/O |
 //! | [`app`]   | wiring, supervision and shutdown of the daemon |
 //! | [`cmd`]   | one function per `smsgate` subcommand |
+//!
+//! # Follow a message
+//! **Outbound** (respond.io → a phone), in the order a message passes through the files:
+//! 1. `http/message.rs` — `POST /message`: token (`http/auth.rs`), body rules and rendering
+//!    (`http/message/body.rs`, text caps from `wire.rs`), planning into parts (`pdu/split.rs`);
+//! 2. `store/outbound.rs` — committed as *queued*, then `200 {"mId"}`;
+//! 3. `outbox/mod.rs` — the sender worker takes it, marks each part *submitting*;
+//! 4. `outbox/modem.rs` → `modem/mod.rs` (`ModemHandle`) → `modem/driver.rs` → `modem/send.rs`
+//!    (`AT+CMGS`, PDU from `pdu/submit.rs`) → `modem/connection.rs` → `at/engine.rs` → the port;
+//! 5. `store/outbound.rs` — *accepted* with its TP-MR, and the `sent` event queued
+//!    (`store/events.rs`, built by `wire::Event`);
+//! 6. the status report comes back inbound (below) and `outbox/report.rs` pairs it: the
+//!    `delivered` or `failed` event is queued;
+//! 7. `respond/worker.rs` → `respond/client.rs` posts the events to respond.io's webhook.
+//!
+//! **Inbound** (a phone → respond.io):
+//! 1. the port → `at/engine.rs` (a URC: `+CMTI`, `+CMT`, `+CDS`…) → `modem/receive.rs` (read
+//!    with `AT+CMGR`, decoded by `pdu/deliver.rs` or `pdu/status_report.rs`);
+//! 2. `intake.rs` — commits the part (`inbox/mod.rs` → `store/inbound.rs`; a completed message
+//!    is finished by `inbox/finish.rs`, split by `inbox/split.rs`, its `message` events queued),
+//!    or the status report (`outbox/report.rs`), and only then releases the modem's copy
+//!    (`AT+CMGD` or `AT+CNMA`, `modem/receive.rs`);
+//! 3. `respond/worker.rs` → `respond/client.rs` posts the `message` event.
+//!
+//! `app/gateway.rs` wires these together and supervises them; it holds no rule of its own.
 //!
 //! # Glossary
 //! - **DTE / DCE**: the computer (smsgate) and the modem, in the words of ITU-T V.250.

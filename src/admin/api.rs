@@ -30,7 +30,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Console;
@@ -271,41 +271,34 @@ pub(super) async fn messages(
         Ok(both) => both,
         Err(error) => return failed(error),
     };
-    let with_contact = |mut row: Value, number: Option<&str>| {
-        if let (Some(row), Some(Value::Object(who))) = (row.as_object_mut(), number.map(contact)) {
-            row.extend(who);
-        }
-        row
-    };
     let outbound: Vec<Value> = outbound
         .iter()
-        .map(|row| {
-            let number = row.contact_id.clone();
-            let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
-            if let Some(object) = value.as_object_mut() {
-                object.remove("contact_id");
-                object.insert("direction".into(), json!("out"));
-            }
-            with_contact(value, Some(&number))
-        })
+        .map(|row| message_row(row, "out", Some(&row.contact_id)))
         .collect();
     let inbound: Vec<Value> = inbound
         .iter()
-        .map(|row| {
-            let number = row.contact_id.clone();
-            let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
-            if let Some(object) = value.as_object_mut() {
-                object.remove("contact_id");
-                object.insert("direction".into(), json!("in"));
-                if number.is_none() {
-                    object.insert("contact".into(), Value::Null);
-                    object.insert("contact_masked".into(), json!("unknown sender"));
-                }
-            }
-            with_contact(value, number.as_deref())
-        })
+        .map(|row| message_row(row, "in", row.contact_id.as_deref()))
         .collect();
     Json(json!({"query": search, "outbound": outbound, "inbound": inbound})).into_response()
+}
+
+/// One row of `GET /api/messages`: the stored row, its direction, and its contact (masked and
+/// full, [`contact`]) in place of the bare `contact_id`; an inbound row without a readable
+/// sender says so.
+fn message_row(row: &impl Serialize, direction: &str, number: Option<&str>) -> Value {
+    let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.remove("contact_id");
+        object.insert("direction".into(), json!(direction));
+        match number.map(contact) {
+            Some(Value::Object(who)) => object.extend(who),
+            _ => {
+                object.insert("contact".into(), Value::Null);
+                object.insert("contact_masked".into(), json!("unknown sender"));
+            }
+        }
+    }
+    value
 }
 
 /// `GET /api/chart`.

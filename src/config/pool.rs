@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{BalanceCheck, ConfigError, Endpoint, ModemConfig};
+use super::{BalanceCheck, ConfigError, Endpoint, ModemConfig, Secret};
 use crate::pacing::Limits;
 
 /// The name `[modem]` gives its one modem.
@@ -216,7 +216,7 @@ fn checked(name: ModemName, key: &str, modem: ModemConfig) -> Result<PoolModem, 
     if modem.baud == 0 {
         return invalid(format!("{key}.baud must be a line speed such as 115200"));
     }
-    if let Some(pin) = &modem.pin {
+    if let Some(pin) = modem.pin.as_ref().map(Secret::expose) {
         if !pin.is_empty() && !(4..=8).contains(&pin.len())
             || !pin.chars().all(|c| c.is_ascii_digit())
         {
@@ -381,7 +381,7 @@ mod tests {
         let names: Vec<&str> = config.pool().iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["sim-a", "sim_b-2"]);
         let (a, b) = (&config.pool()[0], &config.pool()[1]);
-        assert_eq!(a.modem.pin.as_deref(), Some("1234"));
+        assert_eq!(a.modem.pin.as_ref().map(Secret::expose), Some("1234"));
         assert_eq!(
             a.pacing,
             Limits {

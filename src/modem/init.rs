@@ -308,7 +308,7 @@ impl Initialiser<'_> {
             "READY" => Ok(()),
             "SIM PIN" => {
                 let pin = match (&self.options.pin, self.pin_allowed) {
-                    (Some(pin), true) => pin,
+                    (Some(pin), true) => pin.expose(),
                     (Some(_), false) => {
                         return Err(ModemError::PinRejected("refused earlier".into()));
                     }

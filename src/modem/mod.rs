@@ -56,7 +56,7 @@ pub struct ModemOptions {
     pub port: PathBuf,
     pub baud: u32,
     /// SIM PIN, entered when the SIM asks (never a PUK).
-    pub pin: Option<String>,
+    pub pin: Option<crate::config::Secret>,
     /// Ask the network for status reports and route them back.
     pub delivery_reports: bool,
     /// How often the storage is swept with `AT+CMGL=4`.
