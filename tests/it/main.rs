@@ -8,6 +8,7 @@ mod at_engine;
 mod balance;
 mod calls;
 mod cli;
+mod console_config;
 mod daemon;
 mod dashboard;
 mod dashboard_balance;
