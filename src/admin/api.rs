@@ -6,7 +6,7 @@
 //! - `GET /api/modems` → `{"modems":[{name, model, state, healthy, sim, registered,
 //!   registration, operator, signal_dbm, signal, last_error, storage_used, storage_total,
 //!   signal_history:{interval_s, samples:[{at_ms, dbm}]}, balance, balance_text,
-//!   balance_read_ms, balance_low, balance_error, calls, sent:{last_minute, last_hour,
+//!   balance_read_ms, balance_low, balance_error, calls, calls_withheld, sent:{last_minute, last_hour,
 //!   last_day}, caps}]}` — `balance*` are `null` until the USSD balance check has read one
 //!   (`balance_ussd`; the stored reading shows after a restart), `caps` until the pool exists
 //! - `GET /api/queues` → `{"outbox":{by_state, waiting, oldest_waiting_ms, parts_waiting,
@@ -153,6 +153,7 @@ pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
             "balance_low": balance_low,
             "balance_error": health.balance_error,
             "calls": health.calls,
+            "calls_withheld": health.calls_withheld,
             "sent": sent,
             "caps": Value::Null,
         }]

@@ -174,3 +174,41 @@ async fn a_withheld_number_is_counted_and_nothing_is_sent() {
     assert_eq!(running.modem().health().calls, 1);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_modem_with_chup_rejects_the_call_with_it() {
+    let harness = Harness::new(ringing(Quirks::default()), "[calls]\nhangup = true\n").await;
+    let gateway = harness.start().await;
+    wait_until(DEADLINE, "the modem is ready", || async {
+        gateway
+            .gateway
+            .as_ref()
+            .expect("running")
+            .modem()
+            .health()
+            .registered
+    })
+    .await;
+    harness.sim.call(Some(CONTACT), 20).await.expect("rings");
+    wait_until(DEADLINE, "the gateway hangs up", || async {
+        harness
+            .sim
+            .calls()
+            .await
+            .first()
+            .and_then(|call| call.end)
+            .is_some()
+    })
+    .await;
+    let calls = harness.sim.calls().await;
+    assert_eq!(calls[0].end, Some(CallEnd::HungUp("AT+CHUP")), "{calls:?}");
+    assert!(
+        calls[0].rings < 20,
+        "rejected before it rang out: {calls:?}"
+    );
+    wait_until(DEADLINE, "the call reaches respond.io", || async {
+        events_with(&harness, CONTACT, "Missed call") == 1
+    })
+    .await;
+    gateway.stop().await;
+}
