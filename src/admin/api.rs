@@ -6,9 +6,10 @@
 //! - `GET /api/modems` → `{"modems":[{name, model, state, healthy, sim, registered,
 //!   registration, operator, signal_dbm, signal, last_error, storage_used, storage_total,
 //!   signal_history:{interval_s, samples:[{at_ms, dbm}]}, balance, balance_text,
-//!   balance_read_ms, balance_low, balance_error, calls, calls_withheld, sent:{last_minute, last_hour,
-//!   last_day}, caps}]}` — `balance*` are `null` until the USSD balance check has read one
-//!   (`balance_ussd`; the stored reading shows after a restart), `caps` until the pool exists
+//!   balance_read_ms, balance_low, balance_error, calls, calls_withheld, sent:{last_minute,
+//!   last_hour, last_day}, caps}]}` — `balance*` are `null` until the USSD balance check has
+//!   read one (`balance_ussd`; the stored reading shows after a restart), `caps` until the pool
+//!   exists
 //! - `GET /api/queues` → `{"outbox":{by_state, waiting, oldest_waiting_ms, parts_waiting,
 //!   seconds_per_part, drain_estimate_s, last_send_error}, "webhook":{pending,
 //!   oldest_pending_ms, in_flight, dead, paused, last_error, last_error_ms, dead_events:[…]}}`
