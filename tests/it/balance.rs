@@ -135,6 +135,20 @@ async fn a_low_balance_is_read_at_start_and_shown_on_health_metrics_and_dashboar
     assert_eq!(harness.sim.ussd_requests().await, vec!["*100#".to_owned()]);
     gateway.stop().await;
 
+    // `smsgate status` over SSH says it too.
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["status", "-c"])
+        .arg(&harness.config_path)
+        .env_remove(smsgate::config::TOKEN_ENV)
+        .output()
+        .await
+        .expect("status runs");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("balance    modem: 3.2, below low_balance 5 (\"Your balance is 3.20 USD."),
+        "{text}"
+    );
+
     // After a restart the dashboard shows the stored reading before the next one comes.
     harness.sim.set_ussd_answer("*100#", None).await;
     let gateway = harness.start().await;
