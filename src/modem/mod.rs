@@ -312,8 +312,10 @@ mod tests {
 
     #[test]
     fn modem_options_never_show_the_pin() {
-        let mut config = crate::config::ModemConfig::default();
-        config.pin = Some("8642".into());
+        let config = crate::config::ModemConfig {
+            pin: Some("8642".into()),
+            ..Default::default()
+        };
         let shown = format!("{:?}", ModemOptions::from(&config));
         assert!(!shown.contains("8642"), "the PIN leaks: {shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
