@@ -72,6 +72,8 @@
 //! - **TP-MR**: the one-octet message reference the network gives each submitted part
 //!   (`+CMGS: <mr>`); status reports carry it back, so it pairs a receipt with its part.
 
+#![warn(unreachable_pub)]
+
 pub mod admin;
 pub mod app;
 pub mod at;

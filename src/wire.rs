@@ -1,7 +1,8 @@
 //! respond.io Custom Channel wire types, exactly as the channel documentation shows them
 //! (`shared/seeds/respond-io-custom-channel.txt`): the webhook body smsgate posts
-//! (`channelId`, `contactId`, `events`, optional `contact`), the `POST /message` body respond.io
-//! sends us, and the two response shapes (`{"mId":…}` and `{"error":{"message":…}}`).
+//! (`channelId`, `contactId`, `events`, optional `contact`), the message inside the
+//! `POST /message` body respond.io sends (the body itself is read field by field by
+//! `http::message::body`), and the two response shapes (`{"mId":…}` and `{"error":{"message":…}}`).
 //!
 //! The ground floor of smsgate: it depends on serde alone. Events are built here, by their
 //! constructors ([`Event::message`], [`Event::status`] …), and nowhere by hand.
@@ -209,15 +210,6 @@ impl AttachmentKind {
             _ => None,
         }
     }
-}
-
-/// The `POST /message` body respond.io sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutgoingMessage {
-    pub channel_id: String,
-    pub contact_id: String,
-    pub message: Message,
 }
 
 /// The optional `contact` object of a webhook body (all fields optional in the seed).

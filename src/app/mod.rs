@@ -4,7 +4,7 @@
 
 mod balance;
 mod gateway;
-pub mod signals;
+pub(crate) mod signals;
 pub mod standin;
 pub mod systemd;
 

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Spawns the task that cancels `shutdown` on the first SIGTERM or SIGINT and exits the process
 /// (status 130) on the second.
-pub fn cancel_on_signals(shutdown: CancellationToken) -> std::io::Result<()> {
+pub(crate) fn cancel_on_signals(shutdown: CancellationToken) -> std::io::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {

@@ -62,7 +62,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Parses a final result code, or `None` for any other line.
-pub fn final_result(line: &str) -> Option<FinalResult> {
+pub(crate) fn final_result(line: &str) -> Option<FinalResult> {
     match line {
         "OK" => return Some(FinalResult::Ok),
         "ERROR" => return Some(FinalResult::Error),
@@ -100,7 +100,7 @@ fn error_code(text: &str) -> ErrorCode {
 
 /// What kind of unsolicited line this is, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UrcShape {
+pub(crate) enum UrcShape {
     /// Complete in one line (`+CMTI: "SM",3`, `RING`, `^RSSI: 17`).
     OneLine,
     /// A header followed by one data line: `+CMT:`/`+CDS:`/`+CBM:` in PDU mode carry the PDU
@@ -158,7 +158,7 @@ const URCS: &[(&str, UrcShape)] = &[
 ///
 /// `expected` is the answer prefix of the command in flight (see [`response_prefix`]): a line
 /// with that prefix answers the command even when the same prefix also exists as a URC.
-pub fn urc(line: &str, expected: Option<&str>) -> Option<UrcShape> {
+pub(crate) fn urc(line: &str, expected: Option<&str>) -> Option<UrcShape> {
     if let Some(prefix) = expected {
         if has_prefix(line, prefix) {
             return None;
@@ -176,7 +176,7 @@ fn has_prefix(line: &str, prefix: &str) -> bool {
 
 /// The prefix the answer lines of `command` start with: `AT+CREG?` → `+CREG`,
 /// `AT+CMGL=4` → `+CMGL`, `AT^SYSINFO` → `^SYSINFO`; `None` for basic commands (`ATI`).
-pub fn response_prefix(command: &str) -> Option<String> {
+pub(crate) fn response_prefix(command: &str) -> Option<String> {
     let body = command
         .strip_prefix("AT")
         .or_else(|| command.strip_prefix("at"))?;
@@ -191,7 +191,7 @@ pub fn response_prefix(command: &str) -> Option<String> {
 }
 
 /// A line a hex PDU can be: non-empty, even length, hex digits only.
-pub fn is_hex_line(line: &str) -> bool {
+pub(crate) fn is_hex_line(line: &str) -> bool {
     !line.is_empty() && line.len() % 2 == 0 && line.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -211,14 +211,14 @@ fn hex_run(text: &str) -> usize {
 /// quote) with a run of hex digits as long as a PDU. TS 27.005 §3.1 puts nothing else on the
 /// line, but phones add a closing quote, spaces or `FF` padding; what follows the digits is
 /// for the reader of the PDU to judge. A line of hex digits alone is one whatever its length.
-pub fn is_pdu_line(line: &str) -> bool {
+pub(crate) fn is_pdu_line(line: &str) -> bool {
     is_hex_line(line) || hex_run(line) >= MIN_PDU_DIGITS
 }
 
 /// A header line (`+CMGR:`, `+CMGL:`, `+CMT:`, `+CDS:`) that carries its PDU itself, after a
 /// space instead of the line end TS 27.005 §3.4.3 puts there (or as one more field after a
 /// comma): the header and the PDU text. Quoted fields (`<alpha>`) are never taken for a PDU.
-pub fn inline_pdu(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn inline_pdu(line: &str) -> Option<(&str, &str)> {
     let colon = line.find(':')?;
     let mut quoted = false;
     for (at, c) in line.char_indices().skip(colon + 1) {

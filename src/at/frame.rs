@@ -49,13 +49,6 @@ impl Framer {
         self.garbage
     }
 
-    /// Drops a partial line (after a reopen, or before a resync).
-    pub fn reset(&mut self) {
-        self.garbage += self.buf.len() as u64;
-        self.buf.clear();
-        self.discarding = false;
-    }
-
     /// Feeds bytes; appends every complete frame to `out`.
     ///
     /// `prompt_expected`: the command in flight waits for `> `. A lone `>` is then taken as the

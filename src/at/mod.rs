@@ -8,8 +8,8 @@
 //! This layer knows AT (ITU-T V.250, TS 27.007 result codes) and nothing of SMS beyond the
 //! shape of the two-line URCs `+CMT`/`+CDS`. Meaning is given to lines in [`crate::modem`].
 
-pub mod classify;
-pub mod engine;
+pub(crate) mod classify;
+pub(crate) mod engine;
 pub mod frame;
 pub mod ussd;
 

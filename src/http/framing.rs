@@ -19,7 +19,7 @@ use std::time::Instant;
 
 /// The header name a `Content-Length` sent together with `Transfer-Encoding` is renamed to
 /// (as long as `content-length`).
-pub const AMBIGUOUS_MARKER: &str = "x-ambiguous-cl";
+pub(super) const AMBIGUOUS_MARKER: &str = "x-ambiguous-cl";
 
 /// Longest request head watched; a longer one is passed on untouched, and the HTTP library,
 /// whose buffer is set to this size (`server`), refuses it.
@@ -44,7 +44,7 @@ enum State {
 
 /// The watcher of one connection's incoming bytes.
 #[derive(Debug)]
-pub struct Framing {
+pub(super) struct Framing {
     state: State,
 }
 
@@ -59,7 +59,7 @@ impl Default for Framing {
 impl Framing {
     /// Takes bytes read from the client and appends to `out` the bytes that may go on to the
     /// HTTP library now (a head is held back until it is complete).
-    pub fn feed(&mut self, data: &[u8], now: Instant, out: &mut Vec<u8>) {
+    pub(super) fn feed(&mut self, data: &[u8], now: Instant, out: &mut Vec<u8>) {
         let mut data = data.to_vec();
         while !data.is_empty() {
             match &mut self.state {
@@ -110,7 +110,7 @@ impl Framing {
 
     /// The client closed its side: whatever is held back goes on (the library reports the
     /// incomplete request).
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub(super) fn finish(&mut self, out: &mut Vec<u8>) {
         if let State::Head { buf, .. } = &mut self.state {
             out.append(buf);
         }
@@ -118,7 +118,7 @@ impl Framing {
     }
 
     /// When the head being received started, while one is being received.
-    pub fn head_started(&self) -> Option<Instant> {
+    pub(super) fn head_started(&self) -> Option<Instant> {
         match &self.state {
             State::Head { started, .. } => *started,
             _ => None,

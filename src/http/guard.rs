@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::framing::AMBIGUOUS_MARKER;
 
 /// The middleware (`axum::middleware::from_fn`).
-pub async fn check_request(request: Request, next: Next) -> Response {
+pub(super) async fn check_request(request: Request, next: Next) -> Response {
     let headers = request.headers();
     if headers.contains_key(AMBIGUOUS_MARKER) {
         return close(

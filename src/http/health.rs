@@ -22,7 +22,7 @@ use crate::store::{OutboxStats, StoreStatus, Totals, WebhookStats};
 
 /// One health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: &'static str,
     pub ok: bool,
     pub detail: String,
@@ -30,7 +30,7 @@ pub struct Check {
 
 /// The body of `/health` with the token.
 #[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
+pub(crate) struct HealthReport {
     pub status: &'static str,
     pub checks: Vec<Check>,
     pub modem: ModemSnapshot,
@@ -40,7 +40,7 @@ pub struct HealthReport {
 
 /// Runs every check. Pure but for the reads it is given.
 #[allow(clippy::too_many_arguments)] // one reading or limit per check, each named at the call
-pub fn evaluate(
+pub(crate) fn evaluate(
     modem: &ModemSnapshot,
     outbox: Result<&OutboxStats, &str>,
     webhook: Result<&WebhookStats, &str>,
@@ -196,7 +196,7 @@ fn balance_check(modem: &ModemSnapshot, now_ms: i64) -> Option<Check> {
 
 /// The database checks: it can be written and is the file at `store.path`, and its volume has
 /// at least `store.min_free_space` free.
-pub fn storage_checks(storage: &StoreStatus) -> [Check; 2] {
+pub(crate) fn storage_checks(storage: &StoreStatus) -> [Check; 2] {
     let database = match (&storage.file_problem, &storage.write_error) {
         (Some(problem), _) => Check {
             name: "database",
@@ -239,7 +239,7 @@ pub fn storage_checks(storage: &StoreStatus) -> [Check; 2] {
 }
 
 /// `GET /health`.
-pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detailed = match headers.get(header::AUTHORIZATION) {
         None => false,
         Some(_) => match check_token(&headers, &state.inner.settings.api_token) {
@@ -296,7 +296,7 @@ pub async fn get_health(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// `GET /metrics`.
-pub async fn get_metrics(
+pub(crate) async fn get_metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -8,10 +8,10 @@ mod auth;
 mod error;
 mod framing;
 mod guard;
-pub mod health;
+pub(crate) mod health;
 pub mod message;
 mod server;
-pub mod state;
+pub(crate) mod state;
 mod store;
 
 use std::time::Duration;

@@ -228,7 +228,7 @@ impl Inner {
     /// Only one request refreshes an expired cache; the others go on with the estimate
     /// meanwhile. Without that, every request in flight would read the depth at the same
     /// moment, and each read ends the store's group commit.
-    pub async fn queue_stats(&self, now_ms: i64) -> Result<OutboxStats, StoreError> {
+    pub(crate) async fn queue_stats(&self, now_ms: i64) -> Result<OutboxStats, StoreError> {
         let ttl = self.settings.queue_stats_ttl;
         let accepted_now = self.counters.accepted.load(Ordering::Relaxed);
         {
@@ -270,7 +270,7 @@ impl Inner {
     }
 
     /// Counts one committed message (into the depth estimate too).
-    pub fn note_accepted(&self) {
+    pub(crate) fn note_accepted(&self) {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
     }
 

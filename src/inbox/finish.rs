@@ -19,10 +19,10 @@ use super::quick_reply;
 use super::split::split_text;
 
 /// What an SMS with no text at all is forwarded as: respond.io refuses an empty `text`.
-pub const EMPTY_SMS: &str = "(empty SMS)";
+pub(crate) const EMPTY_SMS: &str = "(empty SMS)";
 
 /// The visible marker for a part that never arrived.
-pub fn gap_marker(sequence: u8, total: u8) -> String {
+pub(crate) fn gap_marker(sequence: u8, total: u8) -> String {
     format!("[part {sequence} of {total} missing]")
 }
 

@@ -23,8 +23,8 @@
 //! never leaves a message empty, and an SMS that cannot be decoded at all is kept raw
 //! ([`unreadable`]). This module does not talk to the modem.
 
-pub mod finish;
-pub mod quick_reply;
+pub(crate) mod finish;
+pub(crate) mod quick_reply;
 mod split;
 pub mod text;
 pub mod unreadable;

@@ -9,7 +9,7 @@ use crate::store::Menu;
 
 /// The 1-based choice a text makes, if it is a bare number of one or two digits (spaces
 /// around it allowed): only such a text can answer a menu.
-pub fn choice(text: &str) -> Option<usize> {
+pub(crate) fn choice(text: &str) -> Option<usize> {
     let answer = text.trim();
     if answer.is_empty() || answer.len() > 2 || !answer.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -19,7 +19,7 @@ pub fn choice(text: &str) -> Option<usize> {
 
 /// The reply `choice` picks from `menu`, if the menu is still answerable at `now_ms` (sent at
 /// most `window_ms` before) and has that many replies.
-pub fn answer(choice: usize, menu: &Menu, now_ms: i64, window_ms: i64) -> Option<String> {
+pub(crate) fn answer(choice: usize, menu: &Menu, now_ms: i64, window_ms: i64) -> Option<String> {
     if now_ms > menu.sent_ms.saturating_add(window_ms) {
         return None;
     }

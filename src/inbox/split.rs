@@ -13,7 +13,7 @@ const WORD_BREAK_WINDOW: usize = 200;
 
 /// `text` as one piece when it fits in `max_units`, else as marked pieces that each fit.
 /// Joining the pieces without their `(n/N) ` markers gives `text` back exactly.
-pub fn split_text(text: &str, max_units: usize) -> Vec<String> {
+pub(super) fn split_text(text: &str, max_units: usize) -> Vec<String> {
     if text_length(text) <= max_units {
         return vec![text.to_owned()];
     }

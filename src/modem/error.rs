@@ -140,21 +140,13 @@ fn explain_in(table: &[(u16, &'static str)], code: u16) -> Option<&'static str> 
         .map(|&(_, words)| words)
 }
 
-/// The words for a `+CMS ERROR` code (TS 27.005 §3.2.5), `None` for unlisted codes.
-pub fn explain_cms(code: u16) -> Option<&'static str> {
-    explain_in(CMS, code).or(match code {
-        512.. => Some("manufacturer specific error"),
-        _ => None,
-    })
-}
-
 /// The words for a `+CME ERROR` code (TS 27.007 §9.2), `None` for unlisted codes.
 pub fn explain_cme(code: u16) -> Option<&'static str> {
     explain_in(CME, code)
 }
 
 /// Temporary or permanent, for a `+CMS ERROR` code of a send.
-pub fn cms_kind(code: u16) -> SendErrorKind {
+pub(crate) fn cms_kind(code: u16) -> SendErrorKind {
     use SendErrorKind::{Permanent, Temporary};
     match code {
         // TS 24.011 §E.2 RP causes about the destination or the subscription.
@@ -169,7 +161,7 @@ pub fn cms_kind(code: u16) -> SendErrorKind {
 }
 
 /// `true` for codes that mean "busy, ask again in a moment" rather than a fault.
-pub fn is_busy(result: &FinalResult) -> bool {
+pub(crate) fn is_busy(result: &FinalResult) -> bool {
     match result {
         FinalResult::CmeError(code) => matches!(
             resolve(code, CME).0,

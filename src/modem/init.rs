@@ -79,7 +79,7 @@ const fn variant(values: [i32; 5]) -> CnmiVariant {
 /// smsgate has committed it, whether smsgate was stopped or the modem unplugged meanwhile; a
 /// routed one survives that only in phase 2+ (`AT+CSMS=1`), unacknowledged, and only as long
 /// as the network keeps trying again.
-pub const CNMI_WITH_REPORTS: &[CnmiVariant] = &[
+pub(crate) const CNMI_WITH_REPORTS: &[CnmiVariant] = &[
     variant([2, 1, 0, 2, 0]),
     variant([2, 1, 0, 1, 0]),
     variant([1, 1, 0, 2, 0]),
@@ -93,7 +93,7 @@ pub const CNMI_WITH_REPORTS: &[CnmiVariant] = &[
 ];
 
 /// Variants when status reports are not wanted.
-pub const CNMI_WITHOUT_REPORTS: &[CnmiVariant] = &[
+pub(crate) const CNMI_WITHOUT_REPORTS: &[CnmiVariant] = &[
     variant([2, 1, 0, 0, 0]),
     variant([1, 1, 0, 0, 0]),
     variant([2, 2, 0, 0, 0]),
@@ -190,7 +190,7 @@ impl Initialiser<'_> {
     }
 
     /// Runs every step, filling `report`. Returns the first error that makes SMS impossible.
-    pub async fn initialise(&self, report: &mut InitReport) -> Result<(), ModemError> {
+    pub(crate) async fn initialise(&self, report: &mut InitReport) -> Result<(), ModemError> {
         self.sync(report).await?;
         // Echo off and numeric errors make every later answer shorter and parseable; modems
         // that refuse either still work.

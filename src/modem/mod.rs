@@ -26,11 +26,11 @@ mod calls;
 mod connection;
 mod driver;
 pub mod endpoint;
-pub mod error;
+pub(crate) mod error;
 mod health;
-pub mod init;
+pub(crate) mod init;
 pub mod parse;
-pub mod port;
+pub(crate) mod port;
 mod receive;
 mod recovery;
 mod send;
@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::at::AtConfig;
 
-pub use error::{ModemError, SendError, SendErrorKind, explain_cme, explain_cms};
+pub use error::{ModemError, SendError, SendErrorKind, explain_cme};
 pub use health::{Health, ModemState};
 pub use init::{InitReport, probe};
 pub use ussd::{Balance, UssdAnswer, UssdError};
@@ -364,4 +364,20 @@ pub fn spawn_with(
     let driver = driver::Driver::new(options, tuning, shutdown, events_tx, health_tx);
     tokio::spawn(driver.run(requests_rx));
     (ModemHandle { requests, health }, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modem_options_never_show_the_pin() {
+        let config = crate::config::ModemConfig {
+            pin: Some("8642".into()),
+            ..Default::default()
+        };
+        let shown = format!("{:?}", ModemOptions::from(&config));
+        assert!(!shown.contains("8642"), "the PIN leaks: {shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }

@@ -30,7 +30,7 @@ pub enum SerialPort {
 }
 
 /// Opens the serial device at `baud` (8N1, no flow control: what USB modems expect).
-pub fn open(path: &Path, baud: u32) -> Result<SerialPort, ModemError> {
+pub(crate) fn open(path: &Path, baud: u32) -> Result<SerialPort, ModemError> {
     use tokio_serial::SerialPortBuilderExt;
     let failed = |message: String| ModemError::Open {
         path: path.display().to_string(),

@@ -27,7 +27,7 @@ mod timestamp;
 mod udh;
 mod user_data;
 pub mod ussd;
-pub mod warning;
+pub(crate) mod warning;
 
 use std::time::Duration;
 

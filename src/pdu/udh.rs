@@ -34,17 +34,17 @@ pub struct InformationElement {
 }
 
 /// IEI: concatenated short messages, 8-bit reference.
-pub const IEI_CONCAT_8: u8 = 0x00;
+pub(super) const IEI_CONCAT_8: u8 = 0x00;
 /// IEI: application port addressing, 8-bit ports.
-pub const IEI_PORTS_8: u8 = 0x04;
+pub(super) const IEI_PORTS_8: u8 = 0x04;
 /// IEI: application port addressing, 16-bit ports.
-pub const IEI_PORTS_16: u8 = 0x05;
+pub(super) const IEI_PORTS_16: u8 = 0x05;
 /// IEI: concatenated short messages, 16-bit reference.
-pub const IEI_CONCAT_16: u8 = 0x08;
+pub(super) const IEI_CONCAT_16: u8 = 0x08;
 /// IEI: national language single shift.
-pub const IEI_SINGLE_SHIFT: u8 = 0x24;
+pub(super) const IEI_SINGLE_SHIFT: u8 = 0x24;
 /// IEI: national language locking shift.
-pub const IEI_LOCKING_SHIFT: u8 = 0x25;
+pub(super) const IEI_LOCKING_SHIFT: u8 = 0x25;
 
 /// What a user data header says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,12 +5,12 @@
 //! This module does not build or store events (the store does, from the wire types in
 //! [`crate::wire`]) nor serve `POST /message` (`http` does).
 
-pub mod client;
-pub mod metrics;
-pub mod ratelimit;
+pub(crate) mod client;
+pub(crate) mod metrics;
+pub(crate) mod ratelimit;
 pub mod retry;
 mod store;
-pub mod worker;
+pub(crate) mod worker;
 
 pub use client::{ClientOptions, WebhookClient};
 pub use metrics::WebhookMetrics;

@@ -6,7 +6,7 @@
 
 /// One command of a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(super) enum Command {
     /// A basic command: its name (`E`, `&F`) upper-cased and its number, if any.
     Basic { name: String, value: Option<u32> },
     /// An extended command: its name with the prefix (`+CMGS`, `^CURC`) upper-cased, and how it
@@ -16,7 +16,7 @@ pub enum Command {
 
 /// How an extended command was called (V.250 §5.4.2–5.4.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
+pub(super) enum Call {
     /// `AT+X`
     Action,
     /// `AT+X?`
@@ -29,7 +29,7 @@ pub enum Call {
 
 /// One parameter of a set command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arg {
+pub(super) enum Arg {
     /// Left out (`AT+CNMI=2,,0`).
     Empty,
     /// A quoted string, quotes removed.
@@ -40,7 +40,7 @@ pub enum Arg {
 
 impl Arg {
     /// The parameter as a number, if it is one.
-    pub fn number(&self) -> Option<u32> {
+    pub(super) fn number(&self) -> Option<u32> {
         match self {
             Arg::Bare(text) => text.parse().ok(),
             _ => None,
@@ -48,7 +48,7 @@ impl Arg {
     }
 
     /// The parameter as text: the string of a quoted one, the raw text of a bare one.
-    pub fn text(&self) -> Option<&str> {
+    pub(super) fn text(&self) -> Option<&str> {
         match self {
             Arg::Quoted(text) | Arg::Bare(text) => Some(text),
             Arg::Empty => None,
@@ -58,7 +58,7 @@ impl Arg {
 
 /// Why a command line could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
+pub(super) enum ParseError {
     /// The line does not start with `AT`.
     #[error("the line does not start with AT")]
     NoPrefix,
@@ -71,7 +71,7 @@ pub enum ParseError {
 }
 
 /// Parses one command line (without its final `\r`).
-pub fn parse_line(line: &str) -> Result<Vec<Command>, ParseError> {
+pub(super) fn parse_line(line: &str) -> Result<Vec<Command>, ParseError> {
     let line = line.trim();
     let prefix = line.get(..2).ok_or(ParseError::NoPrefix)?;
     if !prefix.eq_ignore_ascii_case("AT") {

@@ -5,7 +5,7 @@
 //! `+CMS ERROR` 0–255. Codes without an entry print as `unknown error`.
 
 /// The words for a `+CME ERROR` code.
-pub fn cme(code: u16) -> &'static str {
+pub(super) fn cme(code: u16) -> &'static str {
     match code {
         0 => "phone failure",
         3 => "operation not allowed",
@@ -24,7 +24,7 @@ pub fn cme(code: u16) -> &'static str {
 }
 
 /// The words for a `+CMS ERROR` code.
-pub fn cms(code: u16) -> &'static str {
+pub(super) fn cms(code: u16) -> &'static str {
     match code {
         1 => "unassigned (unallocated) number",
         8 => "operator determined barring",

@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 /// Bits on the wire per byte with 8N1 framing (start + 8 data + stop).
-pub const BITS_PER_BYTE: u64 = 10;
+pub(crate) const BITS_PER_BYTE: u64 = 10;
 
 /// The virtual clock of one direction of a serial line.
 #[derive(Debug, Clone)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     baud: Option<u32>,
     /// When the line finishes carrying what it was given so far.
     free_at: Option<Instant>,
@@ -20,7 +20,7 @@ pub struct Pacer {
 
 impl Pacer {
     /// A pacer for a line at `baud` bits per second; `None` = no limit.
-    pub fn new(baud: Option<u32>) -> Pacer {
+    pub(crate) fn new(baud: Option<u32>) -> Pacer {
         Pacer {
             baud: baud.filter(|&b| b > 0),
             free_at: None,
@@ -28,7 +28,7 @@ impl Pacer {
     }
 
     /// How long `bytes` bytes occupy the line.
-    pub fn duration(&self, bytes: usize) -> Duration {
+    pub(crate) fn duration(&self, bytes: usize) -> Duration {
         match self.baud {
             None => Duration::ZERO,
             Some(baud) => {
@@ -40,7 +40,7 @@ impl Pacer {
 
     /// Queues `bytes` bytes on the line at `now` and returns when the last of them has crossed
     /// it. A line that was idle starts at `now`; a busy one carries them after what it holds.
-    pub fn schedule(&mut self, now: Instant, bytes: usize) -> Instant {
+    pub(crate) fn schedule(&mut self, now: Instant, bytes: usize) -> Instant {
         if self.baud.is_none() {
             return now;
         }
@@ -55,7 +55,7 @@ impl Pacer {
 
     /// The largest slice worth writing at once: about one millisecond of line time, so a
     /// reader sees a steady trickle rather than bursts (the timer wheel ticks in milliseconds).
-    pub fn slice_len(&self) -> usize {
+    pub(crate) fn slice_len(&self) -> usize {
         match self.baud {
             None => usize::MAX,
             Some(baud) => (baud as usize / BITS_PER_BYTE as usize / 1000).max(1),
@@ -63,7 +63,7 @@ impl Pacer {
     }
 
     /// `true` when the line is unlimited.
-    pub fn is_unlimited(&self) -> bool {
+    pub(crate) fn is_unlimited(&self) -> bool {
         self.baud.is_none()
     }
 }

@@ -12,12 +12,12 @@ use crate::pdu::{self, Address, PduError};
 
 /// The SMS centre's clock: local time with its UTC offset, as SCTS carries it
 /// (TS 23.040 §9.2.3.11).
-pub fn now() -> DateTime<FixedOffset> {
+pub(crate) fn now() -> DateTime<FixedOffset> {
     Local::now().fixed_offset()
 }
 
 /// Encodes `text` from `from` as one SMS-DELIVER per part (SMSC field in front).
-pub fn deliver(
+pub(crate) fn deliver(
     smsc: &str,
     from: &str,
     text: &str,
@@ -30,7 +30,7 @@ pub fn deliver(
 
 /// Encodes the status report for the part with TP-MR `mr` sent to `recipient`, with TP-ST
 /// `status`; submitted and discharged now.
-pub fn status_report(
+pub(crate) fn status_report(
     smsc: &str,
     mr: u8,
     recipient: &Address,
@@ -45,7 +45,7 @@ pub fn status_report(
 
 /// One line of vendor noise, as Huawei and Quectel modems emit unprompted: signal updates,
 /// boot notices, a ring, a registration report.
-pub fn noise_line(rng: &mut impl Rng) -> String {
+pub(crate) fn noise_line(rng: &mut impl Rng) -> String {
     match rng.random_range(0..5) {
         0 => format!("^RSSI: {}", rng.random_range(5..31)),
         1 => format!(

@@ -82,7 +82,7 @@ impl Counters {
 }
 
 /// What the outbound line is given.
-pub enum Write {
+pub(super) enum Write {
     /// Bytes for the client.
     Bytes(Vec<u8>),
     /// Bytes that complete a `+CMGS` answer: the line notes when it has carried their last
@@ -93,10 +93,10 @@ pub enum Write {
 }
 
 /// Where the port hands the client's bytes: returns `false` once nobody takes them any more.
-pub type Deliver = Box<dyn Fn(Vec<u8>) -> bool + Send + Sync>;
+pub(super) type Deliver = Box<dyn Fn(Vec<u8>) -> bool + Send + Sync>;
 
 /// The live pty and its workers.
-pub struct Port {
+pub(super) struct Port {
     pty: Arc<Pty>,
     writer: std_mpsc::Sender<Write>,
     reader: JoinHandle<()>,
@@ -107,7 +107,7 @@ pub struct Port {
 
 impl Port {
     /// Starts the workers of `pty` at `baud` (`None` = unpaced).
-    pub fn start(
+    pub(super) fn start(
         pty: Arc<Pty>,
         baud: Option<u32>,
         deliver: Deliver,
@@ -155,18 +155,18 @@ impl Port {
     }
 
     /// The pty.
-    pub fn pty(&self) -> &Arc<Pty> {
+    pub(super) fn pty(&self) -> &Arc<Pty> {
         &self.pty
     }
 
     /// Queues output (or a marker) for the client.
-    pub fn write(&self, item: Write) {
+    pub(super) fn write(&self, item: Write) {
         let _ = self.writer.send(item);
     }
 
     /// Stops the workers and waits until they have let go of the pty, so that the pty closes
     /// (and its link goes) when this port is dropped.
-    pub async fn close(mut self) {
+    pub(super) async fn close(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.reader.abort();
         let _ = (&mut self.reader).await;

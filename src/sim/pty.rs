@@ -45,7 +45,7 @@ nix::ioctl_none_bad!(
 
 /// What one read of the master gave.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Read {
+pub(crate) enum Read {
     /// This many bytes from the client.
     Data(usize),
     /// Nothing to read yet.
@@ -54,7 +54,7 @@ pub enum Read {
 
 /// What one write to the master did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Written {
+pub(crate) enum Written {
     /// This many bytes went out.
     Bytes(usize),
     /// The client's input buffer is full (it is not reading).
@@ -65,7 +65,7 @@ pub enum Written {
 
 /// What happened on the port, as [`Pty::next`] reports it.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Activity {
+pub(crate) enum Activity {
     /// The client wrote this many bytes (now in the buffer).
     Data(usize),
     /// A client opened the port.
@@ -85,7 +85,7 @@ impl AsRawFd for Raw {
 }
 
 /// One pseudo-terminal pair and its link.
-pub struct Pty {
+pub(crate) struct Pty {
     // Watchers first: struct fields drop in order, and they must go before their descriptors.
     master_ready: AsyncFd<Raw>,
     opens_ready: AsyncFd<Raw>,
@@ -113,7 +113,7 @@ impl std::fmt::Debug for Pty {
 
 impl Pty {
     /// Opens a new pty pair and points `link` (if any) at its slave. Needs a tokio runtime.
-    pub fn open(link: Option<&Path>) -> io::Result<Pty> {
+    pub(crate) fn open(link: Option<&Path>) -> io::Result<Pty> {
         let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
         // openpty(3) leaves both ends inheritable: a child process started meanwhile (a daemon
         // under test) would keep the pair open, and an unplug would never reach its client.
@@ -165,22 +165,22 @@ impl Pty {
     }
 
     /// The slave device (`/dev/pts/N`).
-    pub fn slave_path(&self) -> &Path {
+    pub(crate) fn slave_path(&self) -> &Path {
         &self.slave_path
     }
 
     /// What a client should open: the link if there is one, else the slave.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.link.clone().unwrap_or_else(|| self.slave_path.clone())
     }
 
     /// Whether a client has the port open.
-    pub fn has_client(&self) -> bool {
+    pub(crate) fn has_client(&self) -> bool {
         self.clients.load(Ordering::Relaxed) > 0 || self.seen.load(Ordering::Relaxed)
     }
 
     /// Reads what the client wrote, without waiting.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<Read> {
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<Read> {
         match nix::unistd::read(&self.master, buf) {
             Ok(0) | Err(Errno::EAGAIN) => Ok(Read::Nothing),
             Ok(n) => {
@@ -193,7 +193,7 @@ impl Pty {
     }
 
     /// Writes what it can of `bytes`, without waiting.
-    pub fn try_write(&self, bytes: &[u8]) -> io::Result<Written> {
+    pub(crate) fn try_write(&self, bytes: &[u8]) -> io::Result<Written> {
         if !self.has_client() {
             return Ok(Written::NoClient);
         }
@@ -206,7 +206,7 @@ impl Pty {
 
     /// Waits for the next thing to happen on the port: client bytes (read into `buf`), or a
     /// client opening or the last one closing.
-    pub async fn next(&self, buf: &mut [u8]) -> io::Result<Activity> {
+    pub(crate) async fn next(&self, buf: &mut [u8]) -> io::Result<Activity> {
         loop {
             tokio::select! {
                 // Opens and closes first: a close must be seen before the bytes of the
@@ -275,7 +275,7 @@ impl Pty {
     }
 
     /// The master's descriptor number, for log lines.
-    pub fn fd(&self) -> i32 {
+    pub(crate) fn fd(&self) -> i32 {
         self.master.as_raw_fd()
     }
 }

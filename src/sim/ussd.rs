@@ -16,9 +16,9 @@ use std::str::FromStr;
 use crate::pdu::{gsm7, ussd};
 
 /// The dcs of an answer in the GSM 7-bit default alphabet, language unspecified.
-pub const DCS_GSM7: u8 = 15;
+pub(crate) const DCS_GSM7: u8 = 15;
 /// The dcs of a UCS-2 answer (coding group 01, alphabet UCS-2).
-pub const DCS_UCS2: u8 = 72;
+pub(crate) const DCS_UCS2: u8 = 72;
 
 /// How the modem prints the text of a `+CUSD` answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl FromStr for UssdEncoding {
 }
 
 /// One answer as it goes over the serial line: `+CUSD: 0,"<text>",<dcs>`.
-pub fn present(answer: &str, encoding: UssdEncoding, cscs: &str) -> (String, u8) {
+pub(crate) fn present(answer: &str, encoding: UssdEncoding, cscs: &str) -> (String, u8) {
     let gsm = gsm7::is_gsm7(answer) && encoding != UssdEncoding::Ucs2Hex;
     if !gsm {
         return (ussd::ucs2_hex(answer), DCS_UCS2);
@@ -81,7 +81,7 @@ pub fn present(answer: &str, encoding: UssdEncoding, cscs: &str) -> (String, u8)
 
 /// The code of a request, given as text (`*100#`) or, as Huawei modems want it, packed
 /// septets in hex (`AA180C3602`). `None` when it is neither a USSD string nor hex of one.
-pub fn request_code(given: &str) -> Option<String> {
+pub(crate) fn request_code(given: &str) -> Option<String> {
     let is_code = |text: &str| {
         !text.is_empty()
             && text.len() <= crate::at::ussd::MAX_CODE_CHARS
@@ -133,7 +133,7 @@ impl FromIterator<(String, String)> for Answers {
 }
 
 /// Parses `CODE=TEXT` (the `--ussd` option): `*100#=Your balance is 12.50 USD`.
-pub fn parse_answer(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_answer(text: &str) -> Result<(String, String), String> {
     let (code, answer) = text.split_once('=').ok_or_else(|| {
         format!("expected CODE=TEXT, such as '*100#=Your balance is 12.50 USD', not {text:?}")
     })?;

@@ -32,7 +32,7 @@ mod inbound;
 mod outbound;
 mod state;
 mod unreadable;
-pub mod upkeep;
+pub(crate) mod upkeep;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};

@@ -27,7 +27,7 @@ const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Prunes finished rows older than `retention`, at start-up and then every few hours.
-pub async fn prune(store: Store, retention: Duration, shutdown: CancellationToken) {
+pub(crate) async fn prune(store: Store, retention: Duration, shutdown: CancellationToken) {
     loop {
         let before =
             crate::clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
@@ -54,7 +54,7 @@ pub async fn prune(store: Store, retention: Duration, shutdown: CancellationToke
 /// logged on change by the store), and writes: one is tried every [`WRITE_PROBE_INTERVAL`],
 /// and at every check while they fail, so `/health` and the watchdog see a disk gone
 /// read-only, and see it recover, without traffic.
-pub async fn watch(store: Store, path: PathBuf, shutdown: CancellationToken) {
+pub(crate) async fn watch(store: Store, path: PathBuf, shutdown: CancellationToken) {
     let mut rescued = false;
     let mut last_probe = tokio::time::Instant::now();
     loop {

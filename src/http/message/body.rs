@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::phone::E164;
 use crate::wire::{
     Attachment, AttachmentKind, MAX_CONTACT_ID, MAX_REPLIES, MAX_SHORT, MAX_TEXT, MAX_URL, Message,
-    OutgoingMessage, text_length,
+    text_length,
 };
 
 /// Why a body was refused: the field (a JSON path such as `message.attachment.url`) and the
@@ -45,17 +45,6 @@ impl Invalid {
 pub struct Checked {
     pub contact: E164,
     pub message: Message,
-}
-
-impl Checked {
-    /// The wire form (for logs and tests).
-    pub fn to_wire(&self, channel_id: &str) -> OutgoingMessage {
-        OutgoingMessage {
-            channel_id: channel_id.to_owned(),
-            contact_id: self.contact.to_string(),
-            message: self.message.clone(),
-        }
-    }
 }
 
 /// Reads and checks a `POST /message` body for the channel `channel_id`.
