@@ -11,7 +11,7 @@ use crate::modem::Health;
 use crate::store::{Store, StoredBalance};
 
 /// Runs until `shutdown`: each new reading of `modem`'s balance goes to the store.
-pub async fn keep(
+pub(super) async fn keep(
     store: Store,
     modem: String,
     mut health: watch::Receiver<Health>,
