@@ -59,9 +59,25 @@ impl Gateway {
             .map_err(|error| anyhow::anyhow!(bind_failure(config.http.listen, &error)))?;
         let http_address = listener.local_addr()?;
 
-        let (modem, modem_events) =
-            modem::spawn(ModemOptions::from(&config.modem), shutdown.child_token());
+        let first = config
+            .pool()
+            .first()
+            .expect("a checked configuration has a modem");
+        let (modem, modem_events) = modem::spawn(
+            ModemOptions::for_pool_modem(first, &config.calls),
+            shutdown.child_token(),
+        );
         let mut tasks = JoinSet::new();
+
+        // The SIM balance the driver reads by USSD, kept in the store by modem name.
+        if first.balance.is_some() {
+            let (token, kept) = (shutdown.clone(), store.clone());
+            let (name, health) = (first.name.to_string(), modem.health_watch());
+            tasks.spawn(async move {
+                super::balance::keep(kept, name, health, token).await;
+                ("balance keeper", Ok(()))
+            });
+        }
 
         // respond.io: the webhook worker, woken whenever the store queues an event.
         let worker = Worker::from_config(store.clone(), &config.respond)
@@ -91,7 +107,8 @@ impl Gateway {
                 reassembly.run(token).await.map_err(Into::into),
             )
         });
-        let intake = Intake::new(inbox, reports);
+        let calls = Arc::new(crate::calls::Calls::from_config(store.clone(), &config));
+        let intake = Intake::new(inbox, reports).with_calls(calls);
         let (token, receiving) = (shutdown.clone(), modem.clone());
         tasks.spawn(async move {
             intake.run(receiving, modem_events, token).await;
@@ -121,7 +138,7 @@ impl Gateway {
             modem.health_watch(),
             webhook_metrics.clone(),
         )?;
-        if let Some(dashboard) = dashboard {
+        if let Some(dashboard) = dashboard.map(|d| d.with_modem(modem.clone())) {
             let token = shutdown.clone();
             tasks.spawn(async move { ("dashboard", dashboard.run(token).await) });
         }

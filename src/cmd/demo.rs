@@ -141,6 +141,9 @@ fn demo_config(
         port = {port:?}
         baud = 115200
         sweep_interval = "30s"
+        balance_ussd = "*100#"
+        balance_pattern = 'balance is ([0-9.,]+)'
+        low_balance = 5.0
         [store]
         path = {db:?}
         [sms]

@@ -22,6 +22,7 @@
 //! [`crate::respond`] (the webhook worker). All times are Unix milliseconds passed in by the
 //! caller, so tests control the clock.
 
+mod balance;
 mod console;
 mod diagnose;
 mod events;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
+pub use balance::StoredBalance;
 pub use console::{DeadEvent, HourBucket, InboundRow, OutboundRow, SentCounts};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
@@ -81,6 +83,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_console",
         include_str!("../../migrations/0006_console.sql"),
+    ),
+    (
+        "0008_balance",
+        include_str!("../../migrations/0008_balance.sql"),
     ),
 ];
 
