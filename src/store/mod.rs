@@ -86,7 +86,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "0008_balance",
-        include_str!("../../migrations/0008_balance.sql"),
+        include_str!("../../migrations/0007_balance.sql"),
     ),
 ];
 
