@@ -85,7 +85,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0006_console.sql"),
     ),
     (
-        "0008_balance",
+        "0007_balance",
         include_str!("../../migrations/0007_balance.sql"),
     ),
 ];
