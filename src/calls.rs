@@ -5,12 +5,11 @@
 //! the driver; nothing is sent for it.
 //!
 //! The driver recognises calls and hangs up (`crate::modem`); this file only commits what a
-//! call leads to. The once-an-hour memory is in memory: after a restart a caller may get the
-//! reply once more.
+//! call leads to. "Once an hour" is read from the outbox (was this reply queued for this caller
+//! in the last hour?), so it holds across restarts.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -28,7 +27,8 @@ pub struct Calls {
     config: CallsConfig,
     country: String,
     smart_encoding: bool,
-    replied: Mutex<HashMap<String, Instant>>,
+    /// Held while one call decides on its reply, so two quick calls send one.
+    replying: Mutex<()>,
     sequence: AtomicU64,
 }
 
@@ -39,7 +39,7 @@ impl Calls {
             config: config.calls.clone(),
             country: config.sms.default_country.clone(),
             smart_encoding: config.sms.smart_encoding,
-            replied: Mutex::new(HashMap::new()),
+            replying: Mutex::new(()),
             sequence: AtomicU64::new(0),
         }
     }
@@ -78,14 +78,17 @@ impl Calls {
     }
 
     async fn auto_reply(&self, caller: &E164, reply: &str, now_ms: i64) -> Result<(), StoreError> {
-        let mut replied = self.replied.lock().await;
-        let now = Instant::now();
-        replied.retain(|_, at| now.duration_since(*at) < AUTO_REPLY_EVERY);
-        if replied.contains_key(caller.as_str()) {
+        let _one_at_a_time = self.replying.lock().await;
+        let plan = crate::pdu::plan(reply, self.smart_encoding, false);
+        let hour_ago = now_ms - AUTO_REPLY_EVERY.as_millis() as i64;
+        if self
+            .store
+            .sent_by_smsgate_since(caller.as_str(), &plan.text, hour_ago)
+            .await?
+        {
             tracing::debug!(caller = %mask(caller.as_str()), "auto-reply already sent this hour");
             return Ok(());
         }
-        let plan = crate::pdu::plan(reply, self.smart_encoding, false);
         self.store
             .enqueue_outbound(NewOutbound {
                 contact_id: caller.to_string(),
@@ -97,7 +100,6 @@ impl Calls {
                 now_ms,
             })
             .await?;
-        replied.insert(caller.as_str().to_owned(), now);
         tracing::info!(caller = %mask(caller.as_str()), "auto-reply to a call queued");
         Ok(())
     }

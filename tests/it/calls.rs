@@ -145,6 +145,48 @@ async fn a_rejected_call_is_hung_up_with_ath_and_auto_replied_once_an_hour() {
 }
 
 #[tokio::test]
+async fn the_auto_reply_stays_once_an_hour_across_a_restart() {
+    let reply = "We only read SMS here.";
+    let harness = Harness::new(
+        ringing(Quirks::default()),
+        &format!("[calls]\nhangup = true\nauto_reply = {reply:?}\n"),
+    )
+    .await;
+    for round in 1..=2 {
+        let gateway = harness.start().await;
+        let running = gateway.gateway.as_ref().expect("running");
+        wait_until(DEADLINE, "the modem is ready", || async {
+            running.modem().health().registered
+        })
+        .await;
+        harness.sim.call(Some(CONTACT), 20).await.expect("rings");
+        wait_until(DEADLINE, "the call reaches respond.io", || async {
+            events_with(&harness, CONTACT, "Missed call") == round
+        })
+        .await;
+        marker(&harness, CONTACT, &format!("after call {round}")).await;
+        wait_until(DEADLINE, "the outbox is idle", || async {
+            running
+                .store()
+                .outbox_stats(0)
+                .await
+                .is_ok_and(|stats| stats.depth() == 0)
+        })
+        .await;
+        // The first round's reply has left before the restart; the second call must not get
+        // another one from a gateway that forgot it.
+        wait_until(DEADLINE, "the first auto-reply is sent", || async {
+            !harness.sim.submitted().await.is_empty()
+        })
+        .await;
+        gateway.stop().await;
+    }
+    let submitted = harness.sim.submitted().await;
+    assert_eq!(submitted.len(), 1, "{submitted:?}");
+    assert_eq!(submitted[0].submit.user_data.text, reply);
+}
+
+#[tokio::test]
 async fn a_withheld_number_is_counted_and_nothing_is_sent() {
     let harness = Harness::new(
         ringing(Quirks::default()),
