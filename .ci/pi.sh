@@ -110,16 +110,16 @@ sed -E 's/^# ([a-z_]+ = )/\1/; s/^channel_id = ""/channel_id = "ci-channel"/' \
 SMSGATE_API_TOKEN=ci-token SMSGATE_ADMIN_PASSWORD=ci-dashboard-password \
     pi check-config -c "$work/all-keys.toml" >/dev/null \
     || fail "packaging/smsgate.toml with every key uncommented is refused (above)"
-# …and that it names every key of src/config.rs (and of src/config/pool.rs), section by
+# …and that it names every key of src/config.rs (and of src/config/pool.rs and calls.rs), section by
 # section. A modem's name belongs to [[modems]] entries only ([modem] is always named
 # "modem"), so it is looked for in the commented pool example, indented so that it stays
 # commented above.
 missing=$(awk '
-    /^pub struct (Respond|Http|Modem|Store|Sms|Routing|Admin)Config / {
+    /^pub struct (Respond|Http|Modem|Store|Sms|Routing|Admin|Calls)Config / {
         section = tolower(substr($3, 1, length($3) - 6)); next }
     section != "" && /^}/ { section = ""; next }
     section != "" && /^    pub [a-z_]+:/ { key = $2; sub(":", "", key); print section "." key }
-' src/config.rs src/config/pool.rs | while read -r qualified; do
+' src/config.rs src/config/pool.rs src/config/calls.rs | while read -r qualified; do
     section=${qualified%%.*} key=${qualified#*.}
     # admin.password is the resolved secret, never a key of the file.
     [ "$qualified" = admin.password ] && continue

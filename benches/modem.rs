@@ -148,6 +148,8 @@ async fn run(count: usize, baud: Option<u32>, marks: &Mutex<Marks>) {
         command_timeout: Duration::from_secs(10),
         send_timeout: Duration::from_secs(60),
         reset_on_failure: false,
+        balance: None,
+        hangup_calls: false,
     };
     let (modem, _events) = modem::spawn(options, shutdown.clone());
     let mut health = modem.health_watch();

@@ -16,9 +16,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod balance;
+mod calls;
 mod endpoint;
 mod pool;
 mod secret;
+
+pub use balance::{BalanceCheck, MIN_BALANCE_INTERVAL};
+pub use calls::CallsConfig;
 
 pub use endpoint::{Endpoint, TCP_SCHEME};
 pub use pool::{
@@ -103,6 +108,8 @@ pub struct Config {
     pool: Vec<PoolModem>,
     /// `[admin]`: the dashboard.
     pub admin: AdminConfig,
+    /// `[calls]`: incoming calls.
+    pub calls: CallsConfig,
 }
 
 /// The file as written: `[modem]` and `[[modems]]` both optional (at most one of them).
@@ -124,6 +131,8 @@ struct RawConfig {
     routing: RoutingConfig,
     #[serde(default)]
     admin: AdminConfig,
+    #[serde(default)]
+    calls: CallsConfig,
 }
 
 /// `[admin]`: the operator's dashboard, on a listener of its own (never `http.listen`, which
@@ -340,6 +349,20 @@ pub struct ModemConfig {
     /// Pacing: most distinct recipients in any sliding 24 h.
     #[serde(default)]
     pub recipients_per_day: Option<u32>,
+    /// The operator's USSD code that answers with the SIM's balance (`*100#`); none = no
+    /// balance checks.
+    #[serde(default)]
+    pub balance_ussd: Option<String>,
+    /// How often the balance is asked for (and once at start).
+    #[serde(default = "default_balance_interval", with = "humantime_serde")]
+    pub balance_interval: Duration,
+    /// A regular expression whose first group is the amount in the operator's answer; without
+    /// it the first number in the answer is taken.
+    #[serde(default)]
+    pub balance_pattern: Option<String>,
+    /// `/health` turns degraded when the amount falls below this.
+    #[serde(default)]
+    pub low_balance: Option<f64>,
 }
 
 /// `[store]`: the SQLite database.
@@ -532,6 +555,9 @@ fn default_command_timeout() -> Duration {
 }
 /// What modem manuals give as `AT+CMGS`'s longest answer (SIMCom's SIM800 series: 60 s). A
 /// part whose answer takes longer becomes *unknown*; a hang costs this much sending time.
+fn default_balance_interval() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
 fn default_send_timeout() -> Duration {
     Duration::from_secs(60)
 }
@@ -599,6 +625,10 @@ impl Default for ModemConfig {
             per_hour: None,
             per_day: None,
             recipients_per_day: None,
+            balance_ussd: None,
+            balance_interval: default_balance_interval(),
+            balance_pattern: None,
+            low_balance: None,
         }
     }
 }
@@ -753,6 +783,7 @@ impl Config {
             sms: raw.sms,
             routing: raw.routing,
             admin: raw.admin,
+            calls: raw.calls,
             pool,
         };
         config.validate()?;
@@ -774,6 +805,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
+        self.calls.check().map_err(ConfigError::Invalid)?;
         if self.respond.channel_id.trim().is_empty() {
             return invalid(
                 "respond.channel_id is empty: copy the Channel ID respond.io shows".into(),

@@ -14,6 +14,8 @@
 //! that cannot be released after its commit is not lost either: a re-read or a re-delivery has
 //! the same dedupe key.
 //!
+//! An incoming call (no copy to release) goes to [`crate::calls::Calls`].
+//!
 //! One [`Intake`] serves one modem; several may share one inbox and one [`Reports`]. It does
 //! not decode, store or pair anything itself.
 
@@ -32,6 +34,8 @@ pub enum IntakeError {
     Inbox(#[from] InboxError),
     #[error(transparent)]
     Reports(#[from] OutboxError),
+    #[error(transparent)]
+    Call(#[from] crate::store::StoreError),
 }
 
 /// The inbound pipeline of one modem. Cheap to clone.
@@ -39,11 +43,22 @@ pub enum IntakeError {
 pub struct Intake {
     inbox: Inbox,
     reports: Reports,
+    calls: Option<std::sync::Arc<crate::calls::Calls>>,
 }
 
 impl Intake {
     pub fn new(inbox: Inbox, reports: Reports) -> Self {
-        Self { inbox, reports }
+        Self {
+            inbox,
+            reports,
+            calls: None,
+        }
+    }
+
+    /// Incoming calls go to `calls` (without it they are only logged and counted).
+    pub fn with_calls(mut self, calls: std::sync::Arc<crate::calls::Calls>) -> Self {
+        self.calls = Some(calls);
+        self
     }
 
     /// Takes `modem`'s events until `shutdown` (or until the modem task ends, which happens
@@ -132,6 +147,17 @@ impl Intake {
                     "a status report",
                     slot,
                     committed.map(drop).map_err(Into::into),
+                )
+            }
+            ModemEvent::Call { number } => {
+                let committed = match &self.calls {
+                    Some(calls) => calls.on_call(number.as_deref()).await,
+                    None => Ok(()),
+                };
+                (
+                    "an incoming call",
+                    StorageSlot::None,
+                    committed.map_err(Into::into),
                 )
             }
         }

@@ -16,6 +16,7 @@
 //! | [`outbox`] | the sender worker: queued messages → modem parts, status reports → receipts |
 //! | [`inbox`] | what a received message becomes: its text, mId, quick-reply answer, events |
 //! | [`intake`] | the inbound pipeline of one modem: commit what it read, then release the modem's copy |
+//! | [`calls`] | what an incoming call becomes: the missed-call event, the auto-reply |
 //! | [`respond`] | the webhook client and its worker (lanes, rate, retries, pauses) |
 //! | [`http`]  | the axum router: `POST /message`, `GET /health`, `GET /metrics` |
 //! | [`admin`] | the operator's dashboard on its own listener: one embedded page over `/api/…` |
@@ -53,6 +54,15 @@
 //!    (`AT+CMGD` or `AT+CNMA`, `modem/receive.rs`);
 //! 3. `respond/worker.rs` → `respond/client.rs` posts the `message` event.
 //!
+//! **A call** (a phone rings the SIM): `at/engine.rs` (`RING`, `+CLIP`) → `modem/calls.rs` (one
+//! event per call, the hang-up) → `intake.rs` → `calls.rs` (the `message` event, the
+//! auto-reply through `store/outbound.rs`).
+//!
+//! **The balance**: `modem/ussd.rs` asks on its schedule (`AT+CUSD`, the answer a `+CUSD` URC
+//! joined by `at/engine.rs`, decoded by `pdu/ussd.rs`) and publishes it with the modem's health;
+//! `app/balance.rs` stores it (`store/balance.rs`); `/health`, `/metrics` (`http/health.rs`) and
+//! `/api/modems` (`admin/api.rs`) show it.
+//!
 //! `app/gateway.rs` wires these together and supervises them; it holds no rule of its own.
 //!
 //! # Glossary
@@ -72,6 +82,7 @@
 pub mod admin;
 pub mod app;
 pub mod at;
+pub mod calls;
 pub mod clock;
 pub mod cmd;
 pub mod config;

@@ -28,6 +28,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Validate a configuration file and exit.
     CheckConfig(cmd::check_config::Args),
+    /// Ask the network a USSD code (such as a balance) and print the answer.
+    Ussd(cmd::ussd::Args),
     /// Decode and encode SMS PDUs.
     #[command(subcommand)]
     Pdu(cmd::pdu::Command),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Send(args) => cmd::send::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
+        Command::Ussd(args) => cmd::ussd::run(args),
         Command::Pdu(command) => cmd::pdu::run(command),
         Command::Sim(args) => cmd::sim::run(*args),
     };

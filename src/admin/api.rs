@@ -5,10 +5,11 @@
 //! - `GET /api/session` → `{"auth":"open"|"password","csrf":…}` (the token POSTs need)
 //! - `GET /api/modems` → `{"modems":[{name, model, state, healthy, sim, registered,
 //!   registration, operator, signal_dbm, signal, last_error, storage_used, storage_total,
-//!   signal_history:{interval_s, samples:[{at_ms, dbm}]}, balance, balance_read_ms,
-//!   sent:{last_minute, last_hour, last_day}, caps}]}`, one entry per SIM of the pool, `sent`
-//!   counted from each SIM's send history and `caps` its pacing; `balance` is `null` until the
-//!   USSD balance check exists
+//!   signal_history:{interval_s, samples:[{at_ms, dbm}]}, balance, balance_text,
+//!   balance_read_ms, balance_low, balance_error, calls, calls_withheld, sent:{last_minute,
+//!   last_hour, last_day}, caps}]}`, one entry per SIM of the pool: `sent` counted from each
+//!   SIM's send history and `caps` its pacing; `balance*` are `null` until the USSD balance
+//!   check has read one (`balance_ussd`; the stored reading shows after a restart)
 //! - `GET /api/queues` → `{"outbox":{by_state, waiting, oldest_waiting_ms, parts_waiting,
 //!   seconds_per_part, drain_estimate_s, last_send_error}, "webhook":{pending,
 //!   oldest_pending_ms, in_flight, dead, paused, last_error, last_error_ms, dead_events:[…]}}`
@@ -18,6 +19,8 @@
 //!   --retry-dead`) → `{"requeued":n}`
 //! - `POST /api/send` `{"to":"+E164","text":"…"}` → `{"mId", "parts"}`, queued as `smsgate send`
 //!   does (reported to respond.io as a `message_echo`)
+//! - `POST /api/ussd` `{"code":"*100#","modem":"modem"}` → `{modem, code, status, text}`: the
+//!   network's answer through the modem the daemon owns (`smsgate ussd` uses it)
 //!
 //! Errors are `{"error":{"message":"…"}}`; a store failure is a 500 whose cause is logged.
 
@@ -100,8 +103,20 @@ fn signal_word(dbm: i32) -> &'static str {
 
 /// One SIM of the pool: its health and signal history, the parts it sent in each sliding
 /// window (from its send history, as its caps count them) and its caps (`null`: no cap).
-fn seat_entry(seat: &super::Seat, now: i64) -> Value {
+async fn seat_entry(console: &Console, seat: &super::Seat, now: i64) -> Result<Value, StoreError> {
     let health = seat.health.borrow().clone();
+    // The live reading; before the first one since start, the one stored before the restart.
+    let (balance, balance_text, balance_read_ms) = match &health.balance {
+        Some(live) => (live.amount, Some(live.text.clone()), Some(live.read_ms)),
+        None => match console.store.balance(&seat.name).await? {
+            Some(stored) => (stored.amount, Some(stored.text), Some(stored.read_ms)),
+            None => (None, None, None),
+        },
+    };
+    let balance_low = health
+        .balance
+        .as_ref()
+        .is_some_and(crate::modem::Balance::is_low);
     let model = [health.manufacturer.as_deref(), health.model.as_deref()]
         .into_iter()
         .flatten()
@@ -110,7 +125,7 @@ fn seat_entry(seat: &super::Seat, now: i64) -> Value {
     let usage = seat.lane.usage(now);
     let limits = seat.lane.limits();
     let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
-    json!({
+    Ok(json!({
         "name": seat.name,
         "model": (!model.is_empty()).then_some(model),
         "imei": health.imei,
@@ -129,9 +144,13 @@ fn seat_entry(seat: &super::Seat, now: i64) -> Value {
             "interval_s": SAMPLE_INTERVAL.as_secs(),
             "samples": seat.history.last_hour(now),
         },
-        "balance": Value::Null,
-        "balance_text": Value::Null,
-        "balance_read_ms": Value::Null,
+        "balance": balance,
+        "balance_text": balance_text,
+        "balance_read_ms": balance_read_ms,
+        "balance_low": balance_low,
+        "balance_error": health.balance_error,
+        "calls": health.calls,
+        "calls_withheld": health.calls_withheld,
         "sent": {
             "last_minute": usage.last_minute,
             "last_hour": usage.last_hour,
@@ -145,7 +164,7 @@ fn seat_entry(seat: &super::Seat, now: i64) -> Value {
             "recipients_last_day": usage.recipients_last_day,
             "next_send_at_ms": seat.lane.ready_at_ms(now),
         },
-    })
+    }))
 }
 
 /// `GET /api/modems`.
@@ -162,14 +181,29 @@ pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
         .collect::<Vec<_>>()
         .join(" ");
     if !console.seats.is_empty() {
-        let modems: Vec<Value> = console
-            .seats
-            .iter()
-            .map(|seat| seat_entry(seat, now))
-            .collect();
+        let mut modems = Vec::new();
+        for seat in &console.seats {
+            match seat_entry(&console, seat, now).await {
+                Ok(entry) => modems.push(entry),
+                Err(error) => return failed(error),
+            }
+        }
         return Json(json!({ "modems": modems })).into_response();
     }
     let samples = console.history.last_hour(now);
+    // The live reading; before the first one since start, the one stored before the restart.
+    let (balance, balance_text, balance_read_ms) = match &health.balance {
+        Some(live) => (live.amount, Some(live.text.clone()), Some(live.read_ms)),
+        None => match console.store.balance(&console.modem_name).await {
+            Ok(Some(stored)) => (stored.amount, Some(stored.text), Some(stored.read_ms)),
+            Ok(None) => (None, None, None),
+            Err(error) => return failed(error),
+        },
+    };
+    let balance_low = health
+        .balance
+        .as_ref()
+        .is_some_and(crate::modem::Balance::is_low);
     Json(json!({
         "modems": [{
             "name": console.modem_name,
@@ -190,9 +224,13 @@ pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
                 "interval_s": SAMPLE_INTERVAL.as_secs(),
                 "samples": samples,
             },
-            "balance": Value::Null,
-            "balance_text": Value::Null,
-            "balance_read_ms": Value::Null,
+            "balance": balance,
+            "balance_text": balance_text,
+            "balance_read_ms": balance_read_ms,
+            "balance_low": balance_low,
+            "balance_error": health.balance_error,
+            "calls": health.calls,
+            "calls_withheld": health.calls_withheld,
             "sent": sent,
             "caps": Value::Null,
         }]
@@ -495,5 +533,83 @@ mod tests {
         assert_eq!(signal_word(-90), "fair");
         assert_eq!(signal_word(-100), "poor");
         assert_eq!(signal_word(-113), "very poor");
+    }
+}
+
+/// The longest `POST /api/ussd` waits for the modem.
+const USSD_WAIT: Duration = Duration::from_secs(75);
+
+/// The body of `POST /api/ussd`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UssdBody {
+    /// The modem to ask through (the gateway's, when absent).
+    #[serde(default)]
+    modem: Option<String>,
+    code: String,
+}
+
+/// `POST /api/ussd`: asks the network a USSD code through the modem the daemon owns (what
+/// `smsgate ussd` uses while the daemon runs). `{"modem","code","status","text"}`, or an error
+/// in words: 400 for a bad code or an unknown modem, 502 when the network refused or did not
+/// answer, 503 when the modem is not ready.
+pub(super) async fn ussd(State(console): State<Arc<Console>>, body: axum::body::Bytes) -> Response {
+    let body: UssdBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(error) => {
+            return self::error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"code\":\"*100#\"}} (and \"modem\"): {error}"),
+            );
+        }
+    };
+    if let Some(modem) = body.modem.as_deref() {
+        if modem != console.modem_name {
+            return self::error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "no modem named {modem:?} (this gateway drives {:?})",
+                    console.modem_name
+                ),
+            );
+        }
+    }
+    let Some(handle) = &console.modem else {
+        return self::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this dashboard has no modem to ask",
+        );
+    };
+    use crate::modem::UssdError;
+    // The driver answers within its own USSD timeout once the request runs; this bounds the
+    // wait behind a session ahead of it, or a modem that went away meanwhile.
+    let Ok(asked) = tokio::time::timeout(USSD_WAIT, handle.ussd(&body.code)).await else {
+        return self::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "no answer within {} s (the modem is busy with another USSD session, or not \
+                 serving; see /api/modems)",
+                USSD_WAIT.as_secs()
+            ),
+        );
+    };
+    match asked {
+        Ok(answer) => {
+            tracing::info!(code = body.code.trim(), "dashboard: USSD answered");
+            Json(json!({
+                "modem": console.modem_name,
+                "code": body.code.trim(),
+                "status": answer.status.to_string(),
+                "text": answer.text,
+            }))
+            .into_response()
+        }
+        Err(error @ UssdError::Invalid(_)) => {
+            self::error(StatusCode::BAD_REQUEST, &error.to_string())
+        }
+        Err(error @ (UssdError::NotReady(_) | UssdError::Stopped)) => {
+            self::error(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
+        }
+        Err(error) => self::error(StatusCode::BAD_GATEWAY, &error.to_string()),
     }
 }

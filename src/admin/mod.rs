@@ -68,6 +68,8 @@ pub(crate) struct Console {
     max_parts: usize,
     smart_encoding: bool,
     chart: std::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
+    /// The modem USSD requests go through (`POST /api/ussd`), when the gateway gave one.
+    modem: Option<crate::modem::ModemHandle>,
     /// Every SIM of the pool, each with its own signal history (empty: the one modem above).
     seats: Vec<Seat>,
 }
@@ -116,6 +118,7 @@ impl Dashboard {
                 max_parts: config.sms.max_parts,
                 smart_encoding: config.sms.smart_encoding,
                 chart: std::sync::Mutex::new(None),
+                modem: None,
                 seats: Vec::new(),
             }),
         }))
@@ -136,6 +139,14 @@ impl Dashboard {
                 history: Arc::default(),
             })
             .collect();
+        self
+    }
+
+    /// Lets `POST /api/ussd` ask through `modem` (the one whose health the dashboard shows).
+    pub fn with_modem(mut self, modem: crate::modem::ModemHandle) -> Self {
+        Arc::get_mut(&mut self.console)
+            .expect("the console is shared only once the dashboard runs")
+            .modem = Some(modem);
         self
     }
 
@@ -237,6 +248,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/chart", get(api::chart))
         .route("/api/webhook/retry-dead", post(api::retry_dead))
         .route("/api/send", post(api::send))
+        .route("/api/ussd", post(api::ussd))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(console.clone(), guard))
         .layer(middleware::from_fn(security_headers))

@@ -120,7 +120,7 @@ impl Gateway {
             modem.health_watch(),
             webhook_metrics.clone(),
         )?
-        .map(|dashboard| dashboard.with_pool(&pool));
+        .map(|dashboard| dashboard.with_pool(&pool).with_modem(modem.clone()));
         if let Some(dashboard) = dashboard {
             let token = shutdown.clone();
             tasks.spawn(async move { ("dashboard", dashboard.run(token).await) });
@@ -272,11 +272,29 @@ async fn start_pool(
     let now = crate::clock::Clock::system().now_ms();
     let mut members = Vec::new();
     let mut recovered = false;
+    // Incoming calls (the auto-reply goes through the outbox, so the router gives it a SIM).
+    let calls = Arc::new(crate::calls::Calls::from_config(store.clone(), config));
     for entry in config.pool() {
         let name = entry.name.as_str().to_owned();
         let span = tracing::info_span!("modem", modem = %name);
-        let (handle, events) =
-            span.in_scope(|| modem::spawn(ModemOptions::from(entry), shutdown.child_token()));
+        let (handle, events) = span.in_scope(|| {
+            modem::spawn(
+                ModemOptions::for_pool_modem(entry, &config.calls),
+                shutdown.child_token(),
+            )
+        });
+        // The SIM balance its driver reads by USSD, kept in the store by modem name.
+        if entry.balance.is_some() {
+            let (token, kept) = (shutdown.clone(), store.clone());
+            let (balance_name, health) = (name.clone(), handle.health_watch());
+            tasks.spawn(
+                async move {
+                    super::balance::keep(kept, balance_name, health, token).await;
+                    ("balance keeper", Ok(()))
+                }
+                .instrument(span.clone()),
+            );
+        }
         let history = store
             .send_history(&name, now.saturating_sub(crate::pacing::DAY_MS))
             .await
@@ -305,7 +323,8 @@ async fn start_pool(
         let intake = Intake::new(
             inbox.clone().on_modem(&name, config.routing.sticky),
             reports,
-        );
+        )
+        .with_calls(calls.clone());
         let (token, receiving) = (shutdown.clone(), handle.clone());
         tasks.spawn(
             async move {

@@ -2,6 +2,7 @@
 //! server and the workers, tells systemd when it is ready and pets its watchdog only while the
 //! gateway is healthy. Also the local respond.io stand-in that `demo` and the tests use.
 
+mod balance;
 mod gateway;
 pub(crate) mod signals;
 pub mod standin;

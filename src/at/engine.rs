@@ -23,6 +23,7 @@ use tracing::{debug, trace, warn};
 
 use super::classify::{self, FinalResult, UrcShape};
 use super::frame::{CTRL_Z, ESC, Frame, Framer};
+use super::ussd;
 use super::{AtError, Command, Response, Urc};
 
 /// Longest time a write may wait for the port to take bytes (a few hundred at 9600 baud).
@@ -174,6 +175,7 @@ where
         read_buf: vec![0; 4096],
         urc_tx,
         pending_urc: None,
+        pending_cusd: None,
         counters: Arc::clone(&counters),
         history: VecDeque::with_capacity(config.history),
         ready_at: Instant::now(),
@@ -227,6 +229,10 @@ struct Exchange {
     text: String,
 }
 
+/// The most lines one `+CUSD` answer is joined from; a text still open then is handed over
+/// as it stands (182 characters fit far fewer lines).
+const MAX_CUSD_LINES: usize = 32;
+
 struct Engine<T> {
     io: T,
     framer: Framer,
@@ -235,6 +241,9 @@ struct Engine<T> {
     urc_tx: mpsc::Sender<Urc>,
     /// The header of a two-line URC whose data line has not come yet.
     pending_urc: Option<String>,
+    /// A `+CUSD:` answer whose quoted text goes on over more lines (an operator menu), and
+    /// how many lines it has so far.
+    pending_cusd: Option<(String, usize)>,
     counters: Arc<Counters>,
     history: VecDeque<Exchange>,
     /// No command is written before this instant (the cooldown).
@@ -597,6 +606,30 @@ where
         if context.is_echo(&line) {
             return None;
         }
+        if let Some((open, lines)) = self.pending_cusd.take() {
+            let ends = classify::urc(&line, context.prefix.as_deref()).is_some()
+                || classify::final_result(&line).is_some();
+            if !ends {
+                let joined = format!("{open}\n{line}");
+                if lines + 1 < MAX_CUSD_LINES
+                    && matches!(ussd::parse(&joined), Err(ussd::ParseError::Incomplete))
+                {
+                    self.pending_cusd = Some((joined, lines + 1));
+                } else {
+                    self.deliver(Urc {
+                        line: joined,
+                        data: None,
+                    });
+                }
+                return None;
+            }
+            // A URC or a final result inside the text: the answer was cut short. What came is
+            // handed over, and this line read as what it is.
+            self.deliver(Urc {
+                line: open,
+                data: None,
+            });
+        }
         match classify::urc(&line, context.prefix.as_deref()) {
             // A header that carries its PDU on the same line is complete as it is.
             Some(UrcShape::TwoLine) if classify::inline_pdu(&line).is_some() => {
@@ -605,6 +638,15 @@ where
             }
             Some(UrcShape::TwoLine) => {
                 self.pending_urc = Some(line);
+                return None;
+            }
+            // A USSD answer whose quoted text is not closed on its line: a menu, whose next
+            // lines belong to it (TS 27.007 §7.15 puts no limit on line ends in `<str>`).
+            Some(UrcShape::OneLine)
+                if line.starts_with("+CUSD:")
+                    && matches!(ussd::parse(&line), Err(ussd::ParseError::Incomplete)) =>
+            {
+                self.pending_cusd = Some((line, 1));
                 return None;
             }
             Some(UrcShape::OneLine) => {

@@ -3,8 +3,9 @@
 //! request's `OK` (the classifier already treats `+CUSD:` as one).
 //!
 //! The answer's text may hold commas, quotes the modem did not escape, and line ends (operator
-//! menus are several lines): [`Assembler`] joins the lines of one answer until its closing
-//! quote. What the text means, given its dcs, is decoded by `crate::pdu::ussd`; this file
+//! menus are several lines): the AT engine joins the lines of one answer until its closing
+//! quote ([`ParseError::Incomplete`] tells it one is still open), so a `+CUSD` URC reaches the
+//! driver whole. What the text means, given its dcs, is decoded by `crate::pdu::ussd`; this file
 //! knows the syntax only.
 
 use std::fmt;
@@ -199,51 +200,6 @@ fn unquoted(status: Status, rest: &str) -> Answer {
     }
 }
 
-/// Joins the lines of one `+CUSD` answer whose text spans several lines (an operator menu:
-/// `+CUSD: 1,"1. Balance` then `2. Bundles",15`). Lines are joined with `\n`.
-#[derive(Debug, Default)]
-pub struct Assembler {
-    partial: Option<String>,
-    lines: usize,
-}
-
-/// A menu longer than this many lines is not waited for any more (182 characters fit far
-/// fewer); what came is parsed as it stands.
-const MAX_LINES: usize = 32;
-
-impl Assembler {
-    /// Whether the start of an answer is waiting for its next line.
-    pub fn is_waiting(&self) -> bool {
-        self.partial.is_some()
-    }
-
-    /// Feeds a line: a whole answer, `None` while one is still open, or the parse error of a
-    /// `+CUSD` line that is not whole. A line that is not `+CUSD` and arrives when nothing is
-    /// open gives [`ParseError::NotCusd`].
-    pub fn push(&mut self, line: &str) -> Option<Result<Answer, ParseError>> {
-        let joined = match self.partial.take() {
-            Some(mut partial) => {
-                partial.push('\n');
-                partial.push_str(line);
-                self.lines += 1;
-                partial
-            }
-            None => {
-                self.lines = 1;
-                line.to_owned()
-            }
-        };
-        match parse(&joined) {
-            Err(ParseError::Incomplete) if self.lines < MAX_LINES => {
-                self.partial = Some(joined);
-                None
-            }
-            Err(ParseError::Incomplete) => Some(parse(&format!("{joined}\""))),
-            other => Some(other),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,35 +269,5 @@ mod tests {
             assert!(matches!(parse(bad), Err(ParseError::Malformed(_))), "{bad}");
         }
         assert!(parse("+CUSD: 999").is_err());
-    }
-
-    #[test]
-    fn a_menu_over_several_lines_is_joined() {
-        let mut assembler = Assembler::default();
-        assert_eq!(assembler.push("+CUSD: 1,\"1. Balance"), None);
-        assert!(assembler.is_waiting());
-        assert_eq!(assembler.push("2. Bundles"), None);
-        let answer = assembler
-            .push("3. Help\",15")
-            .expect("whole")
-            .expect("parses");
-        assert_eq!(
-            answer.text.as_deref(),
-            Some("1. Balance\n2. Bundles\n3. Help")
-        );
-        assert!(!assembler.is_waiting());
-        // A one-line answer needs no joining; a stray line is not an answer.
-        assert!(matches!(assembler.push("+CUSD: 0,\"ok\",15"), Some(Ok(_))));
-        assert_eq!(assembler.push("RING"), Some(Err(ParseError::NotCusd)));
-        // A text that never closes is given up after MAX_LINES lines.
-        assert_eq!(assembler.push("+CUSD: 0,\"never closed"), None);
-        let mut result = None;
-        for _ in 0..MAX_LINES {
-            result = assembler.push("more");
-            if result.is_some() {
-                break;
-            }
-        }
-        assert!(matches!(result, Some(Ok(_))), "{result:?}");
     }
 }

@@ -1,8 +1,8 @@
 //! `smsgate check-config -c FILE`: loads and validates the configuration (modem names, ports,
-//! pacing and routing included), prints it and the pool, warns about settings respond.io is
-//! retiring, about a database volume with less free space than `store.min_free_space` and
-//! about a pool `smsgate run` would refuse, then exits. It does not open the database or the
-//! modems.
+//! pacing and routing included), prints it, the pool, each modem's balance check and the call
+//! policy, warns about settings respond.io is retiring, about a database volume with less free
+//! space than `store.min_free_space` and about a pool `smsgate run` would refuse, then exits.
+//! It does not open the database or the modems.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,12 @@ pub fn run(args: Args) -> CmdResult {
         config.pool().len(),
         config.pool_summary().trim_end()
     );
+    for modem in config.pool() {
+        if let Some(check) = &modem.balance {
+            println!("balance of {}: {}", modem.name, describe_balance(check));
+        }
+    }
+    println!("calls: {}", describe_calls(&config.calls));
     if let Some(warning) = config.respond.retired_webhook_warning() {
         println!("warning: {warning}");
     }
@@ -48,4 +54,37 @@ pub fn run(args: Args) -> CmdResult {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `*100# every 12h, the first number in the answer, low below 5`.
+fn describe_balance(check: &crate::config::BalanceCheck) -> String {
+    let amount = match &check.pattern {
+        Some(pattern) => format!("the amount by {:?}", pattern.as_str()),
+        None => "the first number in the answer".to_owned(),
+    };
+    let low = match check.low {
+        Some(low) => format!(", /health degraded below {low}"),
+        None => String::new(),
+    };
+    format!(
+        "{} every {}, {amount}{low}",
+        check.code,
+        humantime::format_duration(check.interval)
+    )
+}
+
+/// `each becomes "Missed call" in respond.io; hung up; auto-reply once an hour`.
+fn describe_calls(calls: &crate::config::CallsConfig) -> String {
+    let mut parts = vec![if calls.notify {
+        format!("each becomes {:?} in respond.io", calls.text)
+    } else {
+        "not sent to respond.io".to_owned()
+    }];
+    if calls.hangup {
+        parts.push("rejected at once".to_owned());
+    }
+    if calls.auto_reply.is_some() {
+        parts.push("auto-reply at most once per caller per hour".to_owned());
+    }
+    parts.join("; ")
 }

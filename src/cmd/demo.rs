@@ -155,9 +155,12 @@ fn demo_config(
     listen: SocketAddr,
     admin: SocketAddr,
 ) -> anyhow::Result<Config> {
+    // Each simulated SIM answers *100# with its balance, which the dashboard shows.
+    const BALANCE: &str = "balance_ussd = \"*100#\"\nbalance_pattern = 'balance is ([0-9.,]+)'\n\
+                           low_balance = 5.0\n";
     let modems = if let [(_, sim)] = sims {
         format!(
-            "[modem]\nport = {:?}\nbaud = 115200\nsweep_interval = \"30s\"\n",
+            "[modem]\nport = {:?}\nbaud = 115200\nsweep_interval = \"30s\"\n{BALANCE}",
             sim.path().display().to_string()
         )
     } else {
@@ -165,7 +168,7 @@ fn demo_config(
             .map(|(name, sim)| {
                 format!(
                     "[[modems]]\nname = {name:?}\nport = {:?}\nbaud = 115200\n\
-                     sweep_interval = \"30s\"\n",
+                     sweep_interval = \"30s\"\n{BALANCE}",
                     sim.path().display().to_string()
                 )
             })

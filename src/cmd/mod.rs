@@ -12,6 +12,7 @@ pub mod run;
 pub mod send;
 pub mod sim;
 pub mod status;
+pub mod ussd;
 
 /// The result every subcommand returns: an exit code, or an error printed as one line.
 pub type CmdResult = anyhow::Result<ExitCode>;

@@ -114,6 +114,10 @@ pub struct Args {
     /// `*100#` answers "Your balance is 12.50 USD. Valid until 31-12-2026.".
     #[arg(long = "ussd", value_name = "CODE=TEXT", value_parser = sim::ussd::parse_answer)]
     pub ussd: Vec<(String, String)>,
+    /// A code (of `--ussd`) the network answers with a menu (`+CUSD: 1`): the session stays
+    /// open, refusing other requests, until `AT+CUSD=2` (repeat for several).
+    #[arg(long = "ussd-menu", value_name = "CODE")]
+    pub ussd_menus: Vec<String>,
     /// How the modem prints USSD answers: `text` (characters in the AT+CSCS set, as SIMCom and
     /// Quectel), `gsm7-hex` (packed septets in hex, as Huawei), `ucs2-hex` (UCS-2 hex, dcs 72).
     #[arg(long, default_value = "text")]
@@ -169,6 +173,7 @@ impl Args {
             } else {
                 self.ussd.clone()
             },
+            ussd_menus: self.ussd_menus.clone(),
             ussd_encoding: self.ussd_encoding,
             ussd_delay: self.ussd_delay,
             ring_interval: self.ring_interval,

@@ -53,6 +53,11 @@ pub fn run(args: Args) -> CmdResult {
         let (unreadable_total, unreadable) = store.unreadable(limit).await?;
         let modems = modem_rows(&config, &store, now).await?;
         let live = live_modems(&config).await;
+        let mut balances = Vec::new();
+        for modem in config.pool().iter().filter(|modem| modem.balance.is_some()) {
+            let low = modem.balance.as_ref().and_then(|check| check.low);
+            balances.push((modem.name.to_string(), store.balance(modem.name.as_str()).await?, low));
+        }
         if args.json {
             let report = serde_json::json!({
                 "outbound": summary.outbound.iter().map(|(s, n)| (s.as_str(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -70,6 +75,13 @@ pub fn run(args: Args) -> CmdResult {
                 "modems": modems,
                 "live": live.as_ref().ok(),
                 "drain_estimate_s": live.as_ref().ok().and_then(|l| l.get("drain_estimate_seconds")),
+                "balances": balances.iter().map(|(modem, stored, low)| serde_json::json!({
+                    "modem": modem,
+                    "amount": stored.as_ref().and_then(|b| b.amount),
+                    "text": stored.as_ref().map(|b| &b.text),
+                    "read_ms": stored.as_ref().map(|b| b.read_ms),
+                    "low_balance": low,
+                })).collect::<Vec<_>>(),
             });
             println!("{report:#}");
         } else {
@@ -107,6 +119,9 @@ pub fn run(args: Args) -> CmdResult {
                 println!("last webhook error   {error}");
             }
             print_modems(now, &modems, &live);
+            for (modem, stored, low) in &balances {
+                println!("balance    {modem}: {}", balance_line(now, stored.as_ref(), *low));
+            }
             print_unreadable(now, unreadable_total, &unreadable);
             if webhook.dead > 0 && !args.retry_dead {
                 println!(
@@ -260,6 +275,27 @@ fn print_modems(now: i64, rows: &[ModemRow], live: &Result<serde_json::Value, St
         }
         Err(why) => println!("live       {why}: modem health unknown"),
     }
+}
+
+/// `3.2, below low_balance 5 ("Your balance is 3.20 USD.", read 2h ago)`.
+fn balance_line(
+    now_ms: i64,
+    stored: Option<&crate::store::StoredBalance>,
+    low: Option<f64>,
+) -> String {
+    let Some(stored) = stored else {
+        return "not read yet (the daemon asks at start; see its log)".to_owned();
+    };
+    let amount = match (stored.amount, low) {
+        (Some(amount), Some(low)) if amount < low => format!("{amount}, below low_balance {low}"),
+        (Some(amount), _) => amount.to_string(),
+        (None, _) => "no amount found (check balance_pattern)".to_owned(),
+    };
+    format!(
+        "{amount} ({:?}, read {})",
+        stored.text,
+        age(now_ms, Some(stored.read_ms))
+    )
 }
 
 /// The undecodable PDUs kept raw, newest first, each with the PDU to paste into

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, Endpoint, ModemConfig, Secret};
+use super::{BalanceCheck, ConfigError, Endpoint, ModemConfig, Secret};
 use crate::pacing::Limits;
 
 /// The name `[modem]` gives its one modem.
@@ -71,6 +71,8 @@ pub struct PoolModem {
     pub pacing: Limits,
     /// Its keys as written (`port` unparsed, the pacing keys as options).
     pub modem: ModemConfig,
+    /// Its balance check by USSD (`balance_ussd` and the keys beside it), when it has one.
+    pub balance: Option<BalanceCheck>,
 }
 
 /// `[routing]`: how messages are spread over the pool.
@@ -237,11 +239,13 @@ fn checked(name: ModemName, key: &str, modem: ModemConfig) -> Result<PoolModem, 
         per_day: cap("per_day", modem.per_day)?,
         recipients_per_day: cap("recipients_per_day", modem.recipients_per_day)?,
     };
+    let balance = BalanceCheck::from_keys(key, &modem).map_err(ConfigError::Invalid)?;
     Ok(PoolModem {
         name,
         endpoint,
         pacing,
         modem,
+        balance,
     })
 }
 

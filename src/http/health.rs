@@ -111,6 +111,9 @@ pub(crate) fn evaluate(
             },
         },
     ];
+    if let Some(check) = balance_check(modem, now_ms) {
+        checks.push(check);
+    }
     checks.push(match outbox {
         Ok(stats) => {
             let oldest = age(stats.oldest_queued_ms);
@@ -180,6 +183,44 @@ pub(crate) fn evaluate(
         detail: webhook_fault.unwrap_or("running").to_owned(),
     });
     checks
+}
+
+/// The SIM balance (`balance_ussd`): degraded below `low_balance`, with the amount, the
+/// threshold and the operator's words. A failed check is shown but does not degrade: the
+/// network refuses USSD now and then, and the last good reading still stands.
+fn balance_check(modem: &ModemSnapshot, now_ms: i64) -> Option<Check> {
+    let failed = modem
+        .balance_error
+        .as_ref()
+        .map(|error| format!("; the last check failed: {error}"))
+        .unwrap_or_default();
+    let Some(balance) = &modem.balance else {
+        return modem.balance_error.as_ref().map(|error| Check {
+            name: "balance",
+            ok: true,
+            detail: format!("not read yet: {error}"),
+        });
+    };
+    let ago = Duration::from_secs(u64::try_from(now_ms - balance.read_ms).unwrap_or(0) / 1000);
+    let read = format!(
+        "read {} ago: {:?}",
+        humantime::format_duration(ago),
+        balance.text
+    );
+    let detail = match (balance.amount, balance.low) {
+        (Some(amount), Some(low)) if amount < low => format!(
+            "{amount} is below low_balance {low}: top up the SIM before SMS stop for want \
+             of credit ({read}){failed}"
+        ),
+        (Some(amount), Some(low)) => format!("{amount} (low_balance {low}; {read}){failed}"),
+        (Some(amount), None) => format!("{amount} ({read}){failed}"),
+        (None, _) => format!("no amount found (check balance_pattern; {read}){failed}"),
+    };
+    Some(Check {
+        name: "balance",
+        ok: !balance.is_low(),
+        detail,
+    })
 }
 
 /// The database checks: it can be written and is the file at `store.path`, and its volume has
@@ -596,6 +637,44 @@ fn write_metrics(
             "gauge",
             "Received signal strength (AT+CSQ), dBm.",
             f64::from(dbm),
+        );
+    }
+    if let Some(amount) = modem.balance.as_ref().and_then(|b| b.amount) {
+        gauge(
+            out,
+            "smsgate_sim_balance",
+            "gauge",
+            "The SIM's balance as the operator last answered by USSD (balance_ussd).",
+            amount,
+        );
+    }
+    if let Some(balance) = &modem.balance {
+        gauge(
+            out,
+            "smsgate_sim_balance_read_timestamp_seconds",
+            "gauge",
+            "When the SIM's balance was last read (Unix time).",
+            balance.read_ms as f64 / 1000.0,
+        );
+    }
+    for (name, help, value) in [
+        (
+            "calls",
+            "Incoming calls (one per call, not per ring).",
+            modem.calls,
+        ),
+        (
+            "calls_withheld",
+            "Incoming calls whose number was withheld (nothing sent to respond.io).",
+            modem.calls_withheld,
+        ),
+    ] {
+        gauge(
+            out,
+            &format!("smsgate_{name}_total"),
+            "counter",
+            help,
+            value as f64,
         );
     }
     for (name, help, value) in [

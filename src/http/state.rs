@@ -41,7 +41,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// The modem's health as `/health` and `/metrics` show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ModemSnapshot {
     pub state: ModemState,
     /// The modem loop works (the daemon pings the systemd watchdog only then).
@@ -59,10 +59,16 @@ pub struct ModemSnapshot {
     pub reopens: u64,
     pub timeouts: u64,
     pub last_error: Option<String>,
+    /// The SIM's balance as last read by USSD (`balance_ussd`), and why the last check failed.
+    pub balance: Option<crate::modem::Balance>,
+    pub balance_error: Option<String>,
+    /// Incoming calls, and those with the number withheld.
+    pub calls: u64,
+    pub calls_withheld: u64,
 }
 
 /// One SIM of a pool as `/health` (details) and `/metrics` show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PoolModemView {
     /// `[[modems]] name`.
     pub name: String,
@@ -144,6 +150,10 @@ impl From<&crate::modem::Health> for ModemSnapshot {
             reopens: health.reopens,
             timeouts: health.timeouts,
             last_error: health.last_error.clone(),
+            balance: health.balance.clone(),
+            balance_error: health.balance_error.clone(),
+            calls: health.calls,
+            calls_withheld: health.calls_withheld,
         }
     }
 }

@@ -18,10 +18,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::calls::CallBook;
 use super::connection::Connection;
 use super::health::{Health, HealthBook};
 use super::init::{InitReport, refresh_network};
 use super::receive::Handover;
+use super::ussd::{Purpose, UssdBook};
 use super::{ModemError, ModemEvent, ModemOptions, Request, Tuning};
 use crate::at::Urc;
 
@@ -45,6 +47,14 @@ pub(super) enum Work {
     /// Check that `AT+CNMI` still routes what it was set to (`AT+CNMI?`), and set it again if
     /// the modem switched routing off.
     CheckRouting,
+    /// Ask for the SIM's balance (`ussd`).
+    Balance,
+    /// Start the USSD request waiting behind the session that just ended.
+    UssdNext,
+    /// Close a USSD menu the network left open (`AT+CUSD=2`).
+    UssdCancel,
+    /// Reject the ringing call (`calls`).
+    HangUp,
 }
 
 /// Work waiting to run, each job at most once.
@@ -105,6 +115,10 @@ pub(crate) struct Driver {
     pub(super) handover: Handover,
     /// Cleared when the configured PIN is refused: entering it again could lock the SIM.
     pub(super) pin_allowed: bool,
+    /// The USSD session and the balance schedule (`ussd`).
+    pub(super) ussd: UssdBook,
+    /// The call ringing now (`calls`).
+    pub(super) calls: CallBook,
 }
 
 impl Driver {
@@ -116,6 +130,8 @@ impl Driver {
         health: watch::Sender<Health>,
     ) -> Self {
         Self {
+            ussd: UssdBook::new(&options),
+            calls: CallBook::default(),
             options,
             tuning,
             shutdown,
@@ -136,6 +152,7 @@ impl Driver {
         self.update(&conn);
         let mut work = WorkQueue::default();
         work.add(Work::Sweep);
+        self.ussd_new_connection(&mut work);
         let mut next_sweep = Instant::now() + self.sweep_interval(&conn);
         let mut next_refresh = Instant::now() + self.tuning.health_interval;
         loop {
@@ -147,7 +164,7 @@ impl Driver {
                 if job == Work::Sweep {
                     next_sweep = Instant::now() + self.sweep_interval(&conn);
                 }
-                self.run_work(&mut conn, job).await;
+                self.run_work(&mut conn, job, &mut work).await;
                 self.update(&conn);
                 if conn.storage_full {
                     next_sweep = next_sweep.min(Instant::now() + self.sweep_interval(&conn));
@@ -183,6 +200,15 @@ impl Driver {
                     next_refresh = Instant::now() + self.tuning.health_interval;
                     work.add(Work::Refresh);
                 }
+                () = sleep_until_some(self.ussd.deadline()), if self.ussd.deadline().is_some() => {
+                    self.ussd_expired(&mut conn, &mut work).await;
+                    self.update(&conn);
+                }
+                () = sleep_until_some(self.ussd.next_balance()),
+                    if self.ussd.next_balance().is_some() && conn.report.registered =>
+                {
+                    self.balance_due(&mut work);
+                }
             }
         }
     }
@@ -197,7 +223,7 @@ impl Driver {
         }
     }
 
-    async fn run_work(&mut self, conn: &mut Served, job: Work) {
+    async fn run_work(&mut self, conn: &mut Served, job: Work, work: &mut WorkQueue) {
         match job {
             Work::Read { memory, index } => self.read(conn, memory, index).await,
             Work::Ack => {
@@ -219,6 +245,10 @@ impl Driver {
                 self.check_routing(conn).await;
             }
             Work::CheckRouting => self.check_routing(conn).await,
+            Work::Balance => self.ussd_balance(conn, work).await,
+            Work::UssdNext => self.ussd_next(conn, work).await,
+            Work::UssdCancel => self.ussd_cancel(conn).await,
+            Work::HangUp => self.hang_up(conn).await,
         }
     }
 
@@ -248,6 +278,9 @@ impl Driver {
                 let result = self.reject(conn, &slot).await;
                 let _ = reply.send(result);
             }
+            Request::Ussd { code, reply } => {
+                self.ussd_start(conn, code, Purpose::Ask(reply), work).await;
+            }
         }
     }
 
@@ -255,5 +288,13 @@ impl Driver {
     fn update(&mut self, conn: &Served) {
         self.health.count_live(conn.line.at());
         self.health.serving(&conn.report, conn.storage_full);
+    }
+}
+
+/// Sleeps until `at`; never wakes for `None` (the branch is disabled then anyway).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

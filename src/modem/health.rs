@@ -82,6 +82,13 @@ pub struct Health {
     /// Parts accepted with `+CMGS`, and SMS parts handed over.
     pub parts_sent: u64,
     pub parts_received: u64,
+    /// The SIM's balance as last read by USSD (`balance_ussd`).
+    pub balance: Option<super::Balance>,
+    /// Why the last balance check failed, or found no amount; `None` after a good one.
+    pub balance_error: Option<String>,
+    /// Incoming calls (one per call, not per ring), and those among them with no number.
+    pub calls: u64,
+    pub calls_withheld: u64,
 }
 
 /// The driver's copy of its [`Health`], published on every change.

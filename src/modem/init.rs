@@ -479,6 +479,11 @@ impl Initialiser<'_> {
         if let Err(error) = self.run("AT+CREG=1").await {
             debug!(%error, "AT+CREG=1 refused; registration is polled");
         }
+        // `+CLIP: "<number>",<type>` after each `RING` (TS 27.007 §7.6), so a missed call
+        // names its caller.
+        if let Err(error) = self.run("AT+CLIP=1").await {
+            debug!(%error, "AT+CLIP=1 refused; calls are seen without the caller's number");
+        }
         refresh_network(self.at, self.options.command_timeout, report).await?;
         if let Ok(response) = self.run("AT+CSCA?").await {
             report.smsc = response.lines.iter().find_map(|line| parse::smsc(line));

@@ -22,6 +22,7 @@
 //! received PDU that still does not decode is handed over as [`ModemEvent::Unreadable`] for the
 //! caller to keep, never left to fill the storage.
 
+mod calls;
 mod connection;
 mod driver;
 pub mod endpoint;
@@ -33,6 +34,7 @@ pub(crate) mod port;
 mod receive;
 mod recovery;
 mod send;
+mod ussd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +47,7 @@ use crate::at::AtConfig;
 pub use error::{ModemError, SendError, SendErrorKind, explain_cme};
 pub use health::{Health, ModemState};
 pub use init::{InitReport, probe};
+pub use ussd::{Balance, UssdAnswer, UssdError};
 
 /// How to reach and drive the modem.
 #[derive(Debug, Clone)]
@@ -66,6 +69,24 @@ pub struct ModemOptions {
     pub send_timeout: Duration,
     /// Reset the modem with `AT+CFUN=1,1` when initialisation keeps failing.
     pub reset_on_failure: bool,
+    /// Ask the network for the SIM's balance by USSD, on this schedule.
+    pub balance: Option<crate::config::BalanceCheck>,
+    /// Reject incoming calls (`AT+CHUP`, `ATH` where the modem has no `AT+CHUP`).
+    pub hangup_calls: bool,
+}
+
+impl ModemOptions {
+    /// The options of one modem of the pool, with the gateway's call policy.
+    pub fn for_pool_modem(
+        modem: &crate::config::PoolModem,
+        calls: &crate::config::CallsConfig,
+    ) -> Self {
+        Self {
+            balance: modem.balance.clone(),
+            hangup_calls: calls.hangup,
+            ..Self::from(modem)
+        }
+    }
 }
 
 impl From<&crate::config::ModemConfig> for ModemOptions {
@@ -80,6 +101,8 @@ impl From<&crate::config::ModemConfig> for ModemOptions {
             command_timeout: config.command_timeout,
             send_timeout: config.send_timeout,
             reset_on_failure: config.reset_on_failure,
+            balance: None,
+            hangup_calls: false,
         }
     }
 }
@@ -141,6 +164,13 @@ pub struct Tuning {
     /// How long an initialisation query that got its answer waits for the final result
     /// before going on without it (Wavecom modems omit the `OK` after `+CPIN: READY`).
     pub final_grace: Duration,
+    /// How long the network may take to answer a USSD request before it is cancelled
+    /// (`AT+CUSD=2`). Sending waits at most this long behind it.
+    pub ussd_timeout: Duration,
+    /// How soon a failed balance check is tried again (never later than the interval).
+    pub balance_retry: Duration,
+    /// A `RING` this long after the last one starts a new call (rings come every 3–6 s).
+    pub call_ring_gap: Duration,
 }
 
 impl Default for Tuning {
@@ -158,6 +188,9 @@ impl Default for Tuning {
             busy_retries: 5,
             busy_backoff: Duration::from_millis(500),
             final_grace: Duration::from_secs(2),
+            ussd_timeout: Duration::from_secs(30),
+            balance_retry: Duration::from_secs(600),
+            call_ring_gap: Duration::from_secs(12),
         }
     }
 }
@@ -210,6 +243,12 @@ pub enum ModemEvent {
         status_report: bool,
         slot: StorageSlot,
     },
+    /// An incoming call, once per call however often it rings (nothing to release).
+    Call {
+        /// The caller as `+CLIP` gave it (`+60123456789`, or national digits); `None` when
+        /// the number was withheld or the network did not give it.
+        number: Option<String>,
+    },
 }
 
 pub(crate) enum Request {
@@ -227,6 +266,10 @@ pub(crate) enum Request {
         slot: StorageSlot,
         reply: oneshot::Sender<Result<(), ModemError>>,
     },
+    Ussd {
+        code: String,
+        reply: oneshot::Sender<Result<UssdAnswer, UssdError>>,
+    },
 }
 
 /// A cheap handle on the modem task.
@@ -242,6 +285,7 @@ impl std::fmt::Debug for Request {
             Request::Send { tpdu_length, .. } => write!(f, "Send({tpdu_length} octets)"),
             Request::Confirm { slot, .. } => write!(f, "Confirm({slot})"),
             Request::Reject { slot, .. } => write!(f, "Reject({slot})"),
+            Request::Ussd { code, .. } => write!(f, "Ussd({code})"),
         }
     }
 }
@@ -297,6 +341,22 @@ impl ModemHandle {
             .await
             .map_err(|_| ModemError::Stopped)?;
         answer.await.map_err(|_| ModemError::Stopped)?
+    }
+
+    /// Asks the network `code` by USSD (`AT+CUSD=1,"<code>",15`) and waits for its answer,
+    /// decoded; cancelled (`AT+CUSD=2`) when none comes within [`Tuning::ussd_timeout`].
+    pub async fn ussd(&self, code: &str) -> Result<UssdAnswer, UssdError> {
+        crate::at::ussd::request(code, 15).map_err(UssdError::Invalid)?;
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Ussd {
+            code: code.trim().to_owned(),
+            reply,
+        };
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| UssdError::Stopped)?;
+        answer.await.map_err(|_| UssdError::Stopped)?
     }
 
     /// A cheap snapshot (watch channel).

@@ -84,7 +84,7 @@ impl Handover {
     /// Queues an event. A routed one goes ahead of stored ones: until it is acknowledged the
     /// modem routes nothing else, and after its timeout it switches routing off (reports
     /// arriving then are dropped); stored messages can wait.
-    fn queue(&mut self, event: ModemEvent, slot: &StorageSlot) {
+    pub(super) fn queue(&mut self, event: ModemEvent, slot: &StorageSlot) {
         if let StorageSlot::Stored { memory, index } = slot {
             self.outstanding.insert((memory.clone(), *index));
         }
@@ -108,6 +108,9 @@ impl Driver {
     /// URCs only queue work or events; they never run a command here.
     pub(super) fn on_urc(&mut self, conn: &mut Served, urc: Urc, work: &mut WorkQueue) {
         let line = urc.line.as_str();
+        if self.ussd_urc(line, work) || self.call_urc(line, work) {
+            return;
+        }
         if line.starts_with("+CMTI:") || line.starts_with("+CDSI:") {
             match parse::stored_at(line) {
                 Some((memory, index)) => {

@@ -194,6 +194,9 @@ impl Driver {
             Request::Confirm { reply, .. } | Request::Reject { reply, .. } => {
                 let _ = reply.send(Err(ModemError::NotReady(why)));
             }
+            Request::Ussd { reply, .. } => {
+                let _ = reply.send(Err(super::UssdError::NotReady(why)));
+            }
         }
     }
 }

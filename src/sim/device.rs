@@ -134,6 +134,9 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
     for (code, answer) in &options.ussd {
         interpreter.set_ussd_answer(code, Some(answer.clone()));
     }
+    for code in &options.ussd_menus {
+        interpreter.set_ussd_menu(code, true);
+    }
     interpreter.set_ussd_encoding(options.ussd_encoding);
     let rng = match options.seed {
         Some(seed) => StdRng::seed_from_u64(seed),

@@ -269,6 +269,10 @@ pub struct Interpreter {
     ussd_pending: Option<(u64, String)>,
     ussd_counter: u64,
     cusd_n: u32,
+    /// Codes the network answers with a menu (`<m>` = 1: it waits for a reply).
+    ussd_menus: std::collections::HashSet<String>,
+    /// A menu waits for a reply: the session stays open until `AT+CUSD=2`.
+    menu_open: bool,
     // Calls: `AT+CLIP=1` is volatile; the log is the network's.
     clip: u32,
     ringing: Option<Ringing>,
@@ -332,6 +336,8 @@ impl Interpreter {
             ussd_encoding: UssdEncoding::default(),
             ussd_requests: Vec::new(),
             ussd_pending: None,
+            ussd_menus: std::collections::HashSet::new(),
+            menu_open: false,
             ussd_counter: 0,
             cusd_n: 0,
             clip: 0,
@@ -358,6 +364,7 @@ impl Interpreter {
         let mut out = Vec::new();
         self.cusd_n = 0;
         self.ussd_pending = None;
+        self.menu_open = false;
         self.clip = 0;
         self.end_call(CallEnd::Lost);
         // Anything routed but unacknowledged is the network's again (TS 27.005 §3.4.4).
@@ -395,6 +402,7 @@ impl Interpreter {
         self.powered = false;
         self.requeue_routed();
         self.ussd_pending = None;
+        self.menu_open = false;
         self.end_call(CallEnd::Lost);
         let mut out = Vec::new();
         self.ask_retry(&mut out);
@@ -600,6 +608,21 @@ impl Interpreter {
         self.ussd_answers.set(code, answer);
     }
 
+    /// Whether the network answers `code` with a menu (`+CUSD: 1,…`), which keeps the session
+    /// open until the DTE ends it with `AT+CUSD=2`.
+    pub fn set_ussd_menu(&mut self, code: &str, menu: bool) {
+        if menu {
+            self.ussd_menus.insert(code.to_owned());
+        } else {
+            self.ussd_menus.remove(code);
+        }
+    }
+
+    /// A menu's session is open (answered with `<m>` = 1 and not yet ended).
+    pub fn ussd_menu_open(&self) -> bool {
+        self.menu_open
+    }
+
     /// How `+CUSD` answers are printed.
     pub fn set_ussd_encoding(&mut self, encoding: UssdEncoding) {
         self.ussd_encoding = encoding;
@@ -632,7 +655,9 @@ impl Interpreter {
             let line = match self.ussd_answers.get(&code) {
                 Some(answer) => {
                     let (text, dcs) = ussd::present(answer, self.ussd_encoding, &self.cscs);
-                    format!("+CUSD: 0,\"{text}\",{dcs}")
+                    let menu = self.ussd_menus.contains(&code);
+                    self.menu_open = menu;
+                    format!("+CUSD: {},\"{text}\",{dcs}", u8::from(menu))
                 }
                 None => "+CUSD: 4".to_owned(),
             };
@@ -1168,6 +1193,7 @@ impl Interpreter {
             .ok_or(Fail::Cme(4))?;
         if n == 2 {
             self.ussd_pending = None;
+            self.menu_open = false;
             return Ok(());
         }
         self.cusd_n = n;
@@ -1182,8 +1208,8 @@ impl Interpreter {
             // "no network service"
             return Err(Fail::Cme(30));
         }
-        if self.ussd_pending.is_some() {
-            // "operation not allowed": one session at a time.
+        if self.ussd_pending.is_some() || self.menu_open {
+            // "operation not allowed": one session at a time (a menu waits for its reply).
             return Err(Fail::Cme(3));
         }
         let code = ussd::request_code(given).ok_or(Fail::Cme(4))?;

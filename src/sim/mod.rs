@@ -143,6 +143,9 @@ pub struct SimOptions {
     /// The network's USSD answers, by code (`("*100#", "Your balance is 12.50 USD")`); other
     /// codes are answered `+CUSD: 4`.
     pub ussd: Vec<(String, String)>,
+    /// Codes among `ussd` the network answers with a menu (`+CUSD: 1,…`): the session stays
+    /// open, refusing other requests (`+CME ERROR: 3`), until `AT+CUSD=2`.
+    pub ussd_menus: Vec<String>,
     /// How the modem prints `+CUSD` answers (see [`UssdEncoding`]).
     pub ussd_encoding: UssdEncoding,
     /// Time the network takes to answer a USSD request.
@@ -189,6 +192,7 @@ impl Default for SimOptions {
                 "*100#".to_string(),
                 "Your balance is 12.50 USD. Valid until 31-12-2026.".to_string(),
             )],
+            ussd_menus: Vec::new(),
             ussd_encoding: UssdEncoding::Text,
             ussd_delay: Duration::from_millis(800),
             ring_interval: Duration::from_secs(3),

@@ -22,6 +22,7 @@
 //! [`crate::respond`] (the webhook worker). All times are Unix milliseconds passed in by the
 //! caller, so tests control the clock.
 
+mod balance;
 mod console;
 mod diagnose;
 mod events;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Notify, oneshot};
 
+pub use balance::StoredBalance;
 pub use console::{DeadEvent, HourBucket, InboundRow, OutboundRow, SentCounts};
 pub use events::{EventBatch, Lane, WebhookStats};
 pub use health::{StoreStatus, free_bytes, human_bytes, space_text};
@@ -84,7 +86,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_console",
         include_str!("../../migrations/0006_console.sql"),
     ),
-    ("0007_pool", include_str!("../../migrations/0007_pool.sql")),
+    (
+        "0007_balance",
+        include_str!("../../migrations/0007_balance.sql"),
+    ),
+    ("0008_pool", include_str!("../../migrations/0008_pool.sql")),
 ];
 
 /// How long a statement waits on a lock held by another connection (e.g. `sqlite3` opened by an

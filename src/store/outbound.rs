@@ -885,6 +885,27 @@ impl Store {
     }
 
     /// The state of an outbound message by mId (tests, `smsgate status`).
+    /// Whether `text` was queued for `contact_id` by smsgate itself (`smsgate send`, the
+    /// dashboard, a call's auto-reply) at or after `since_ms`: a rule such as "once per caller per
+    /// hour" then holds across restarts, since it is read from the outbox, not from memory.
+    pub async fn sent_by_smsgate_since(
+        &self,
+        contact_id: &str,
+        text: &str,
+        since_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (contact_id, text) = (contact_id.to_owned(), text.to_owned());
+        self.call(move |conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM outbound
+                     WHERE contact_id = ?1 AND source = ?2 AND text = ?3 AND created_ms >= ?4)",
+                params![contact_id, Source::Cli.as_str(), text, since_ms],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     pub async fn outbound_state(&self, m_id: &str) -> Result<Option<OutboundView>, StoreError> {
         let m_id = m_id.to_owned();
         self.call(move |conn| {

@@ -23,12 +23,12 @@ use tokio::io::AsyncWriteExt;
 use crate::harness::{self, CONTACT, Harness, free_port, statuses_of, wait_until};
 
 /// Generous: two cores shared by several builds, and a browser starting cold.
-const DEADLINE: Duration = Duration::from_secs(60);
-const PASSWORD: &str = "dashboard test password";
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const PASSWORD: &str = "dashboard test password";
 
 /// Chromium and its driver, running for one test.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: tokio::process::Child,
     _profile: tempfile::TempDir,
 }
@@ -45,7 +45,7 @@ fn find(env: &str, names: &[&str]) -> Option<PathBuf> {
 
 /// Starts chromedriver and a headless Chromium with a fresh profile; `None` (with a notice)
 /// when they are not installed, unless `SMSGATE_REQUIRE_BROWSER=1`.
-async fn browser(window: (u32, u32)) -> Option<Browser> {
+pub(crate) async fn browser(window: (u32, u32)) -> Option<Browser> {
     let chromium = find(
         "SMSGATE_CHROMIUM",
         &["chromium", "chromium-browser", "google-chrome"],
@@ -113,13 +113,13 @@ async fn browser(window: (u32, u32)) -> Option<Browser> {
 }
 
 impl Browser {
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill().await;
     }
 
     /// The text of the first element matching `css` (empty when there is none).
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {
             Ok(element) => element.text().await.unwrap_or_default(),
             Err(_) => String::new(),
@@ -127,7 +127,12 @@ impl Browser {
     }
 
     /// Waits until the text at `css` satisfies `done`; panics with what it saw.
-    async fn wait_text(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_text(
+        &self,
+        css: &str,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
         let until = Instant::now() + DEADLINE;
         loop {
             let text = self.text(css).await;
@@ -147,7 +152,7 @@ impl Browser {
     }
 
     /// Logs in through the form at `base`.
-    async fn log_in(&self, base: &str, password: &str) {
+    pub(crate) async fn log_in(&self, base: &str, password: &str) {
         self.client.goto(base).await.expect("open the dashboard");
         let field = self
             .client

@@ -328,6 +328,8 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
         command_timeout: Duration::from_millis(1500),
         send_timeout: Duration::from_secs(3),
         reset_on_failure: false,
+        balance: None,
+        hangup_calls: false,
     };
     let tuning = Tuning {
         health_interval: Duration::from_secs(3600),

@@ -169,6 +169,7 @@ baud = 115200
 command_timeout = "2s"
 send_timeout = "10s"
 sweep_interval = "2s"
+{modem_extra}
 [store]
 path = {db:?}
 [sms]
@@ -176,12 +177,16 @@ default_country = "MY"
 {sms_extra}
 [admin]
 {admin_extra}
+[calls]
+{calls_extra}
 "#,
         webhook = standin.url(),
         modem = sim.path().display().to_string(),
         db = dir.join("smsgate.db").display().to_string(),
         respond_extra = section(extra, "respond"),
         sms_extra = section(extra, "sms"),
+        modem_extra = section(extra, "modem"),
+        calls_extra = section(extra, "calls"),
         // The dashboard only where a test asks for it: parallel gateways would all want 8081.
         admin_extra = match section(extra, "admin") {
             admin if admin.is_empty() => "listen = \"off\"".to_owned(),

@@ -5,9 +5,13 @@
 //! on fixed sleeps.
 
 mod at_engine;
+mod balance;
+mod calls;
 mod cli;
+mod console_config;
 mod daemon;
 mod dashboard;
+mod dashboard_balance;
 mod durability;
 mod e2e;
 mod harness;
@@ -31,5 +35,7 @@ mod store_faults;
 mod store_fixtures;
 mod store_modem;
 mod unreadable;
+mod ussd_cli;
+mod ussd_engine;
 mod webhook;
 mod webhook_e2e;

@@ -44,6 +44,8 @@ fn options(port: PathBuf) -> ModemOptions {
         command_timeout: Duration::from_millis(1500),
         send_timeout: Duration::from_secs(3),
         reset_on_failure: false,
+        balance: None,
+        hangup_calls: false,
     }
 }
 

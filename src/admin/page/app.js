@@ -165,13 +165,18 @@ function renderModems(data) {
         el("dt", {}, "Operator"), el("dd", { class: "m-operator" }, modem.operator || "–"),
         el("dt", {}, "Network"), el("dd", { class: "m-registration" }, modem.registration || "–"),
         el("dt", {}, "SIM"), el("dd", {}, modem.sim || "–"),
-        el("dt", {}, "Balance"), el("dd", { class: "m-balance" }, balance),
+        el("dt", {}, "Balance"), el("dd", { class: "m-balance" + (modem.balance_low ? " bad-text" : "") }, balance),
+        modem.balance_error ? el("dt", {}, "Balance check") : null,
+        modem.balance_error ? el("dd", { class: "muted small m-balance-error" }, modem.balance_error) : null,
+        el("dt", {}, "Calls"), el("dd", { class: "m-calls" },
+          String(modem.calls ?? 0) + (modem.calls_withheld ? ` (${modem.calls_withheld} withheld)` : "")),
         el("dt", {}, "Sent"), el("dd", { class: "m-sent" },
           `${sent.last_minute ?? 0} in the last minute · ${sent.last_hour ?? 0} in the hour · ${sent.last_day ?? 0} in 24 h`),
         modem.last_error ? el("dt", {}, "Last error") : null,
         modem.last_error ? el("dd", { class: "bad-text" }, modem.last_error) : null));
   }));
-  return data.modems.filter((m) => !m.healthy || !m.registered).map((m) => `modem ${m.name}: ${m.last_error || m.registration || m.state}`);
+  const alerts = data.modems.filter((m) => !m.healthy || !m.registered).map((m) => `modem ${m.name}: ${m.last_error || m.registration || m.state}`);
+  return alerts.concat(data.modems.filter((m) => m.balance_low).map((m) => `modem ${m.name}: the SIM's balance is low (${m.balance}): top it up`));
 }
 
 // ---- queues
