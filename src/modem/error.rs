@@ -300,7 +300,7 @@ pub enum ModemError {
     /// terminal program.
     #[error(
         "{path} is in use by another program (the smsgate daemon, another smsgate command, or a \
-         terminal such as minicom); one program at a time can drive a modem"
+         terminal such as picocom); one program at a time can drive a modem"
     )]
     InUse { path: String },
     /// The AT engine failed (timeout, I/O, closed port, or the modem said no).

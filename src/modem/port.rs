@@ -64,8 +64,14 @@ pub(crate) fn open(path: &Path, baud: u32) -> Result<SerialPort, ModemError> {
             }
             Ok(port)
         }
-        // serialport-rs takes the same lock itself and says so in these words.
-        Err(error) if error.description.contains("exclusive lock") => Err(in_use()),
+        // serialport-rs takes the same lock itself and says so in these words; EBUSY is
+        // another program's TIOCEXCL.
+        Err(error)
+            if error.description.contains("exclusive lock")
+                || error.description.contains("Device or resource busy") =>
+        {
+            Err(in_use())
+        }
         Err(error) => Err(failed(error.to_string())),
     }
 }
