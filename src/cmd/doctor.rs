@@ -185,6 +185,10 @@ fn findings(
     let mut out = Vec::new();
     if let Some(error) = error {
         let fix = match error {
+            ModemError::InUse { .. } => "stop the other program first (`systemctl stop \
+                 smsgate` for the daemon), or, with the daemon running, look at `smsgate status`, \
+                 its dashboard, or ask a USSD code with `smsgate ussd` (it goes through the daemon)"
+                .to_owned(),
             ModemError::Open { .. } => format!(
                 "check the cable and modem.port ({}): prefer a /dev/serial/by-id/ path, and \
                  make sure smsgate's user is in the group that owns the device (dialout)",

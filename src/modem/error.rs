@@ -296,6 +296,13 @@ pub enum ModemError {
     /// The serial device could not be opened.
     #[error("cannot open {path}: {message}")]
     Open { path: String, message: String },
+    /// Another program holds the device (its lock): the daemon, another smsgate command, a
+    /// terminal program.
+    #[error(
+        "{path} is in use by another program (the smsgate daemon, another smsgate command, or a \
+         terminal such as picocom); one program at a time can drive a modem"
+    )]
+    InUse { path: String },
     /// The AT engine failed (timeout, I/O, closed port, or the modem said no).
     #[error(transparent)]
     At(#[from] AtError),

@@ -7,10 +7,17 @@
 //! and only when that fails with `ENOSYS` falls back to the same settings (8N1, raw, no flow
 //! control, the configured speed) made with POSIX termios, the file driven by tokio's
 //! [`AsyncFd`]. On a real modem the first path is taken and nothing else changes.
+//!
+//! Either way the open device is locked (`flock`, exclusive, non-blocking; serialport-rs does
+//! it on its path, this file on the termios one): one program at a time drives a modem.
+//! `TIOCEXCL` alone does not stop root, so without the lock `sudo smsgate doctor` (or
+//! `smsgate ussd`, or a second daemon) beside the running daemon would interleave its AT
+//! commands with the daemon's; with it, the second one is refused at once with
+//! [`ModemError::InUse`]. The lock goes with the descriptor, also when the process is killed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::pin::Pin;
@@ -42,14 +49,48 @@ pub(crate) fn open(path: &Path, baud: u32) -> Result<SerialPort, ModemError> {
         .stop_bits(tokio_serial::StopBits::One)
         .flow_control(tokio_serial::FlowControl::None)
         .open_native_async();
+    let in_use = || ModemError::InUse {
+        path: path.display().to_string(),
+    };
     match native {
         Ok(stream) => Ok(SerialPort::Native(stream)),
         Err(error) if is_not_implemented(&error) => {
             tracing::debug!(%error, "termios2 is not available; configuring the line with termios");
-            open_with_termios(path, baud).map_err(|error| failed(error.to_string()))
+            let port = open_with_termios(path, baud).map_err(|error| failed(error.to_string()))?;
+            if let SerialPort::Termios(file) = &port {
+                if !lock(file.get_ref().as_raw_fd()) {
+                    return Err(in_use());
+                }
+            }
+            Ok(port)
+        }
+        // serialport-rs takes the same lock itself and says so in these words; EBUSY is
+        // another program's TIOCEXCL.
+        Err(error)
+            if error.description.contains("exclusive lock")
+                || error.description.contains("Device or resource busy") =>
+        {
+            Err(in_use())
         }
         Err(error) => Err(failed(error.to_string())),
     }
+}
+
+/// The lock described above, as serialport-rs takes it on its own path: false when another
+/// program holds it. A device or file system that does not do locks opens as before.
+fn lock(fd: RawFd) -> bool {
+    // SAFETY: `fd` is the open descriptor of the port just opened, owned by it; `flock` only
+    // reads it.
+    let result = unsafe { nix::libc::flock(fd, nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+    if result == 0 {
+        return true;
+    }
+    let error = io::Error::last_os_error();
+    if error.kind() == io::ErrorKind::WouldBlock {
+        return false;
+    }
+    tracing::debug!(%error, "the port cannot be locked; opened without the lock");
+    true
 }
 
 fn is_not_implemented(error: &tokio_serial::Error) -> bool {

@@ -30,8 +30,10 @@ impl Driver {
         let mut reset_done = false;
         let mut backoff = self.tuning.retry_backoff.0;
         let mut away_since: Option<Instant> = None;
-        // Said once per absence at `warn`, not at every poll.
+        // Said once per absence, and once per time another program holds the port, at `warn`,
+        // not at every poll.
         let mut said_missing = false;
+        let mut said_in_use = false;
         loop {
             if self.shutdown.is_cancelled() {
                 break;
@@ -43,7 +45,14 @@ impl Driver {
                     debug!(%error, "cannot open the modem port");
                     let since = *away_since.get_or_insert_with(Instant::now);
                     let gone = self.options.device_missing();
-                    if since.elapsed() >= self.tuning.unplugged_grace {
+                    // Another program holding the port does not go away by itself: say so at
+                    // once, at warn (once per episode), and keep polling in case it is closed.
+                    let in_use = matches!(error, ModemError::InUse { .. });
+                    if in_use && !said_in_use {
+                        warn!("{error}");
+                        said_in_use = true;
+                    }
+                    if in_use || since.elapsed() >= self.tuning.unplugged_grace {
                         self.health.set_state(ModemState::Unhealthy, false);
                     } else if gone {
                         self.health.set_state(ModemState::Unplugged, true);
@@ -71,6 +80,10 @@ impl Driver {
                 }
             };
             away_since = None;
+            if said_in_use {
+                info!(port = %self.options.port.display(), "the modem port is free again");
+                said_in_use = false;
+            }
             if said_missing {
                 info!(port = %self.options.port.display(), "the modem port is there again");
                 said_missing = false;

@@ -463,6 +463,27 @@ async fn doctor_names_the_fix_for_a_broken_modem() {
 }
 
 #[tokio::test]
+async fn a_port_another_program_drives_is_refused_at_once_with_the_reason() {
+    let rig = rig_with(SimOptions::default(), |_| {}).await;
+    wait_health(&rig.modem, "ready", |h| h.state == ModemState::Ready).await;
+    let diagnosis = tokio::time::timeout(
+        Duration::from_secs(10),
+        doctor::diagnose(&options(rig.sim.path())),
+    )
+    .await
+    .expect("refused at once, not after a wait");
+    let text = diagnosis.render();
+    assert!(!diagnosis.can_send_and_receive(), "{text}");
+    assert!(text.contains("is in use by another program"), "{text}");
+    assert!(text.contains("systemctl stop smsgate"), "{text}");
+    // The daemon's modem was not disturbed: it still sends.
+    rig.modem
+        .send_part(&parts("still mine", false)[0], false)
+        .await
+        .expect("the first program still drives the modem");
+}
+
+#[tokio::test]
 async fn vendor_noise_at_any_moment_changes_nothing() {
     let sim_options = SimOptions {
         urc_noise: true,

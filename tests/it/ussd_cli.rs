@@ -97,3 +97,24 @@ async fn without_a_daemon_the_port_is_opened_directly() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a USSD code"));
     assert_eq!(harness.sim.ussd_requests().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_port_the_daemon_holds_is_refused_at_once_when_its_dashboard_is_off() {
+    let harness = Harness::new(sim(), "[admin]\nlisten = \"off\"\n").await;
+    let gateway = harness.start().await;
+    let running = gateway.gateway.as_ref().expect("running");
+    crate::harness::wait_until(Duration::from_secs(30), "the modem is ready", || async {
+        running.modem().health().registered
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let output = ussd(&harness, &["*100#"], None).await;
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is in use by another program"), "{stderr}");
+    // Refused, not waited out (the wait for an unready modem is a minute).
+    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+    // Nothing reached the modem from the second program.
+    assert!(harness.sim.ussd_requests().await.is_empty());
+    gateway.stop().await;
+}
