@@ -140,6 +140,7 @@ async fn run(count: usize, baud: Option<u32>, marks: &Mutex<Marks>) {
     let shutdown = CancellationToken::new();
     let options = ModemOptions {
         port: simulator.path(),
+        endpoint: None,
         baud: BAUD,
         pin: None,
         delivery_reports: false,

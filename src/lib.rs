@@ -23,6 +23,7 @@
 //! | [`config`] | the TOML configuration file, with the pool of modems ([`config::Config::pool`]) |
 //! | [`phone`] | E.164 phone numbers: checking them and normalising national ones |
 //! | [`pacing`] | carrier-safe pacing of one SIM (interval, jitter, sliding-window caps): pure code, no I/O |
+//! | [`pool`]  | the SIMs behind the one channel: sticky routing of contacts, failover, one outbox lane per SIM |
 //! | [`app`]   | wiring, supervision and shutdown of the daemon |
 //! | [`cmd`]   | one function per `smsgate` subcommand |
 //!
@@ -31,7 +32,10 @@
 //! 1. `http/message.rs` — `POST /message`: token (`http/auth.rs`), body rules and rendering
 //!    (`http/message/body.rs`, text caps from `wire.rs`), planning into parts (`pdu/split.rs`);
 //! 2. `store/outbound.rs` — committed as *queued*, then `200 {"mId"}`;
-//! 3. `outbox/mod.rs` — the sender worker takes it, marks each part *submitting*;
+//! 3. `pool.rs` → `store/pool.rs` — the router gives it a SIM (the contact's sticky one, or the
+//!    usable SIM that can send soonest); that SIM's sender (`outbox/mod.rs` with its
+//!    `outbox/lane.rs`) waits for its pacing, takes it, marks each part *submitting* and appends
+//!    it to the SIM's send history;
 //! 4. `outbox/modem.rs` → `modem/mod.rs` (`ModemHandle`) → `modem/driver.rs` → `modem/send.rs`
 //!    (`AT+CMGS`, PDU from `pdu/submit.rs`) → `modem/connection.rs` → `at/engine.rs` → the port;
 //! 5. `store/outbound.rs` — *accepted* with its TP-MR, and the `sent` event queued
@@ -43,7 +47,8 @@
 //! **Inbound** (a phone → respond.io):
 //! 1. the port → `at/engine.rs` (a URC: `+CMTI`, `+CMT`, `+CDS`…) → `modem/receive.rs` (read
 //!    with `AT+CMGR`, decoded by `pdu/deliver.rs` or `pdu/status_report.rs`);
-//! 2. `intake.rs` — commits the part (`inbox/mod.rs` → `store/inbound.rs`; a completed message
+//! 2. `intake.rs` (one per SIM) — commits the part (`inbox/mod.rs` → `store/inbound.rs`, which
+//!    binds the sender to the SIM it arrived on; a completed message
 //!    is finished by `inbox/finish.rs`, split by `inbox/split.rs`, its `message` events queued),
 //!    or the status report (`outbox/report.rs`), and only then releases the modem's copy
 //!    (`AT+CMGD` or `AT+CNMA`, `modem/receive.rs`);
@@ -89,6 +94,7 @@ pub mod outbox;
 pub mod pacing;
 pub mod pdu;
 pub mod phone;
+pub mod pool;
 pub mod respond;
 pub mod sim;
 pub mod store;

@@ -146,6 +146,30 @@ impl SendLog {
         }
     }
 
+    /// Moves one part from `from_ms` to the later `to_ms`: the moment the modem answered its
+    /// `AT+CMGS`. The network sees a part when it is submitted, which can be a while after the
+    /// command was written and differ from part to part; counting each part until a window after
+    /// its answer keeps every window the network sees within the cap too. A part not found (or
+    /// a `to_ms` earlier than `from_ms`) changes nothing.
+    pub fn restamp(&mut self, from_ms: i64, to_ms: i64, recipient: &str) {
+        if to_ms <= from_ms {
+            return;
+        }
+        let index = self.parts.partition_point(|&t| t < from_ms);
+        if self.parts.get(index) != Some(&from_ms) {
+            return;
+        }
+        self.parts.remove(index);
+        let at = self.parts.partition_point(|&t| t <= to_ms);
+        self.parts.insert(at, to_ms);
+        if let Some(last) = self.recipients.get_mut(recipient) {
+            *last = (*last).max(to_ms);
+        }
+        if self.last_start_ms == Some(from_ms) {
+            self.last_start_ms = Some(to_ms);
+        }
+    }
+
     /// Forgets parts and recipients that no window ending at or after `now_ms` can contain.
     pub fn prune(&mut self, now_ms: i64) {
         let horizon = now_ms.saturating_sub(DAY_MS);
@@ -247,6 +271,11 @@ impl Pacer {
             starts_message,
         });
         self.log.prune(at_ms);
+    }
+
+    /// [`SendLog::restamp`] on this pacer's history.
+    pub fn restamp(&mut self, from_ms: i64, to_ms: i64, recipient: &str) {
+        self.log.restamp(from_ms, to_ms, recipient);
     }
 
     /// When the next message, of `parts` parts to `recipient`, may start: after `min_interval`

@@ -7,9 +7,9 @@
 //!   registration, operator, signal_dbm, signal, last_error, storage_used, storage_total,
 //!   signal_history:{interval_s, samples:[{at_ms, dbm}]}, balance, balance_text,
 //!   balance_read_ms, balance_low, balance_error, calls, calls_withheld, sent:{last_minute,
-//!   last_hour, last_day}, caps}]}` — `balance*` are `null` until the USSD balance check has
-//!   read one (`balance_ussd`; the stored reading shows after a restart), `caps` until the pool
-//!   exists
+//!   last_hour, last_day}, caps}]}`, one entry per SIM of the pool: `sent` counted from each
+//!   SIM's send history and `caps` its pacing; `balance*` are `null` until the USSD balance
+//!   check has read one (`balance_ussd`; the stored reading shows after a restart)
 //! - `GET /api/queues` → `{"outbox":{by_state, waiting, oldest_waiting_ms, parts_waiting,
 //!   seconds_per_part, drain_estimate_s, last_send_error}, "webhook":{pending,
 //!   oldest_pending_ms, in_flight, dead, paused, last_error, last_error_ms, dead_events:[…]}}`
@@ -101,6 +101,72 @@ fn signal_word(dbm: i32) -> &'static str {
     }
 }
 
+/// One SIM of the pool: its health and signal history, the parts it sent in each sliding
+/// window (from its send history, as its caps count them) and its caps (`null`: no cap).
+async fn seat_entry(console: &Console, seat: &super::Seat, now: i64) -> Result<Value, StoreError> {
+    let health = seat.health.borrow().clone();
+    // The live reading; before the first one since start, the one stored before the restart.
+    let (balance, balance_text, balance_read_ms) = match &health.balance {
+        Some(live) => (live.amount, Some(live.text.clone()), Some(live.read_ms)),
+        None => match console.store.balance(&seat.name).await? {
+            Some(stored) => (stored.amount, Some(stored.text), Some(stored.read_ms)),
+            None => (None, None, None),
+        },
+    };
+    let balance_low = health
+        .balance
+        .as_ref()
+        .is_some_and(crate::modem::Balance::is_low);
+    let model = [health.manufacturer.as_deref(), health.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let usage = seat.lane.usage(now);
+    let limits = seat.lane.limits();
+    let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
+    Ok(json!({
+        "name": seat.name,
+        "model": (!model.is_empty()).then_some(model),
+        "imei": health.imei,
+        "state": health.state,
+        "healthy": health.healthy,
+        "sim": health.sim,
+        "registered": health.registered,
+        "registration": health.registration,
+        "operator": health.operator,
+        "signal_dbm": health.signal_dbm,
+        "signal": health.signal_dbm.map(signal_word),
+        "last_error": health.last_error,
+        "storage_used": health.storage_used,
+        "storage_total": health.storage_total,
+        "signal_history": {
+            "interval_s": SAMPLE_INTERVAL.as_secs(),
+            "samples": seat.history.last_hour(now),
+        },
+        "balance": balance,
+        "balance_text": balance_text,
+        "balance_read_ms": balance_read_ms,
+        "balance_low": balance_low,
+        "balance_error": health.balance_error,
+        "calls": health.calls,
+        "calls_withheld": health.calls_withheld,
+        "sent": {
+            "last_minute": usage.last_minute,
+            "last_hour": usage.last_hour,
+            "last_day": usage.last_day,
+        },
+        "caps": {
+            "per_minute": cap(limits.per_minute),
+            "per_hour": cap(limits.per_hour),
+            "per_day": cap(limits.per_day),
+            "recipients_per_day": cap(limits.recipients_per_day),
+            "recipients_last_day": usage.recipients_last_day,
+            "next_send_at_ms": seat.lane.ready_at_ms(now),
+        },
+    }))
+}
+
 /// `GET /api/modems`.
 pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
     let now = now_ms();
@@ -114,6 +180,16 @@ pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
+    if !console.seats.is_empty() {
+        let mut modems = Vec::new();
+        for seat in &console.seats {
+            match seat_entry(&console, seat, now).await {
+                Ok(entry) => modems.push(entry),
+                Err(error) => return failed(error),
+            }
+        }
+        return Json(json!({ "modems": modems })).into_response();
+    }
     let samples = console.history.last_hour(now);
     // The live reading; before the first one since start, the one stored before the restart.
     let (balance, balance_text, balance_read_ms) = match &health.balance {

@@ -70,6 +70,16 @@ pub(crate) struct Console {
     chart: std::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
     /// The modem USSD requests go through (`POST /api/ussd`), when the gateway gave one.
     modem: Option<crate::modem::ModemHandle>,
+    /// Every SIM of the pool, each with its own signal history (empty: the one modem above).
+    seats: Vec<Seat>,
+}
+
+/// One SIM of the pool as the dashboard shows it.
+pub(crate) struct Seat {
+    name: String,
+    health: watch::Receiver<Health>,
+    lane: Arc<crate::outbox::Lane>,
+    history: Arc<history::SignalHistory>,
 }
 
 /// The dashboard, ready to run.
@@ -109,8 +119,27 @@ impl Dashboard {
                 smart_encoding: config.sms.smart_encoding,
                 chart: std::sync::Mutex::new(None),
                 modem: None,
+                seats: Vec::new(),
             }),
         }))
+    }
+
+    /// Shows every SIM of `pool` in `/api/modems`, one entry each (its health, signal
+    /// history, sends and caps). Called before the dashboard runs.
+    pub fn with_pool(mut self, pool: &crate::pool::Pool) -> Self {
+        let console = Arc::get_mut(&mut self.console)
+            .expect("with_pool is called before the dashboard is shared");
+        console.seats = pool
+            .members()
+            .iter()
+            .map(|member| Seat {
+                name: member.name.clone(),
+                health: member.modem.health_watch(),
+                lane: member.lane.clone(),
+                history: Arc::default(),
+            })
+            .collect();
+        self
     }
 
     /// Lets `POST /api/ussd` ask through `modem` (the one whose health the dashboard shows).
@@ -134,6 +163,18 @@ impl Dashboard {
             self.console.health.clone(),
             shutdown.clone(),
         ));
+        let seat_samplers: Vec<_> = self
+            .console
+            .seats
+            .iter()
+            .map(|seat| {
+                tokio::spawn(history::sample(
+                    seat.history.clone(),
+                    seat.health.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         let listener = loop {
             match TcpListener::bind(self.listen).await {
                 Ok(listener) => break listener,
@@ -167,6 +208,9 @@ impl Dashboard {
             .instrument(tracing::info_span!("dashboard"))
             .await;
         sampler.abort();
+        for seat in seat_samplers {
+            seat.abort();
+        }
         served.map_err(|error| anyhow::anyhow!("the dashboard's server failed: {error}"))
     }
 }

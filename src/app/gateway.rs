@@ -14,6 +14,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::systemd;
 use crate::config::Config;
@@ -21,7 +22,9 @@ use crate::http::{self, AppState, Settings};
 use crate::inbox::{Inbox, InboxOptions};
 use crate::intake::Intake;
 use crate::modem::{self, ModemHandle, ModemOptions};
-use crate::outbox::{Outbox, OutboxOptions};
+use crate::outbox::{Lane, Outbox, OutboxOptions};
+use crate::pacing::{Pacer, SendLog};
+use crate::pool::{Member, Pool, PoolView};
 use crate::respond::worker::Worker;
 use crate::store::{Store, upkeep};
 
@@ -36,6 +39,7 @@ pub struct Gateway {
     http_address: SocketAddr,
     store: Store,
     modem: ModemHandle,
+    pool: Pool,
     shutdown: CancellationToken,
     tasks: JoinSet<TaskResult>,
 }
@@ -59,25 +63,7 @@ impl Gateway {
             .map_err(|error| anyhow::anyhow!(bind_failure(config.http.listen, &error)))?;
         let http_address = listener.local_addr()?;
 
-        let first = config
-            .pool()
-            .first()
-            .expect("a checked configuration has a modem");
-        let (modem, modem_events) = modem::spawn(
-            ModemOptions::for_pool_modem(first, &config.calls),
-            shutdown.child_token(),
-        );
         let mut tasks = JoinSet::new();
-
-        // The SIM balance the driver reads by USSD, kept in the store by modem name.
-        if first.balance.is_some() {
-            let (token, kept) = (shutdown.clone(), store.clone());
-            let (name, health) = (first.name.to_string(), modem.health_watch());
-            tasks.spawn(async move {
-                super::balance::keep(kept, name, health, token).await;
-                ("balance keeper", Ok(()))
-            });
-        }
 
         // respond.io: the webhook worker, woken whenever the store queues an event.
         let worker = Worker::from_config(store.clone(), &config.respond)
@@ -90,14 +76,7 @@ impl Gateway {
             ("webhook worker", Ok(()))
         });
 
-        // Outbound: the sender worker.
-        let outbox_options = OutboxOptions::from_config(&config.sms, &config.modem);
-        let sender = Outbox::new(store.clone(), modem.clone(), outbox_options)
-            .with_shutdown(shutdown.clone());
-        let reports = sender.reports();
-        tasks.spawn(async move { ("outbox", sender.run().await.map_err(Into::into)) });
-
-        // Inbound: the reassembly timeout, and the modem's events committed, then released.
+        // Inbound: the reassembly timeout (one for the whole pool).
         let inbox = Inbox::new(store.clone(), InboxOptions::from_config(&config));
         let token = shutdown.clone();
         let reassembly = inbox.clone();
@@ -107,12 +86,15 @@ impl Gateway {
                 reassembly.run(token).await.map_err(Into::into),
             )
         });
-        let calls = Arc::new(crate::calls::Calls::from_config(store.clone(), &config));
-        let intake = Intake::new(inbox, reports).with_calls(calls);
-        let (token, receiving) = (shutdown.clone(), modem.clone());
+
+        // Every SIM of the pool: its driver, its outbox lane and its intake, on their own.
+        let pool = start_pool(&config, &store, inbox, &shutdown, &mut tasks).await?;
+        let modem = pool.members()[0].modem.clone();
+        let token = shutdown.clone();
+        let (router, routing_store) = (pool.clone(), store.clone());
         tasks.spawn(async move {
-            intake.run(receiving, modem_events, token).await;
-            ("receiver", Ok(()))
+            router.run(routing_store, token).await;
+            ("router", Ok(()))
         });
 
         // Housekeeping: prune finished rows; watch the database file, its volume and writes.
@@ -137,8 +119,9 @@ impl Gateway {
             store.clone(),
             modem.health_watch(),
             webhook_metrics.clone(),
-        )?;
-        if let Some(dashboard) = dashboard.map(|d| d.with_modem(modem.clone())) {
+        )?
+        .map(|dashboard| dashboard.with_pool(&pool).with_modem(modem.clone()));
+        if let Some(dashboard) = dashboard {
             let token = shutdown.clone();
             tasks.spawn(async move { ("dashboard", dashboard.run(token).await) });
         }
@@ -149,7 +132,11 @@ impl Gateway {
             Arc::new(store.clone()),
             Arc::new(modem.health_watch()),
             webhook_metrics,
-        );
+        )
+        .with_pool(Arc::new(PoolView {
+            pool: pool.clone(),
+            store: store.clone(),
+        }));
         let token = shutdown.clone();
         let limits = http::Limits::from_config(&config.http);
         tasks.spawn(async move {
@@ -161,7 +148,9 @@ impl Gateway {
         systemd::ready(&format!("listening on {http_address}"));
         if let Some(interval) = systemd::watchdog_interval() {
             let token = shutdown.clone();
-            let (watched_store, watched_modem) = (store.clone(), modem.clone());
+            let watched_store = store.clone();
+            let watched_modem: Vec<ModemHandle> =
+                pool.members().iter().map(|m| m.modem.clone()).collect();
             let grace = config.store.write_failure_grace;
             tasks.spawn(async move {
                 watchdog(watched_store, watched_modem, interval, grace, token).await;
@@ -173,6 +162,7 @@ impl Gateway {
             http_address,
             store,
             modem,
+            pool,
             shutdown,
             tasks,
         })
@@ -188,9 +178,14 @@ impl Gateway {
         &self.store
     }
 
-    /// The modem the gateway drives.
+    /// The first modem of the pool (the only one with `[modem]`).
     pub fn modem(&self) -> &ModemHandle {
         &self.modem
+    }
+
+    /// Every SIM the gateway drives.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Runs until shutdown is requested or a task fails, then stops every task within
@@ -263,6 +258,91 @@ fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
     format!("cannot listen on {address} (http.listen): {error}; {advice}")
 }
 
+/// Starts one driver, outbox lane and intake per `[[modems]]` entry, after recovering what a
+/// crash left being sent (once, before any SIM sends). Each SIM's tasks log inside a `modem`
+/// span naming it. Its pacer starts from the send history of the last 24 h, so the caps hold
+/// across restarts.
+async fn start_pool(
+    config: &Config,
+    store: &Store,
+    inbox: Inbox,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<TaskResult>,
+) -> anyhow::Result<Pool> {
+    let now = crate::clock::Clock::system().now_ms();
+    let mut members = Vec::new();
+    let mut recovered = false;
+    // Incoming calls (the auto-reply goes through the outbox, so the router gives it a SIM).
+    let calls = Arc::new(crate::calls::Calls::from_config(store.clone(), config));
+    for entry in config.pool() {
+        let name = entry.name.as_str().to_owned();
+        let span = tracing::info_span!("modem", modem = %name);
+        let (handle, events) = span.in_scope(|| {
+            modem::spawn(
+                ModemOptions::for_pool_modem(entry, &config.calls),
+                shutdown.child_token(),
+            )
+        });
+        // The SIM balance its driver reads by USSD, kept in the store by modem name.
+        if entry.balance.is_some() {
+            let (token, kept) = (shutdown.clone(), store.clone());
+            let (balance_name, health) = (name.clone(), handle.health_watch());
+            tasks.spawn(
+                async move {
+                    super::balance::keep(kept, balance_name, health, token).await;
+                    ("balance keeper", Ok(()))
+                }
+                .instrument(span.clone()),
+            );
+        }
+        let history = store
+            .send_history(&name, now.saturating_sub(crate::pacing::DAY_MS))
+            .await
+            .with_context(|| format!("cannot read the send history of modem {name}"))?;
+        let pacer = Pacer::with_log(entry.pacing, SendLog::from_rows(history, now));
+        let lane = Lane::new(&name, pacer);
+        let sender = Outbox::new(
+            store.clone(),
+            handle.clone(),
+            OutboxOptions::from_config(&config.sms, &entry.modem),
+        )
+        .with_shutdown(shutdown.clone())
+        .with_lane(lane.clone());
+        if !recovered {
+            sender
+                .recover()
+                .await
+                .context("cannot recover the messages being sent when smsgate stopped")?;
+            recovered = true;
+        }
+        let reports = sender.reports().from_modem(&name);
+        tasks.spawn(
+            async move { ("outbox", sender.serve().await.map_err(Into::into)) }
+                .instrument(span.clone()),
+        );
+        let intake = Intake::new(
+            inbox.clone().on_modem(&name, config.routing.sticky),
+            reports,
+        )
+        .with_calls(calls.clone());
+        let (token, receiving) = (shutdown.clone(), handle.clone());
+        tasks.spawn(
+            async move {
+                intake.run(receiving, events, token).await;
+                ("receiver", Ok(()))
+            }
+            .instrument(span),
+        );
+        members.push(Member {
+            name,
+            endpoint: entry.endpoint.to_string(),
+            modem: handle,
+            lane,
+        });
+    }
+    Ok(Pool::new(members, config.routing))
+}
+
 /// Pets the systemd watchdog while the modem loop reports healthy, the store answers, and
 /// database writes have not been failing for longer than `grace` (`store.write_failure_grace`).
 /// When any of that stops, systemd restarts the daemon after `WatchdogSec=`.
@@ -272,7 +352,7 @@ fn bind_failure(address: SocketAddr, error: &std::io::Error) -> String {
 /// keeps running, refuses new messages and says why (see [`upkeep::watch`]).
 async fn watchdog(
     store: Store,
-    modem: ModemHandle,
+    modems: Vec<ModemHandle>,
     interval: Duration,
     grace: Duration,
     shutdown: CancellationToken,
@@ -286,8 +366,10 @@ async fn watchdog(
         let writes_ok = status
             .write_failing_for
             .is_none_or(|failing| failing <= grace);
-        let health = modem.health();
-        let healthy = store_ok && writes_ok && health.healthy;
+        // A pool is fine while one SIM can still send: restarting would also stop the others.
+        let states: Vec<_> = modems.iter().map(|m| m.health().state).collect();
+        let modems_ok = modems.iter().any(|m| m.health().healthy);
+        let healthy = store_ok && writes_ok && modems_ok;
         if healthy {
             systemd::watchdog();
         } else if was_healthy {
@@ -295,7 +377,7 @@ async fn watchdog(
                 store_ok,
                 writes_ok,
                 write_error = status.write_error.as_deref().unwrap_or("none"),
-                modem = ?health.state,
+                modems = ?states,
                 "unhealthy: no longer petting the systemd watchdog"
             );
         }

@@ -39,9 +39,6 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(warning) = config.respond.retired_webhook_warning() {
         println!("warning: {warning}");
     }
-    if let Some(refusal) = super::beyond_one_modem(&config, super::Needs::Drive) {
-        println!("warning: smsgate run would refuse this file: {refusal}");
-    }
     let floor = config.store.min_free_space;
     if let Some(free) = crate::store::free_bytes(&config.store.path) {
         if free < floor {

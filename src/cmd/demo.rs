@@ -51,6 +51,9 @@ pub struct Args {
     /// How long the self-test waits for each direction.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub self_test_timeout: Duration,
+    /// Simulated SIMs in the pool (named sim-a, sim-b, …); 1 is a plain `[modem]`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=26))]
+    pub modems: u8,
 }
 
 /// Runs `smsgate demo`.
@@ -63,17 +66,23 @@ async fn demo(args: Args) -> CmdResult {
         .prefix("smsgate-demo-")
         .tempdir()
         .context("cannot create a working directory for the demo")?;
-    let sim = crate::sim::spawn(SimOptions {
-        link: Some(workdir.path().join("modem")),
-        baud: Some(115_200),
-        network_delay: args.network_delay,
-        report_delay: args.report_delay,
-        // The dashboard's sparkline then shows a signal that moves, as a real one does.
-        signal_drift: true,
-        ..SimOptions::default()
-    })
-    .await
-    .context("cannot start the simulated modem")?;
+    let mut sims = Vec::new();
+    for index in 0..args.modems {
+        let name = sim_name(args.modems, index);
+        let sim = crate::sim::spawn(SimOptions {
+            link: Some(workdir.path().join(&name)),
+            baud: Some(115_200),
+            network_delay: args.network_delay,
+            report_delay: args.report_delay,
+            // The dashboard's sparkline then shows a signal that moves, as a real one does.
+            signal_drift: true,
+            ..SimOptions::default()
+        })
+        .await
+        .with_context(|| format!("cannot start the simulated modem {name}"))?;
+        sims.push((name, sim));
+    }
+    let sim = sims[0].1.clone();
     let standin = StandIn::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         TOKEN,
@@ -83,7 +92,7 @@ async fn demo(args: Args) -> CmdResult {
     .context("cannot start the respond.io stand-in")?;
     let listen = free_or_any(args.listen).await?;
     let admin = free_or_any(args.admin_listen).await?;
-    let config = demo_config(workdir.path(), &sim, &standin, listen, admin)?;
+    let config = demo_config(workdir.path(), &sims, &standin, listen, admin)?;
 
     let shutdown = CancellationToken::new();
     signals::cancel_on_signals(shutdown.clone()).context("cannot install signal handlers")?;
@@ -91,7 +100,7 @@ async fn demo(args: Args) -> CmdResult {
     let api = gateway.http_address();
 
     let code = if args.self_test {
-        let outcome = self_test(&args, api, &sim, &standin).await;
+        let outcome = self_test(&args, api, &sims, &standin).await;
         shutdown.cancel();
         match outcome {
             Ok(()) => {
@@ -104,8 +113,15 @@ async fn demo(args: Args) -> CmdResult {
             }
         }
     } else {
-        print_banner(&args, api, admin, &sim, &standin);
-        tokio::spawn(show_sent_sms(sim.clone(), shutdown.clone()));
+        print_banner(&args, api, admin, &sims, &standin);
+        for (name, sim) in &sims {
+            let label = if sims.len() > 1 {
+                format!("modem {name}")
+            } else {
+                "modem".to_owned()
+            };
+            tokio::spawn(show_sent_sms(sim.clone(), label, shutdown.clone()));
+        }
         tokio::spawn(stdin_to_sms(
             sim.clone(),
             args.from.clone(),
@@ -114,20 +130,50 @@ async fn demo(args: Args) -> CmdResult {
         ExitCode::SUCCESS
     };
     gateway.wait().await?;
-    sim.shutdown().await;
+    for (_, sim) in &sims {
+        sim.shutdown().await;
+    }
     standin.stop();
     Ok(code)
 }
 
 /// The configuration `smsgate run` would read, written as TOML so the demo goes through the
 /// same parsing and checks.
+/// The name of simulated SIM `index` of `count`: `modem` alone, `sim-a`, `sim-b`, … in a pool.
+fn sim_name(count: u8, index: u8) -> String {
+    if count == 1 {
+        crate::config::SINGLE_MODEM_NAME.to_owned()
+    } else {
+        format!("sim-{}", char::from(b'a' + index))
+    }
+}
+
 fn demo_config(
     dir: &Path,
-    sim: &SimHandle,
+    sims: &[(String, SimHandle)],
     standin: &StandIn,
     listen: SocketAddr,
     admin: SocketAddr,
 ) -> anyhow::Result<Config> {
+    // Each simulated SIM answers *100# with its balance, which the dashboard shows.
+    const BALANCE: &str = "balance_ussd = \"*100#\"\nbalance_pattern = 'balance is ([0-9.,]+)'\n\
+                           low_balance = 5.0\n";
+    let modems = if let [(_, sim)] = sims {
+        format!(
+            "[modem]\nport = {:?}\nbaud = 115200\nsweep_interval = \"30s\"\n{BALANCE}",
+            sim.path().display().to_string()
+        )
+    } else {
+        sims.iter()
+            .map(|(name, sim)| {
+                format!(
+                    "[[modems]]\nname = {name:?}\nport = {:?}\nbaud = 115200\n\
+                     sweep_interval = \"30s\"\n{BALANCE}",
+                    sim.path().display().to_string()
+                )
+            })
+            .collect()
+    };
     let text = format!(
         r#"
         [respond]
@@ -137,22 +183,15 @@ fn demo_config(
         alphanumeric_senders = "forward"
         [http]
         listen = "{listen}"
-        [modem]
-        port = {port:?}
-        baud = 115200
-        sweep_interval = "30s"
-        balance_ussd = "*100#"
-        balance_pattern = 'balance is ([0-9.,]+)'
-        low_balance = 5.0
         [store]
         path = {db:?}
         [sms]
         default_country = "MY"
         [admin]
         listen = "{admin}"
+{modems}
         "#,
         webhook = standin.url(),
-        port = sim.path().display().to_string(),
         db = dir.join("smsgate.db").display().to_string(),
     );
     let mut config = Config::parse(&text).context("the demo configuration is invalid")?;
@@ -181,7 +220,7 @@ fn print_banner(
     args: &Args,
     api: SocketAddr,
     admin: SocketAddr,
-    sim: &SimHandle,
+    sims: &[(String, SimHandle)],
     standin: &StandIn,
 ) {
     let body = json!({
@@ -192,21 +231,26 @@ fn print_banner(
     println!(
         "\nsmsgate demo is running.\n\
          \x20 gateway API (respond.io's API Base URL): http://{api}\n\
-         \x20 simulated modem: {modem}\n\
+         \x20 simulated modem{s}: {modem}\n\
          \x20 respond.io stand-in (prints every event): {webhook}\n\
          \x20 dashboard: http://{admin} (password {ADMIN_PASSWORD})\n\n\
          Send an SMS the way respond.io does:\n\n\
          curl -X POST http://{api}/message -H 'authorization: Bearer {TOKEN}' \
          -H 'content-type: application/json' -d '{body}'\n\n\
          Type a line and press Enter: it arrives as an SMS from {from}. Ctrl-C stops.\n",
-        modem = sim.path().display(),
+        s = if sims.len() > 1 { "s" } else { "" },
+        modem = sims
+            .iter()
+            .map(|(name, sim)| format!("{name} {}", sim.path().display()))
+            .collect::<Vec<_>>()
+            .join(", "),
         webhook = standin.url(),
         from = args.from,
     );
 }
 
 /// Prints each SMS the gateway hands to the simulated modem, as the contact's phone would show it.
-async fn show_sent_sms(sim: SimHandle, shutdown: CancellationToken) {
+async fn show_sent_sms(sim: SimHandle, label: String, shutdown: CancellationToken) {
     let mut shown = 0;
     while !shutdown.is_cancelled() {
         let submitted = sim.submitted().await;
@@ -218,7 +262,7 @@ async fn show_sent_sms(sim: SimHandle, shutdown: CancellationToken) {
                 .map(|c| format!(" (part {}/{})", c.sequence, c.total))
                 .unwrap_or_default();
             println!(
-                "modem → {}{part}: {:?}",
+                "{label} → {}{part}: {:?}",
                 pdu.submit.recipient, user_data.text
             );
         }
@@ -255,7 +299,7 @@ async fn stdin_to_sms(sim: SimHandle, from: String, shutdown: CancellationToken)
 async fn self_test(
     args: &Args,
     api: SocketAddr,
-    sim: &SimHandle,
+    sims: &[(String, SimHandle)],
     standin: &StandIn,
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
@@ -285,12 +329,22 @@ async fn self_test(
         })
         .await
         .map_err(|events| anyhow::anyhow!("no `delivered` status for {mid}; events: {events:?}"))?;
-    let submitted = sim.submitted().await;
-    if !submitted
-        .iter()
-        .any(|pdu| pdu.submit.user_data.text == outbound_text)
-    {
-        bail!("the simulated modem never got the SMS");
+    let mut on = None;
+    for (name, sim) in sims {
+        if sim
+            .submitted()
+            .await
+            .iter()
+            .any(|pdu| pdu.submit.user_data.text == outbound_text)
+        {
+            on = Some(name.clone());
+        }
+    }
+    let Some(on) = on else {
+        bail!("no simulated modem got the SMS");
+    };
+    if sims.len() > 1 {
+        println!("sent by {on}");
     }
     println!(
         "respond.io → phone: sent and delivered ({} events so far)",
@@ -298,6 +352,12 @@ async fn self_test(
     );
 
     let inbound_text = "smsgate self-test: phone to respond.io";
+    // In a pool, through another SIM than the one that sent: one inbox for every SIM.
+    let (_, sim) = sims
+        .iter()
+        .rev()
+        .find(|(name, _)| *name != on)
+        .unwrap_or(&sims[0]);
     sim.inject_sms(&args.from, inbound_text)
         .await
         .context("the simulated modem refused the SMS")?;

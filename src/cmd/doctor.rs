@@ -26,9 +26,12 @@ pub struct Args {
     /// read].
     #[arg(short, long)]
     pub config: Option<PathBuf>,
-    /// Probe this serial device instead of the configured `modem.port`.
-    #[arg(long)]
+    /// Probe this serial device instead of the configured modems.
+    #[arg(long, conflicts_with = "modem")]
     pub port: Option<PathBuf>,
+    /// Probe only this modem of the pool (its `[[modems]] name`); without it, every modem.
+    #[arg(long)]
+    pub modem: Option<String>,
 }
 
 /// Runs `smsgate doctor`.
@@ -58,35 +61,76 @@ pub fn run(args: Args) -> CmdResult {
             ),
         },
     };
-    if args.port.is_none() {
-        if let Some(refusal) = config
-            .as_ref()
-            .and_then(|config| super::beyond_one_modem(config, super::Needs::Probe))
-        {
-            anyhow::bail!("{refusal} (or probe a device with --port PATH)");
+    // (name, options) of every modem to probe, in the order of the file.
+    let probes: Vec<(Option<String>, ModemOptions)> = match (&args.port, &config) {
+        (Some(port), _) => {
+            let modem = config.as_ref().map(|c| c.modem.clone()).unwrap_or_default();
+            let mut options = ModemOptions::from(&modem);
+            options.port = port.clone();
+            options.endpoint = None;
+            vec![(None, options)]
         }
-    }
-    let modem = config.as_ref().map(|c| c.modem.clone()).unwrap_or_default();
-    let mut options = ModemOptions::from(&modem);
-    if let Some(port) = args.port {
-        options.port = port;
-    }
+        (None, Some(config)) => {
+            let pool = config.pool();
+            let chosen: Vec<_> = match &args.modem {
+                None => pool.iter().collect(),
+                Some(name) => {
+                    let found: Vec<_> = pool.iter().filter(|m| m.name.as_str() == name).collect();
+                    if found.is_empty() {
+                        let names: Vec<&str> = pool.iter().map(|m| m.name.as_str()).collect();
+                        anyhow::bail!(
+                            "no modem is named {name:?} in the configuration (it has: {})",
+                            names.join(", ")
+                        );
+                    }
+                    found
+                }
+            };
+            let named = pool.len() > 1 || args.modem.is_some();
+            chosen
+                .into_iter()
+                .map(|m| {
+                    (
+                        named.then(|| m.name.as_str().to_owned()),
+                        ModemOptions::from(m),
+                    )
+                })
+                .collect()
+        }
+        (None, None) => vec![(
+            None,
+            ModemOptions::from(&crate::config::ModemConfig::default()),
+        )],
+    };
     if let Some(note) = note {
         println!("note: {note}\n");
     }
-    let mut diagnosis = super::runtime()?.block_on(diagnose(&options));
-    if let Some(warning) = config
-        .as_ref()
-        .and_then(|config| config.respond.retired_webhook_warning())
-    {
-        diagnosis.findings.push(finding(
-            false,
-            warning,
-            format!("set respond.webhook_url = \"{WEBHOOK_URL}\" (or the URL respond.io shows)"),
-        ));
+    let runtime = super::runtime()?;
+    let mut all_good = true;
+    for (index, (name, options)) in probes.iter().enumerate() {
+        if let Some(name) = name {
+            if index > 0 {
+                println!();
+            }
+            println!("== modem {name} ({})", options.endpoint());
+        }
+        let mut diagnosis = runtime.block_on(diagnose(options));
+        if let Some(warning) = config
+            .as_ref()
+            .and_then(|config| config.respond.retired_webhook_warning())
+        {
+            diagnosis.findings.push(finding(
+                false,
+                warning,
+                format!(
+                    "set respond.webhook_url = \"{WEBHOOK_URL}\" (or the URL respond.io shows)"
+                ),
+            ));
+        }
+        print!("{}", diagnosis.render());
+        all_good &= diagnosis.can_send_and_receive();
     }
-    print!("{}", diagnosis.render());
-    Ok(if diagnosis.can_send_and_receive() {
+    Ok(if all_good {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -117,7 +161,7 @@ pub async fn diagnose(options: &ModemOptions) -> Diagnosis {
     let (report, error) = crate::modem::probe(options).await;
     let findings = findings(options, &report, error.as_ref());
     Diagnosis {
-        port: options.port.clone(),
+        port: options.endpoint().to_string().into(),
         baud: options.baud,
         report,
         error,
@@ -148,7 +192,7 @@ fn findings(
             ModemError::Open { .. } => format!(
                 "check the cable and modem.port ({}): prefer a /dev/serial/by-id/ path, and \
                  make sure smsgate's user is in the group that owns the device (dialout)",
-                options.port.display()
+                options.endpoint()
             ),
             ModemError::At(AtError::Timeout { .. } | AtError::ResyncFailed { .. })
                 if !report.synced =>

@@ -17,51 +17,6 @@ pub mod ussd;
 /// The result every subcommand returns: an exit code, or an error printed as one line.
 pub type CmdResult = anyhow::Result<ExitCode>;
 
-/// What a command needs of the pool beyond one modem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
-    /// `doctor`: probe the modem (pacing does not matter).
-    Probe,
-    /// `run`: drive the modem and send (pacing must be applied).
-    Drive,
-}
-
-/// What the daemon and `doctor` cannot do yet with a valid configuration: drive more than one
-/// modem, reach one over `tcp://`, or pace its sends. Such a file is refused with the fix
-/// rather than run with part of it ignored (idle SIMs, caps that do not hold, a `tcp://` URL
-/// opened as a file). `None` when the configuration is within reach.
-pub fn beyond_one_modem(config: &crate::config::Config, needs: Needs) -> Option<String> {
-    let pool = config.pool();
-    if let [_, _, ..] = pool {
-        let names: Vec<&str> = pool.iter().map(|modem| modem.name.as_str()).collect();
-        return Some(format!(
-            "the configuration lists {} modems ({}), and this version of smsgate drives one: \
-             keep one [[modems]] entry (or a [modem] section)",
-            pool.len(),
-            names.join(", ")
-        ));
-    }
-    let modem = &pool[0];
-    if modem.endpoint.is_remote() {
-        return Some(format!(
-            "modem {:?} is at {}, and this version of smsgate drives modems on a local serial \
-             port only: run smsgate on the machine the modem is plugged into (stop ser2net there)",
-            modem.name.as_str(),
-            modem.endpoint
-        ));
-    }
-    if needs == Needs::Drive && !modem.pacing.is_unlimited() {
-        return Some(format!(
-            "modem {:?} has pacing ({}), and this version of smsgate does not apply it: remove \
-             min_interval, jitter, per_minute, per_hour, per_day and recipients_per_day, or the \
-             SIM would send faster than they say",
-            modem.name.as_str(),
-            crate::config::describe_pacing(&modem.pacing)
-        ));
-    }
-    None
-}
-
 /// Starts `tracing` with a `RUST_LOG` filter (default `default_level`), plain lines on stderr.
 ///
 /// Under systemd (`JOURNAL_STREAM` is set) the timestamp is left out: journald adds its own.

@@ -22,9 +22,6 @@ pub struct Args {
 /// Runs the daemon until a signal stops it.
 pub fn run(args: Args) -> CmdResult {
     let config = Config::load(&args.config)?;
-    if let Some(refusal) = super::beyond_one_modem(&config, super::Needs::Drive) {
-        anyhow::bail!("{}: {refusal}", args.config.display());
-    }
     super::runtime()?.block_on(async move {
         let shutdown = CancellationToken::new();
         signals::cancel_on_signals(shutdown.clone()).context("cannot install signal handlers")?;

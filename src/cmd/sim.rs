@@ -147,6 +147,7 @@ impl Args {
             report_delay: self.report_delay,
             report_status: self.report_status,
             network_delay: self.network_delay,
+            network_delay_jitter: Duration::ZERO,
             capacity: self.capacity,
             first_index: self.first_index,
             urc_noise: self.noise,

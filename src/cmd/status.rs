@@ -51,6 +51,8 @@ pub fn run(args: Args) -> CmdResult {
             UNREADABLE_SHOWN
         };
         let (unreadable_total, unreadable) = store.unreadable(limit).await?;
+        let modems = modem_rows(&config, &store, now).await?;
+        let live = live_modems(&config).await;
         let mut balances = Vec::new();
         for modem in config.pool().iter().filter(|modem| modem.balance.is_some()) {
             let low = modem.balance.as_ref().and_then(|check| check.low);
@@ -70,6 +72,9 @@ pub fn run(args: Args) -> CmdResult {
                 "last_webhook_error": webhook.last_error,
                 "unreadable": unreadable_total,
                 "unreadable_latest": unreadable,
+                "modems": modems,
+                "live": live.as_ref().ok(),
+                "drain_estimate_s": live.as_ref().ok().and_then(|l| l.get("drain_estimate_seconds")),
                 "balances": balances.iter().map(|(modem, stored, low)| serde_json::json!({
                     "modem": modem,
                     "amount": stored.as_ref().and_then(|b| b.amount),
@@ -113,6 +118,7 @@ pub fn run(args: Args) -> CmdResult {
             if let Some(error) = &webhook.last_error {
                 println!("last webhook error   {error}");
             }
+            print_modems(now, &modems, &live);
             for (modem, stored, low) in &balances {
                 println!("balance    {modem}: {}", balance_line(now, stored.as_ref(), *low));
             }
@@ -127,6 +133,148 @@ pub fn run(args: Args) -> CmdResult {
         let dead_left = webhook.dead > 0 && !args.retry_dead;
         Ok(if dead_left { ExitCode::from(2) } else { ExitCode::SUCCESS })
     })
+}
+
+/// One SIM as the database sees it: its queue, its contacts and its use of its caps (from the
+/// send history the caps count from).
+#[derive(Debug, serde::Serialize)]
+struct ModemRow {
+    name: String,
+    endpoint: String,
+    queued: u64,
+    contacts: u64,
+    sent_last_minute: u32,
+    sent_last_hour: u32,
+    sent_last_day: u32,
+    recipients_last_day: u32,
+    per_minute: Option<u32>,
+    per_hour: Option<u32>,
+    per_day: Option<u32>,
+    recipients_per_day: Option<u32>,
+    next_send_at_ms: i64,
+}
+
+async fn modem_rows(config: &Config, store: &Store, now: i64) -> anyhow::Result<Vec<ModemRow>> {
+    let queued: std::collections::HashMap<_, _> =
+        store.queued_by_modem().await?.into_iter().collect();
+    let contacts: std::collections::HashMap<_, _> =
+        store.contacts_by_modem().await?.into_iter().collect();
+    let mut rows = Vec::new();
+    for entry in config.pool() {
+        let name = entry.name.as_str();
+        let history = store
+            .send_history(name, now.saturating_sub(crate::pacing::DAY_MS))
+            .await?;
+        let pacer = crate::pacing::Pacer::with_log(
+            entry.pacing,
+            crate::pacing::SendLog::from_rows(history, now),
+        );
+        let usage = pacer.usage(now);
+        let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
+        rows.push(ModemRow {
+            name: name.to_owned(),
+            endpoint: entry.endpoint.to_string(),
+            queued: queued.get(name).copied().unwrap_or(0),
+            contacts: contacts.get(name).copied().unwrap_or(0),
+            sent_last_minute: usage.last_minute,
+            sent_last_hour: usage.last_hour,
+            sent_last_day: usage.last_day,
+            recipients_last_day: usage.recipients_last_day,
+            per_minute: cap(entry.pacing.per_minute),
+            per_hour: cap(entry.pacing.per_hour),
+            per_day: cap(entry.pacing.per_day),
+            recipients_per_day: cap(entry.pacing.recipients_per_day),
+            next_send_at_ms: pacer
+                .next_message(now, 1, "", std::time::Duration::ZERO)
+                .at_ms,
+        });
+    }
+    Ok(rows)
+}
+
+/// The running daemon's `/health` details (each modem's health lives in the daemon, not in the
+/// database), or why it could not be read.
+async fn live_modems(config: &Config) -> Result<serde_json::Value, String> {
+    let mut address = config.http.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(format!("http://{address}/health"))
+        .bearer_auth(config.respond.api_token.as_deref().unwrap_or_default())
+        .send()
+        .await
+        .map_err(|_| format!("the daemon does not answer on {address}"))?;
+    response.json().await.map_err(|e| e.to_string())
+}
+
+fn print_modems(now: i64, rows: &[ModemRow], live: &Result<serde_json::Value, String>) {
+    let of = |used: u32, cap: Option<u32>| match cap {
+        Some(cap) => format!("{used}/{cap}"),
+        None => used.to_string(),
+    };
+    println!("modems     {}", rows.len());
+    for row in rows {
+        let next = if row.next_send_at_ms <= now {
+            "now".to_owned()
+        } else {
+            format!("in {}s", (row.next_send_at_ms - now + 999) / 1000)
+        };
+        println!(
+            "  {:<10} {} queued, {} contacts; sent {} last minute, {} last hour, {} last day, \
+             {} recipients; next send {next}",
+            row.name,
+            row.queued,
+            row.contacts,
+            of(row.sent_last_minute, row.per_minute),
+            of(row.sent_last_hour, row.per_hour),
+            of(row.sent_last_day, row.per_day),
+            of(row.recipients_last_day, row.recipients_per_day),
+        );
+        let modem = live.as_ref().ok().and_then(|live| {
+            live["modems"]
+                .as_array()?
+                .iter()
+                .find(|m| m["name"] == row.name.as_str())
+                .cloned()
+        });
+        match modem {
+            Some(m) => {
+                let health = &m["health"];
+                println!(
+                    "  {:<10} {}{}, {}, signal {}",
+                    "",
+                    health["state"].as_str().unwrap_or("?"),
+                    if health["healthy"] == true {
+                        ""
+                    } else {
+                        " (unhealthy)"
+                    },
+                    if health["registered"] == true {
+                        "registered"
+                    } else {
+                        "not registered"
+                    },
+                    health["signal_dbm"]
+                        .as_i64()
+                        .map_or("unknown".to_owned(), |dbm| format!("{dbm} dBm")),
+                );
+            }
+            None => println!("  {:<10} {} (live health unknown)", "", row.endpoint),
+        }
+    }
+    match live {
+        Ok(live) => {
+            if let Some(drain) = live["drain_estimate_seconds"].as_f64() {
+                println!("drain      about {}s to send what is queued", drain.ceil());
+            }
+        }
+        Err(why) => println!("live       {why}: modem health unknown"),
+    }
 }
 
 /// `3.2, below low_balance 5 ("Your balance is 3.20 USD.", read 2h ago)`.

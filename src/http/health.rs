@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::auth::check_token;
 use super::error::ApiError;
-use super::state::{AppState, ModemSnapshot};
+use super::state::{AppState, ModemSnapshot, PoolModemView, drain_estimate_ms};
 use crate::modem::ModemState;
 use crate::store::{OutboxStats, StoreStatus, Totals, WebhookStats};
 
@@ -36,6 +36,35 @@ pub(crate) struct HealthReport {
     pub modem: ModemSnapshot,
     pub outbox: Option<OutboxStats>,
     pub webhook: Option<WebhookStats>,
+    /// Every SIM of the pool, in the order of the configuration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modems: Vec<PoolModemView>,
+    /// About how long until the outbox is drained at the SIMs' pacing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_estimate_seconds: Option<f64>,
+}
+
+/// The pool's check: every SIM's driver works (a SIM still starting, or waiting for its network,
+/// is not a fault of the pool; one that gave up is).
+fn pool_check(modems: &[PoolModemView]) -> Check {
+    let usable = modems.iter().filter(|m| m.usable).count();
+    let failing: Vec<String> = modems
+        .iter()
+        .filter(|m| !m.health.healthy)
+        .map(|m| match &m.health.last_error {
+            Some(error) => format!("{}: {}: {error}", m.name, m.health.state),
+            None => format!("{}: {}", m.name, m.health.state),
+        })
+        .collect();
+    let mut detail = format!("{usable} of {} usable", modems.len());
+    if !failing.is_empty() {
+        detail = format!("{}; {detail}", failing.join("; "));
+    }
+    Check {
+        name: "modems",
+        ok: failing.is_empty(),
+        detail,
+    }
 }
 
 /// Runs every check. Pure but for the reads it is given.
@@ -276,6 +305,13 @@ pub(crate) async fn get_health(State(state): State<AppState>, headers: HeaderMap
     if let Some(storage) = inner.backend.status() {
         checks.extend(storage_checks(&storage));
     }
+    let modems = match &inner.pool {
+        Some(pool) => pool.modems(now_ms).await,
+        None => Vec::new(),
+    };
+    if modems.len() > 1 {
+        checks.push(pool_check(&modems));
+    }
     let healthy = checks.iter().all(|check| check.ok);
     let (code, status) = if healthy {
         (StatusCode::OK, "ok")
@@ -291,6 +327,9 @@ pub(crate) async fn get_health(State(state): State<AppState>, headers: HeaderMap
         modem,
         outbox: outbox.ok(),
         webhook: webhook.ok(),
+        drain_estimate_seconds: (!modems.is_empty())
+            .then(|| drain_estimate_ms(&modems, now_ms) as f64 / 1000.0),
+        modems,
     };
     (code, Json(report)).into_response()
 }
@@ -327,6 +366,9 @@ pub(crate) async fn get_metrics(
         totals.as_ref(),
         &inner.modem.snapshot(),
     );
+    if let Some(pool) = &inner.pool {
+        write_pool_metrics(&mut out, now_ms, &pool.modems(now_ms).await);
+    }
     let counters = &inner.counters;
     gauge(
         &mut out,
@@ -398,6 +440,104 @@ fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
     let _ = writeln!(
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// The per-SIM series, labelled `modem="NAME"`.
+fn write_pool_metrics(out: &mut String, now_ms: i64, modems: &[PoolModemView]) {
+    if modems.is_empty() {
+        return;
+    }
+    let series =
+        |out: &mut String, name: &str, kind: &str, help: &str, values: Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in values {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        };
+    let each = |f: &dyn Fn(&PoolModemView) -> Option<f64>| -> Vec<(String, f64)> {
+        modems
+            .iter()
+            .filter_map(|m| f(m).map(|v| (format!("modem=\"{}\"", m.name), v)))
+            .collect()
+    };
+    series(
+        out,
+        "smsgate_pool_modem_healthy",
+        "gauge",
+        "1 when this modem's driver works.",
+        each(&|m| Some(f64::from(u8::from(m.health.healthy)))),
+    );
+    series(
+        out,
+        "smsgate_pool_modem_usable",
+        "gauge",
+        "1 when this SIM can send now: healthy, initialised and registered.",
+        each(&|m| Some(f64::from(u8::from(m.usable)))),
+    );
+    series(
+        out,
+        "smsgate_pool_modem_registered",
+        "gauge",
+        "1 when this SIM is registered on a network.",
+        each(&|m| Some(f64::from(u8::from(m.health.registered)))),
+    );
+    series(
+        out,
+        "smsgate_pool_modem_signal_dbm",
+        "gauge",
+        "This modem's received signal strength (AT+CSQ), dBm.",
+        each(&|m| m.health.signal_dbm.map(f64::from)),
+    );
+    series(
+        out,
+        "smsgate_pool_modem_queued_messages",
+        "gauge",
+        "Messages routed to this SIM and not finished.",
+        each(&|m| Some(m.queued as f64)),
+    );
+    let mut sent = Vec::new();
+    let mut caps = Vec::new();
+    for m in modems {
+        for (window, used, cap) in [
+            ("minute", m.sent_last_minute, m.per_minute),
+            ("hour", m.sent_last_hour, m.per_hour),
+            ("day", m.sent_last_day, m.per_day),
+        ] {
+            let labels = format!("modem=\"{}\",window=\"{window}\"", m.name);
+            sent.push((labels.clone(), f64::from(used)));
+            if let Some(cap) = cap {
+                caps.push((labels, f64::from(cap)));
+            }
+        }
+    }
+    series(
+        out,
+        "smsgate_pool_modem_sent_parts",
+        "gauge",
+        "Parts this SIM sent in the last sliding window.",
+        sent,
+    );
+    series(
+        out,
+        "smsgate_pool_modem_cap_parts",
+        "gauge",
+        "This SIM's cap on parts per sliding window (absent: no cap).",
+        caps,
+    );
+    series(
+        out,
+        "smsgate_pool_modem_next_send_seconds",
+        "gauge",
+        "Seconds until this SIM's pacing lets its next message start (0: now).",
+        each(&|m| Some((m.next_send_at_ms - now_ms).max(0) as f64 / 1000.0)),
+    );
+    gauge(
+        out,
+        "smsgate_outbox_drain_estimate_seconds",
+        "gauge",
+        "About how long until the outbox is drained at the SIMs' pacing.",
+        drain_estimate_ms(modems, now_ms) as f64 / 1000.0,
     );
 }
 

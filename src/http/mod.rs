@@ -28,7 +28,10 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 pub use auth::check_token;
 pub use error::ApiError;
 pub use server::{Limits, serve_with};
-pub use state::{AppState, Backend, BoxFuture, ModemProbe, ModemSnapshot, Settings};
+pub use state::{
+    AppState, Backend, BoxFuture, ModemProbe, ModemSnapshot, PoolModemView, PoolProbe, Settings,
+    drain_estimate_ms,
+};
 
 /// The router with every route, its limits and a tracing span per request.
 pub fn router(state: AppState) -> Router {

@@ -67,6 +67,56 @@ pub struct ModemSnapshot {
     pub calls_withheld: u64,
 }
 
+/// One SIM of a pool as `/health` (details) and `/metrics` show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PoolModemView {
+    /// `[[modems]] name`.
+    pub name: String,
+    /// Its port: a device path or `tcp://HOST:PORT`.
+    pub endpoint: String,
+    pub health: ModemSnapshot,
+    /// Healthy, initialised and registered: it can send now (caps aside).
+    pub usable: bool,
+    /// Since when the daemon has seen it unusable (failover counts from here).
+    pub unusable_since_ms: Option<i64>,
+    /// Messages routed to it and not finished.
+    pub queued: u64,
+    /// Parts it sent in the last sliding minute, hour and 24 h, and its caps (`None`: no cap).
+    pub sent_last_minute: u32,
+    pub sent_last_hour: u32,
+    pub sent_last_day: u32,
+    pub recipients_last_day: u32,
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub per_day: Option<u32>,
+    pub recipients_per_day: Option<u32>,
+    /// When its pacing lets its next message start (Unix ms; at or before now: at once).
+    pub next_send_at_ms: i64,
+    /// About how long one message takes on it (send time or pacing, the longer).
+    pub per_message_ms: i64,
+}
+
+impl PoolModemView {
+    /// About how long until this SIM has sent what is routed to it.
+    pub fn drain_ms(&self, now_ms: i64) -> i64 {
+        if self.queued == 0 {
+            return 0;
+        }
+        (self.next_send_at_ms - now_ms).max(0)
+            + (self.queued as i64).saturating_mul(self.per_message_ms)
+    }
+}
+
+/// Where the pool's per-SIM figures come from.
+pub trait PoolProbe: Send + Sync + 'static {
+    fn modems(&self, now_ms: i64) -> BoxFuture<'_, Vec<PoolModemView>>;
+}
+
+/// About how long until the outbox is drained: the SIMs send side by side, so the slowest.
+pub fn drain_estimate_ms(modems: &[PoolModemView], now_ms: i64) -> i64 {
+    modems.iter().map(|m| m.drain_ms(now_ms)).max().unwrap_or(0)
+}
+
 /// Where the modem's health comes from.
 pub trait ModemProbe: Send + Sync + 'static {
     fn snapshot(&self) -> ModemSnapshot;
@@ -173,6 +223,8 @@ pub(crate) struct Inner {
     pub settings: Settings,
     pub backend: Arc<dyn Backend>,
     pub modem: Arc<dyn ModemProbe>,
+    /// Every SIM of the pool (`None`: a state without a pool, as in some tests).
+    pub pool: Option<Arc<dyn PoolProbe>>,
     pub webhook: Arc<WebhookMetrics>,
     pub counters: Counters,
     queue_cache: Mutex<Option<CachedStats>>,
@@ -209,11 +261,21 @@ impl AppState {
                 settings,
                 backend,
                 modem,
+                pool: None,
                 webhook,
                 counters: Counters::default(),
                 queue_cache: Mutex::new(None),
             }),
         }
+    }
+
+    /// Shows every SIM of the pool in `/health` and `/metrics`. Called while building the
+    /// state, before it is shared.
+    pub fn with_pool(mut self, pool: Arc<dyn PoolProbe>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_pool is called before the state is shared")
+            .pool = Some(pool);
+        self
     }
 
     pub fn settings(&self) -> &Settings {

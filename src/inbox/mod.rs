@@ -103,6 +103,8 @@ pub struct Inbox {
     options: InboxOptions,
     rules: Arc<finish::Rules>,
     clock: Clock,
+    /// The SIM this inbox takes parts from, and whether its senders become sticky to it.
+    modem: Option<(String, bool)>,
 }
 
 impl Inbox {
@@ -115,7 +117,15 @@ impl Inbox {
             options,
             rules,
             clock: Clock::system(),
+            modem: None,
         }
+    }
+
+    /// This inbox for the parts SIM `modem` receives: each part records the SIM, and with
+    /// `sticky` the sender is bound to it at once (their queued messages move there).
+    pub fn on_modem(mut self, modem: &str, sticky: bool) -> Self {
+        self.modem = Some((modem.to_owned(), sticky));
+        self
     }
 
     /// Replaces the wall clock (tests).
@@ -185,6 +195,8 @@ impl Inbox {
             timestamp_ms,
             pdu: part.pdu,
             now_ms,
+            modem: self.modem.as_ref().map(|(modem, _)| modem.clone()),
+            bind_sender: self.modem.as_ref().is_some_and(|(_, sticky)| *sticky),
         };
         let outcome = self.store.receive_part(part, self.rules.clone()).await?;
         match &outcome {

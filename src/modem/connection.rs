@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::endpoint::{self, Endpoint, EndpointError, TcpOptions};
+use super::endpoint::{self, EndpointError, TcpOptions};
 use super::error::{ModemError, is_busy};
 use super::{ModemOptions, Tuning};
 use crate::at::{self, AtError, AtHandle, AtStats, Command, Response, Urc};
@@ -31,7 +31,7 @@ pub(super) async fn open(
     options: &ModemOptions,
     tuning: &Tuning,
 ) -> Result<(AtHandle, mpsc::Receiver<Urc>), ModemError> {
-    let endpoint = Endpoint::Serial(options.port.clone());
+    let endpoint = options.endpoint();
     let transport = endpoint::open(&endpoint, options.baud, &TcpOptions::default())
         .await
         .map_err(|error| match error {

@@ -54,6 +54,8 @@ pub use ussd::{Balance, UssdAnswer, UssdError};
 pub struct ModemOptions {
     /// The serial device (prefer a `/dev/serial/by-id/…` link: it survives re-enumeration).
     pub port: PathBuf,
+    /// Where the modem is when it is not `port`: a ser2net TCP port (`None`: the device `port`).
+    pub endpoint: Option<endpoint::Endpoint>,
     pub baud: u32,
     /// SIM PIN, entered when the SIM asks (never a PUK).
     pub pin: Option<crate::config::Secret>,
@@ -82,7 +84,7 @@ impl ModemOptions {
         Self {
             balance: modem.balance.clone(),
             hangup_calls: calls.hangup,
-            ..Self::from(&modem.modem)
+            ..Self::from(modem)
         }
     }
 }
@@ -91,6 +93,7 @@ impl From<&crate::config::ModemConfig> for ModemOptions {
     fn from(config: &crate::config::ModemConfig) -> Self {
         Self {
             port: config.port.clone(),
+            endpoint: None,
             baud: config.baud,
             pin: config.pin.clone().filter(|pin| !pin.is_empty()),
             delivery_reports: config.delivery_reports,
@@ -100,6 +103,35 @@ impl From<&crate::config::ModemConfig> for ModemOptions {
             reset_on_failure: config.reset_on_failure,
             balance: None,
             hangup_calls: false,
+        }
+    }
+}
+
+impl From<&crate::config::PoolModem> for ModemOptions {
+    fn from(member: &crate::config::PoolModem) -> Self {
+        let mut options = ModemOptions::from(&member.modem);
+        if let endpoint::Endpoint::Serial(path) = &member.endpoint {
+            options.port = path.clone();
+        }
+        options.endpoint = Some(member.endpoint.clone());
+        options
+    }
+}
+
+impl ModemOptions {
+    /// The endpoint the driver opens.
+    pub fn endpoint(&self) -> endpoint::Endpoint {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| endpoint::Endpoint::Serial(self.port.clone()))
+    }
+
+    /// Whether the modem's device path is missing (unplugged). A TCP endpoint has no path:
+    /// a failed connection is retried with back-off, never "gone".
+    pub fn device_missing(&self) -> bool {
+        match self.endpoint() {
+            endpoint::Endpoint::Serial(path) => !path.exists(),
+            endpoint::Endpoint::Tcp { .. } => false,
         }
     }
 }
@@ -362,7 +394,11 @@ pub fn spawn_with(
         ..Health::default()
     });
     let driver = driver::Driver::new(options, tuning, shutdown, events_tx, health_tx);
-    tokio::spawn(driver.run(requests_rx));
+    // In a pool every line the driver logs names its modem.
+    tokio::spawn(tracing::Instrument::instrument(
+        driver.run(requests_rx),
+        tracing::Span::current(),
+    ));
     (ModemHandle { requests, health }, events)
 }
 

@@ -38,13 +38,13 @@ impl Driver {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            debug!(port = %self.options.port.display(), "opening the modem port");
+            debug!(port = %self.options.endpoint(), "opening the modem port");
             let (at, urcs) = match connection::open(&self.options, &self.tuning).await {
                 Ok(opened) => opened,
                 Err(error) => {
                     debug!(%error, "cannot open the modem port");
                     let since = *away_since.get_or_insert_with(Instant::now);
-                    let gone = !self.options.port.exists();
+                    let gone = self.options.device_missing();
                     // Another program holding the port does not go away by itself: say so at
                     // once, at warn (once per episode), and keep polling in case it is closed.
                     let in_use = matches!(error, ModemError::InUse { .. });

@@ -17,10 +17,12 @@
 //! drive it with a fake. It does not render, validate or plan messages (the HTTP layer did that
 //! before the message was accepted).
 
+mod lane;
 mod modem;
 mod report;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,7 @@ use crate::config::{ModemConfig, SmsConfig};
 use crate::pdu::{self, Address, EncodedPart, SubmitOptions};
 use crate::store::{AttemptEnd, AttemptResult, Claimed, OutboxPolicy, Store, StoreError};
 
+pub use lane::Lane;
 pub use report::Reports;
 
 /// First and longest pause between attempts at committing what the modem answered.
@@ -137,6 +140,8 @@ pub enum SendOutcome {
     Unknown { m_id: String },
     /// Shutdown between two parts; the message is resent whole after the restart.
     Interrupted { m_id: String },
+    /// The SIM's pacing holds the next message (still `queued`) until `until_ms`.
+    Paced { until_ms: i64 },
 }
 
 /// The sender worker.
@@ -146,6 +151,8 @@ pub struct Outbox<S> {
     options: OutboxOptions,
     clock: Clock,
     shutdown: CancellationToken,
+    /// In a pool: the SIM this outbox sends for, and its pacing.
+    lane: Option<Arc<Lane>>,
 }
 
 /// Clones share the store, the modem and the shutdown token: one clone can [`Outbox::run`]
@@ -158,6 +165,7 @@ impl<S: Clone> Clone for Outbox<S> {
             options: self.options.clone(),
             clock: self.clock.clone(),
             shutdown: self.shutdown.clone(),
+            lane: self.lane.clone(),
         }
     }
 }
@@ -170,7 +178,14 @@ impl<S: PartSender> Outbox<S> {
             options,
             clock: Clock::system(),
             shutdown: CancellationToken::new(),
+            lane: None,
         }
+    }
+
+    /// Sends only what is routed to one SIM of a pool, paced by its [`Lane`].
+    pub fn with_lane(mut self, lane: Arc<Lane>) -> Self {
+        self.lane = Some(lane);
+        self
     }
 
     /// Replaces the wall clock (tests).
@@ -210,7 +225,41 @@ impl<S: PartSender> Outbox<S> {
             return Ok(SendOutcome::Idle);
         }
         let now = self.clock.now_ms();
-        let Some(job) = self.store.claim_outbound(now, self.options.policy).await? else {
+        let claimed = match &self.lane {
+            None => self.store.claim_outbound(now, self.options.policy).await?,
+            Some(lane) => {
+                let Some(next) = self.store.next_on_modem(lane.modem(), now).await? else {
+                    // Nothing due; the claim still runs expiry and the unknown policy.
+                    let claimed = self
+                        .store
+                        .claim_outbound_on(now, self.options.policy, lane.modem(), None)
+                        .await?;
+                    return match claimed {
+                        None => Ok(SendOutcome::Idle),
+                        Some(job) => {
+                            // It became due between the look and the claim: back to the
+                            // queue, and planned like any other.
+                            self.store.release_claim(job.id, now).await?;
+                            Ok(SendOutcome::Paced { until_ms: now })
+                        }
+                    };
+                };
+                let at = lane.message_slot(now, next.id, next.parts, &next.contact_id);
+                if at > now {
+                    return Ok(SendOutcome::Paced { until_ms: at });
+                }
+                let claimed = self
+                    .store
+                    .claim_outbound_on(now, self.options.policy, lane.modem(), Some(next.id))
+                    .await?;
+                if claimed.is_none() {
+                    // Expired meanwhile, or another message became due first: look again.
+                    return Ok(SendOutcome::Paced { until_ms: now });
+                }
+                claimed
+            }
+        };
+        let Some(job) = claimed else {
             return Ok(SendOutcome::Idle);
         };
         let span = tracing::info_span!("outbox", m_id = %job.m_id, attempt = job.attempt);
@@ -258,12 +307,76 @@ impl<S: PartSender> Outbox<S> {
             if index > 0 && self.shutdown.is_cancelled() {
                 return Ok(SendOutcome::Interrupted { m_id: job.m_id });
             }
-            self.record("a part about to be sent", false, || {
-                self.store
-                    .part_submitting(job.id, seq, &job.contact_id, self.clock.now_ms())
-            })
-            .await?;
-            match self.sender.send_part(part, seq < total as u32).await {
+            let written = match &self.lane {
+                None => {
+                    self.record("a part about to be sent", false, || {
+                        self.store.part_submitting(
+                            job.id,
+                            seq,
+                            &job.contact_id,
+                            self.clock.now_ms(),
+                        )
+                    })
+                    .await?;
+                    None
+                }
+                Some(lane) => {
+                    let left = (total - index) as u32;
+                    let at = loop {
+                        let now = self.clock.now_ms();
+                        let Some(until) = lane.part_wait(now, left, &job.contact_id) else {
+                            break now;
+                        };
+                        tracing::debug!(
+                            part = seq,
+                            of = total,
+                            wait_ms = until - now,
+                            "a cap holds the rest of the message"
+                        );
+                        let wait = Duration::from_millis((until - now).max(1) as u64);
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = self.shutdown.cancelled() => {
+                                if index == 0 {
+                                    // Nothing went: the message goes back to the queue whole.
+                                    self.store.release_claim(job.id, self.clock.now_ms()).await?;
+                                }
+                                return Ok(SendOutcome::Interrupted { m_id: job.m_id });
+                            }
+                        }
+                    };
+                    // The history row and the part are one commit; the pacer counts it once it
+                    // is committed, at the time that row says.
+                    self.record("a part about to be sent", false, || {
+                        self.store.part_submitting_on(
+                            job.id,
+                            seq,
+                            &job.contact_id,
+                            at,
+                            lane.modem(),
+                            index == 0,
+                        )
+                    })
+                    .await?;
+                    lane.record(at, &job.contact_id, index == 0);
+                    Some(at)
+                }
+            };
+            let answer = self.sender.send_part(part, seq < total as u32).await;
+            if let (Some(lane), Some(written)) = (&self.lane, written) {
+                let answered = self.clock.now_ms();
+                lane.restamp(written, answered, &job.contact_id);
+                if let Err(error) = self
+                    .store
+                    .restamp_send(lane.modem(), written, answered)
+                    .await
+                {
+                    // The row keeps the time the command was written: a restart within the
+                    // minute counts the part a little earlier than the network saw it.
+                    tracing::warn!(%error, "cannot move the part's count to the modem's answer");
+                }
+            }
+            match answer {
                 Ok(mr) => {
                     self.record("a part the modem accepted", true, || {
                         self.store
@@ -403,14 +516,42 @@ impl<S: PartSender> Outbox<S> {
     /// is logged and tried again.
     pub async fn run(self) -> Result<(), OutboxError> {
         self.recover().await?;
+        self.serve().await
+    }
+
+    /// [`Outbox::run`] without the recovery step: in a pool the gateway recovers once, before
+    /// any SIM's sender starts (a second recovery would mistake a part another SIM is sending
+    /// for one left by a crash). With a lane, the pool's router wakes it.
+    pub async fn serve(self) -> Result<(), OutboxError> {
         let signal = self.store.outbound_signal();
         while !self.shutdown.is_cancelled() {
+            let lane = self.lane.clone();
             let notified = signal.notified();
+            let woken = async {
+                match &lane {
+                    Some(lane) => lane.woken().await,
+                    None => notified.await,
+                }
+            };
             let idle_for = match self.try_one().await {
+                Ok(SendOutcome::Paced { until_ms }) => {
+                    Duration::from_millis((until_ms - self.clock.now_ms()).clamp(0, 60_000) as u64)
+                }
                 Ok(SendOutcome::Idle) if !self.sender.is_ready() => Duration::from_secs(1),
                 Ok(SendOutcome::Idle) => {
                     // Unknown (a database error): look again within the minute anyway.
-                    let next = self.store.next_outbound_wakeup(self.options.policy).await;
+                    let next = match &self.lane {
+                        None => self.store.next_outbound_wakeup(self.options.policy).await,
+                        Some(lane) => {
+                            self.store
+                                .next_wakeup_on(
+                                    lane.modem(),
+                                    self.options.policy.unknown_window_ms,
+                                    self.clock.now_ms(),
+                                )
+                                .await
+                        }
+                    };
                     let wait = next
                         .ok()
                         .flatten()
@@ -424,7 +565,7 @@ impl<S: PartSender> Outbox<S> {
                 }
             };
             tokio::select! {
-                () = notified => {}
+                () = woken => {}
                 () = tokio::time::sleep(idle_for) => {}
                 () = self.shutdown.cancelled() => {}
             }

@@ -24,6 +24,8 @@ pub struct Reports {
     /// To normalise national recipient numbers as contact IDs are.
     default_country: String,
     clock: Clock,
+    /// The SIM these reports come from (a pool runs one `Reports` per modem).
+    modem: Option<String>,
 }
 
 impl Reports {
@@ -33,7 +35,14 @@ impl Reports {
             window: options.report_window,
             default_country: options.default_country.clone(),
             clock: Clock::system(),
+            modem: None,
         }
+    }
+
+    /// Reports from SIM `modem`: they pair only with the parts it sent.
+    pub fn from_modem(mut self, modem: &str) -> Self {
+        self.modem = Some(modem.to_owned());
+        self
     }
 
     /// Replaces the wall clock (tests; the outbox gives its own).
@@ -54,6 +63,7 @@ impl Reports {
                 status: report.status,
                 now_ms: self.clock.now_ms(),
                 window_ms: millis(self.window),
+                modem: self.modem.clone(),
             })
             .await?;
         match &outcome {

@@ -610,3 +610,29 @@ fn four_sims_at_ten_a_minute_drain_a_thousand_messages_in_about_25_minutes() {
         }
     }
 }
+
+#[test]
+fn a_restamped_part_counts_from_when_the_modem_answered() {
+    let limits = Limits {
+        per_minute: NonZeroU32::new(1),
+        min_interval: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let mut pacer = Pacer::new(limits);
+    pacer.record(1_000, "+1", true);
+    pacer.restamp(1_000, 4_000, "+1");
+    assert_eq!(pacer.log().len(), 1);
+    assert_eq!(pacer.log().last_start_ms(), Some(4_000));
+    // The minute runs from the answer, and min_interval from the (moved) start.
+    assert_eq!(pacer.burst(61_000, 1, "+2"), 0);
+    assert_eq!(pacer.burst(64_001, 1, "+2"), 1);
+    assert_eq!(
+        pacer.next_message(61_000, 1, "+2", Duration::ZERO).at_ms,
+        64_000
+    );
+    // Earlier, or a part that is not there: nothing changes.
+    pacer.restamp(4_000, 3_000, "+1");
+    pacer.restamp(9_999, 20_000, "+1");
+    assert_eq!(pacer.log().last_start_ms(), Some(4_000));
+    assert_eq!(pacer.log().parts_after(3_999), 1);
+}

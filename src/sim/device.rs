@@ -487,7 +487,13 @@ impl Device {
                         self.noise();
                     }
                     let generation = self.generation;
-                    self.schedule(self.options.network_delay, Event::SubmitDone { generation });
+                    let jitter = self.options.network_delay_jitter;
+                    let delay = if jitter.is_zero() {
+                        self.options.network_delay
+                    } else {
+                        self.options.network_delay + jitter.mul_f64(self.rng.random::<f64>())
+                    };
+                    self.schedule(delay, Event::SubmitDone { generation });
                 }
                 Effect::AwaitAck(number) => {
                     let generation = self.generation;

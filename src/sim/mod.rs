@@ -99,6 +99,8 @@ pub struct SimOptions {
     pub report_status: u8,
     /// Time the network takes to answer each submitted part.
     pub network_delay: Duration,
+    /// Plus a random `0..network_delay_jitter` per part (a real network's answer time varies).
+    pub network_delay_jitter: Duration,
     /// SIM storage slots.
     pub capacity: usize,
     /// The first storage index (1 on most modems, 0 on some).
@@ -168,6 +170,7 @@ impl Default for SimOptions {
             report_delay: Duration::ZERO,
             report_status: 0,
             network_delay: Duration::ZERO,
+            network_delay_jitter: Duration::ZERO,
             capacity: 30,
             first_index: 1,
             urc_noise: false,

@@ -48,6 +48,11 @@ pub struct NewInboundPart {
     /// The raw PDU as read, kept for diagnosis.
     pub pdu: Vec<u8>,
     pub now_ms: i64,
+    /// The SIM it arrived on (`None`: not recorded).
+    pub modem: Option<String>,
+    /// Sticky routing: bind the sender to `modem` in the same transaction, and move their
+    /// queued messages there (only a sender with a phone number, `forward`).
+    pub bind_sender: bool,
 }
 
 /// One stored part of a message being finished.
@@ -277,6 +282,19 @@ fn receive(
     if known {
         return Ok(InboundOutcome::Duplicate);
     }
+    if let (Some(modem), true, true) = (&part.modem, part.bind_sender, part.forward) {
+        let moved = super::pool::bind(
+            tx,
+            &part.contact_id,
+            modem,
+            super::pool::BindReason::Inbound,
+            part.now_ms,
+        )?;
+        if moved > 0 {
+            tracing::info!(contact = %part.contact_id, %modem, moved,
+                "the contact wrote in on another SIM; their queued messages follow");
+        }
+    }
     let Some(group) = &part.group else {
         tx.execute(
             "INSERT INTO inbound (contact_id, forward, total, state, first_part_ms)
@@ -354,8 +372,9 @@ fn insert_part(
     part: &NewInboundPart,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO inbound_part (part_key, message_id, seq, text, timestamp_ms, pdu, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO inbound_part (part_key, message_id, seq, text, timestamp_ms, pdu, received_ms,
+                                   modem)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             part.part_key,
             message_id,
@@ -363,7 +382,8 @@ fn insert_part(
             part.text,
             part.timestamp_ms,
             part.pdu,
-            part.now_ms
+            part.now_ms,
+            part.modem
         ],
     )?;
     Ok(())

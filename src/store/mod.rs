@@ -30,6 +30,7 @@ mod health;
 mod identity;
 mod inbound;
 mod outbound;
+mod pool;
 mod state;
 mod unreadable;
 pub(crate) mod upkeep;
@@ -53,6 +54,7 @@ pub use outbound::{
     AttemptEnd, AttemptResult, Claimed, NewOutbound, OutboundView, OutboxPolicy, OutboxStats,
     ReportOutcome, Source, StatusReportInput, Unrecorded,
 };
+pub use pool::{BindReason, Moved, NextOnModem, RouteCandidate, Routed, stable_hash};
 pub use state::{InboundState, OutboundState, PartState};
 pub use unreadable::{
     NewUnreadable, Placeholder, UnreadableKind, UnreadableOutcome, UnreadableRow,
@@ -88,6 +90,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_balance",
         include_str!("../../migrations/0007_balance.sql"),
     ),
+    ("0008_pool", include_str!("../../migrations/0008_pool.sql")),
 ];
 
 /// How long a statement waits on a lock held by another connection (e.g. `sqlite3` opened by an

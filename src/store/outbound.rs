@@ -132,6 +132,10 @@ pub struct StatusReportInput {
     /// Only parts submitted within this window before `now_ms` are candidates: TP-MR is one
     /// octet and wraps every 256 parts.
     pub window_ms: i64,
+    /// The SIM the report came from: TP-MR counters are per SIM, so it pairs only with parts
+    /// that SIM sent (and with parts recorded before the pool, which have no SIM). `None`:
+    /// any part.
+    pub modem: Option<String>,
 }
 
 /// What a status report did.
@@ -184,6 +188,14 @@ fn fail(tx: &Connection, id: i64, message: &str, now_ms: i64) -> Result<(), Stor
 
 /// Puts a message back in the queue for a whole new attempt at `at_ms`.
 fn requeue(tx: &Connection, id: i64, at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+    // A part of this attempt may have reached the network on its SIM: the resend stays on
+    // that SIM, so the contact never gets one message from two numbers.
+    tx.execute(
+        "UPDATE outbound SET pinned = 1 WHERE id = ?1 AND modem IS NOT NULL AND EXISTS (
+             SELECT 1 FROM outbound_part WHERE message_id = ?1
+               AND state IN ('accepted', 'unknown', 'delivered', 'failed'))",
+        [id],
+    )?;
     tx.execute("DELETE FROM outbound_part WHERE message_id = ?1", [id])?;
     tx.execute(
         "UPDATE outbound SET state = 'queued', next_attempt_ms = ?2, unknown_since_ms = NULL,
@@ -273,13 +285,20 @@ fn apply_parked(
     recipient: &str,
     since_ms: i64,
 ) -> Result<usize, StoreError> {
+    // Only reports from the SIM that sent the part (TP-MR counters are per SIM).
+    let modem: Option<String> = tx.query_row(
+        "SELECT modem FROM outbound_part WHERE message_id = ?1 AND seq = ?2",
+        params![id, seq],
+        |r| r.get(0),
+    )?;
     let parked: Vec<(i64, u8, u8, i64)> = tx
         .prepare(
             "SELECT id, mr, status, received_ms FROM parked_report
              WHERE recipient = ?1 AND received_ms >= ?2 AND (?3 IS NULL OR mr = ?3)
+               AND (?4 IS NULL OR modem IS NULL OR modem = ?4)
              ORDER BY received_ms, id",
         )?
-        .query_map(params![recipient, since_ms, mr], |r| {
+        .query_map(params![recipient, since_ms, mr, modem], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
@@ -351,6 +370,16 @@ fn housekeeping(tx: &Connection, now_ms: i64, policy: &OutboxPolicy) -> Result<(
     }
     Ok(())
 }
+
+/// The next due message, FIFO per contact (nothing older of theirs still in flight, on any
+/// SIM): the `FROM … LIMIT 1` of a claim, `?1` = now, `?2` = the SIM whose messages are
+/// claimed (`NULL`: any).
+pub(super) const DUE: &str = "FROM outbound o
+     WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1 AND (?2 IS NULL OR o.modem = ?2)
+       AND NOT EXISTS (SELECT 1 FROM outbound p
+           WHERE p.contact_id = o.contact_id AND p.id < o.id
+             AND p.state IN ('queued', 'sending', 'unknown'))
+     ORDER BY o.id LIMIT 1";
 
 impl Store {
     /// Commits one outbound message and, atomically, its webhook side effects (`message_echo`
@@ -497,19 +526,40 @@ impl Store {
         now_ms: i64,
         policy: OutboxPolicy,
     ) -> Result<Option<Claimed>, StoreError> {
+        self.claim(now_ms, policy, None, None).await
+    }
+
+    /// [`Store::claim_outbound`] for the sender of one SIM of a pool: only messages routed to
+    /// `modem`, and with `only` just that message (the one its pacing was planned for), if it is
+    /// still the next due.
+    pub async fn claim_outbound_on(
+        &self,
+        now_ms: i64,
+        policy: OutboxPolicy,
+        modem: &str,
+        only: Option<i64>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        self.claim(now_ms, policy, Some(modem.to_owned()), only)
+            .await
+    }
+
+    async fn claim(
+        &self,
+        now_ms: i64,
+        policy: OutboxPolicy,
+        modem: Option<String>,
+        only: Option<i64>,
+    ) -> Result<Option<Claimed>, StoreError> {
         self.write(move |tx| {
             housekeeping(tx, now_ms, &policy)?;
             let next: Option<(i64, String, String, String, Encoding, i64, i64)> = tx
                 .query_row(
-                    "SELECT o.id, o.m_id, o.contact_id, o.text, o.encoding, o.attempts,
-                            o.created_ms
-                     FROM outbound o
-                     WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
-                       AND NOT EXISTS (SELECT 1 FROM outbound p
-                           WHERE p.contact_id = o.contact_id AND p.id < o.id
-                             AND p.state IN ('queued', 'sending', 'unknown'))
-                     ORDER BY o.id LIMIT 1",
-                    [now_ms],
+                    &format!(
+                        "SELECT o.id, o.m_id, o.contact_id, o.text, o.encoding, o.attempts,
+                                o.created_ms {}",
+                        DUE
+                    ),
+                    params![now_ms, modem],
                     |r| {
                         Ok((
                             r.get(0)?,
@@ -526,6 +576,9 @@ impl Store {
             let Some((id, m_id, contact_id, text, encoding, attempts, created_ms)) = next else {
                 return Ok(None);
             };
+            if only.is_some_and(|only| only != id) {
+                return Ok(None);
+            }
             // A fresh reference per attempt, so the recipient's phone never merges parts of
             // two attempts (3GPP TS 23.040 §9.2.3.24.1).
             let concat_reference = (next_counter(tx, "concat_reference")? & 0xFFFF) as u16;
@@ -578,16 +631,58 @@ impl Store {
         recipient: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        self.submitting(id, seq, recipient, now_ms, None).await
+    }
+
+    /// [`Store::part_submitting`] on one SIM of a pool: the part records `modem`, and the same
+    /// transaction appends it to the SIM's send history (`starts_message`: the first part of
+    /// this attempt), which its caps count from.
+    pub async fn part_submitting_on(
+        &self,
+        id: i64,
+        seq: u32,
+        recipient: &str,
+        now_ms: i64,
+        modem: &str,
+        starts_message: bool,
+    ) -> Result<(), StoreError> {
+        self.submitting(
+            id,
+            seq,
+            recipient,
+            now_ms,
+            Some((modem.to_owned(), starts_message)),
+        )
+        .await
+    }
+
+    async fn submitting(
+        &self,
+        id: i64,
+        seq: u32,
+        recipient: &str,
+        now_ms: i64,
+        on: Option<(String, bool)>,
+    ) -> Result<(), StoreError> {
         let recipient = recipient.to_owned();
         self.write(move |tx| {
+            let modem = on.as_ref().map(|(modem, _)| modem.as_str());
             tx.execute(
-                "INSERT INTO outbound_part (message_id, seq, state, recipient, submitted_ms)
-                 VALUES (?1, ?2, 'submitting', ?3, ?4)
+                "INSERT INTO outbound_part (message_id, seq, state, recipient, submitted_ms, modem)
+                 VALUES (?1, ?2, 'submitting', ?3, ?4, ?5)
                  ON CONFLICT (message_id, seq) DO UPDATE SET state = 'submitting', mr = NULL,
                      submitted_ms = excluded.submitted_ms, report_status = NULL,
-                     report_ms = NULL",
-                params![id, seq, recipient, now_ms],
+                     report_ms = NULL, modem = excluded.modem",
+                params![id, seq, recipient, now_ms, modem],
             )?;
+            if let Some((modem, starts_message)) = &on {
+                let sent = crate::pacing::Sent {
+                    at_ms: now_ms,
+                    recipient: recipient.clone(),
+                    starts_message: *starts_message,
+                };
+                super::pool::record_send(tx, modem, &sent)?;
+            }
             Ok(())
         })
         .await
@@ -729,8 +824,9 @@ impl Store {
                         "SELECT message_id, seq, state FROM outbound_part
                          WHERE mr = ?1 AND recipient = ?2 AND submitted_ms >= ?3
                            AND state IN ('accepted', 'delivered', 'failed')
+                           AND (?4 IS NULL OR modem IS NULL OR modem = ?4)
                          ORDER BY submitted_ms DESC LIMIT 1",
-                        params![report.mr, report.recipient, since],
+                        params![report.mr, report.recipient, since, report.modem],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
@@ -742,8 +838,9 @@ impl Store {
                              JOIN outbound o ON o.id = p.message_id
                              WHERE p.recipient = ?1 AND p.submitted_ms >= ?2
                                AND p.state = 'unknown' AND o.state = 'unknown'
+                               AND (?3 IS NULL OR p.modem IS NULL OR p.modem = ?3)
                              ORDER BY p.submitted_ms DESC LIMIT 1",
-                            params![report.recipient, since],
+                            params![report.recipient, since, report.modem],
                             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                         )
                         .optional()?,
@@ -753,9 +850,15 @@ impl Store {
                     // A report the network delivers twice is parked twice; applying it twice
                     // changes nothing.
                     tx.execute(
-                        "INSERT INTO parked_report (mr, recipient, status, received_ms)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        params![report.mr, report.recipient, report.status, report.now_ms],
+                        "INSERT INTO parked_report (mr, recipient, status, received_ms, modem)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            report.mr,
+                            report.recipient,
+                            report.status,
+                            report.now_ms,
+                            report.modem
+                        ],
                     )?;
                     return Ok(ReportOutcome::Unmatched);
                 };

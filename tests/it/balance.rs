@@ -195,6 +195,7 @@ async fn rig(sim_options: SimOptions, interval: Duration, ussd_timeout: Duration
     .expect("simulator starts");
     let options = ModemOptions {
         port: sim.path(),
+        endpoint: None,
         baud: 115_200,
         pin: None,
         delivery_reports: true,

@@ -320,6 +320,7 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     .expect("simulator");
     let options = ModemOptions {
         port: sim.path(),
+        endpoint: None,
         baud: 115_200,
         pin: None,
         delivery_reports: false,

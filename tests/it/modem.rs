@@ -36,6 +36,7 @@ impl Drop for Rig {
 fn options(port: PathBuf) -> ModemOptions {
     ModemOptions {
         port,
+        endpoint: None,
         baud: 115_200,
         pin: None,
         delivery_reports: true,

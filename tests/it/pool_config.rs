@@ -1,7 +1,6 @@
 //! The pool's configuration as the operator meets it: `check-config` checks `[[modems]]` and
 //! `[routing]` without opening a port and prints the pool; a file it refuses names the key in
-//! one line; `run` and `doctor` refuse a pool this version cannot drive, with the fix, rather
-//! than run with part of it ignored.
+//! one line; `doctor --modem` names a modem the file does not have.
 
 use std::path::Path;
 use std::process::Output;
@@ -88,10 +87,7 @@ fn check_config_prints_the_pool_without_opening_a_port() {
         stdout.contains("routing: sticky contacts; contacts never move"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("warning: smsgate run would refuse this file"),
-        "{stdout}"
-    );
+    assert!(!stdout.contains("would refuse"), "{stdout}");
     assert!(
         !stdout.contains("4321") && !stdout.contains("secret-token"),
         "{stdout}"
@@ -134,41 +130,14 @@ fn check_config_refuses_a_bad_pool_in_one_line_naming_the_key() {
 }
 
 #[test]
-fn run_refuses_what_it_cannot_drive_with_the_fix() {
+fn doctor_modem_must_name_a_modem_of_the_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (modems, expected) in [
-        (POOL, "lists 2 modems (sim-a, sim-b)"),
-        (
-            "[[modems]]\nname = \"remote\"\nport = \"tcp://192.0.2.21:4001\"\n",
-            "modem \"remote\" is at tcp://192.0.2.21:4001",
-        ),
-        (
-            "[modem]\nport = \"/dev/ttyUSB0\"\nper_minute = 10\n",
-            "modem \"modem\" has pacing (≤ 10 parts a minute)",
-        ),
-    ] {
-        let config = write(dir.path(), "refused.toml", modems);
-        let output = smsgate(&["run", "-c", &config]);
-        assert!(!output.status.success(), "{modems}: run must refuse");
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains(expected), "{modems}: {stderr}");
-        assert!(stderr.contains("this version of smsgate"), "{stderr}");
-        assert!(
-            !dir.path().join("smsgate.db").exists(),
-            "refused before the database is created"
-        );
-    }
-    let config = write(
-        dir.path(),
-        "remote.toml",
-        "[[modems]]\nname = \"remote\"\nport = \"tcp://192.0.2.21:4001\"\n",
-    );
-    let output = smsgate(&["doctor", "-c", &config]);
+    let config = write(dir.path(), "pool.toml", POOL);
+    let output = smsgate(&["doctor", "-c", &config, "--modem", "sim-z"]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("modem \"remote\" is at tcp://192.0.2.21:4001")
-            && stderr.contains("--port"),
+        stderr.contains("no modem is named \"sim-z\"") && stderr.contains("sim-a, sim-b"),
         "{stderr}"
     );
 }

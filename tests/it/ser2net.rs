@@ -25,7 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The ser2net binary (Debian installs it in /usr/sbin, often not on a user's PATH), or `None`
 /// after a notice when it is missing and not required.
-fn ser2net_binary() -> Option<PathBuf> {
+pub(crate) fn ser2net_binary() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
@@ -48,7 +48,7 @@ fn ser2net_binary() -> Option<PathBuf> {
 }
 
 /// One ser2net process serving `device` on `127.0.0.1:port`, raw TCP.
-struct Ser2net {
+pub(crate) struct Ser2net {
     binary: PathBuf,
     config: PathBuf,
     log: PathBuf,
@@ -57,7 +57,7 @@ struct Ser2net {
 }
 
 impl Ser2net {
-    fn new(binary: PathBuf, dir: &Path, device: &Path) -> Self {
+    pub(crate) fn new(binary: PathBuf, dir: &Path, device: &Path) -> Self {
         let port = free_port();
         // ser2net.yaml(5), 4.x syntax: a raw `tcp` accepter (no telnet, no RFC 2217), the
         // serial line 115200 8N1 ignoring modem control lines (`local`), and a new client
@@ -84,7 +84,7 @@ impl Ser2net {
 
     /// Starts ser2net in the foreground (`-n`), logging to a file, without UUCP lock files
     /// (`-u`: the test may run as any user).
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -102,14 +102,14 @@ impl Ser2net {
     }
 
     /// SIGKILL, as a crash or the machine losing power would end it, and reaps it.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill ser2net");
             child.wait().expect("reap ser2net");
         }
     }
 
-    fn endpoint(&self) -> Endpoint {
+    pub(crate) fn endpoint(&self) -> Endpoint {
         Endpoint::parse(&format!("tcp://127.0.0.1:{}", self.port)).expect("a tcp endpoint")
     }
 

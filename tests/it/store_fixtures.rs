@@ -140,6 +140,7 @@ pub(crate) fn report(mr: u8, recipient: &str, status: u8, now_ms: i64) -> Status
         status,
         now_ms,
         window_ms: 3_600_000,
+        modem: None,
     }
 }
 
