@@ -311,6 +311,13 @@ pub(crate) async fn get_health(State(state): State<AppState>, headers: HeaderMap
     };
     if modems.len() > 1 {
         checks.push(pool_check(&modems));
+        // The balance check above reads the first SIM; every other one may run out too.
+        checks.extend(modems.iter().skip(1).filter_map(|m| {
+            balance_check(&m.health, now_ms).map(|check| Check {
+                detail: format!("{}: {}", m.name, check.detail),
+                ..check
+            })
+        }));
     }
     let healthy = checks.iter().all(|check| check.ok);
     let (code, status) = if healthy {
@@ -524,6 +531,13 @@ fn write_pool_metrics(out: &mut String, now_ms: i64, modems: &[PoolModemView]) {
         "gauge",
         "This SIM's cap on parts per sliding window (absent: no cap).",
         caps,
+    );
+    series(
+        out,
+        "smsgate_pool_modem_sim_balance",
+        "gauge",
+        "This SIM's balance as the operator last answered by USSD (balance_ussd).",
+        each(&|m| m.health.balance.as_ref().and_then(|b| b.amount)),
     );
     series(
         out,

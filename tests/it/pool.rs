@@ -912,3 +912,77 @@ async fn a_multipart_message_goes_back_to_back_on_one_sim_and_counts_every_part(
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_per_sim() {
+    let rig = Rig::new(
+        2,
+        SimOptions::default(),
+        "balance_ussd = \"*100#\"\nlow_balance = 5.0",
+        "",
+    )
+    .await;
+    rig.sim("sim-b")
+        .set_ussd_answer("*100#", Some("Your balance is 2.00 USD."))
+        .await;
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let health = || async {
+        rig.client
+            .get(format!("http://{}/health", gw.address))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("answered")
+            .json::<serde_json::Value>()
+            .await
+            .expect("json")
+    };
+    wait_until(LONG, "sim-b's low balance shows in /health", || async {
+        let health = health().await;
+        health["status"] == "degraded"
+            && health["checks"].as_array().is_some_and(|checks| {
+                checks.iter().any(|c| {
+                    c["name"] == "balance"
+                        && c["ok"] == false
+                        && c["detail"]
+                            .as_str()
+                            .is_some_and(|d| d.starts_with("sim-b: 2 is below low_balance 5"))
+                })
+            })
+    })
+    .await;
+    // sim-a's own balance is fine and says so.
+    let health = health().await;
+    let first = health["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "balance")
+        .expect("sim-a's balance check")
+        .clone();
+    assert_eq!(first["ok"], true, "{health:#}");
+    let metrics = rig
+        .client
+        .get(format!("http://{}/metrics", gw.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "smsgate_pool_modem_sim_balance{modem=\"sim-b\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "smsgate_pool_modem_sim_balance{modem=\"sim-a\"} 12.5"),
+        "{metrics}"
+    );
+    gw.stop().await;
+}
