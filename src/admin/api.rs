@@ -563,18 +563,31 @@ pub(super) async fn ussd(State(console): State<Arc<Console>>, body: axum::body::
             );
         }
     };
-    if let Some(modem) = body.modem.as_deref() {
-        if modem != console.modem_name {
+    // A pool's SIM by its name; without a name, or for the one modem, the gateway's first.
+    let seat = body
+        .modem
+        .as_deref()
+        .and_then(|name| console.seats.iter().find(|seat| seat.name == name));
+    let (name, handle) = match (body.modem.as_deref(), seat) {
+        (_, Some(seat)) => (seat.name.clone(), Some(&seat.modem)),
+        (Some(name), None) if name != console.modem_name => {
+            let names: Vec<&str> = if console.seats.is_empty() {
+                vec![console.modem_name.as_str()]
+            } else {
+                console
+                    .seats
+                    .iter()
+                    .map(|seat| seat.name.as_str())
+                    .collect()
+            };
             return self::error(
                 StatusCode::BAD_REQUEST,
-                &format!(
-                    "no modem named {modem:?} (this gateway drives {:?})",
-                    console.modem_name
-                ),
+                &format!("no modem named {name:?} (this gateway drives {names:?})"),
             );
         }
-    }
-    let Some(handle) = &console.modem else {
+        _ => (console.modem_name.clone(), console.modem.as_ref()),
+    };
+    let Some(handle) = handle else {
         return self::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "this dashboard has no modem to ask",
@@ -595,9 +608,9 @@ pub(super) async fn ussd(State(console): State<Arc<Console>>, body: axum::body::
     };
     match asked {
         Ok(answer) => {
-            tracing::info!(code = body.code.trim(), "dashboard: USSD answered");
+            tracing::info!(modem = %name, code = body.code.trim(), "dashboard: USSD answered");
             Json(json!({
-                "modem": console.modem_name,
+                "modem": name,
                 "code": body.code.trim(),
                 "status": answer.status.to_string(),
                 "text": answer.text,

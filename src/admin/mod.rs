@@ -80,6 +80,8 @@ pub(crate) struct Seat {
     health: watch::Receiver<Health>,
     lane: Arc<crate::outbox::Lane>,
     history: Arc<history::SignalHistory>,
+    /// What `POST /api/ussd` with `"modem": name` asks through.
+    modem: crate::modem::ModemHandle,
 }
 
 /// The dashboard, ready to run.
@@ -137,6 +139,7 @@ impl Dashboard {
                 health: member.modem.health_watch(),
                 lane: member.lane.clone(),
                 history: Arc::default(),
+                modem: member.modem.clone(),
             })
             .collect();
         self

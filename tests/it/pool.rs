@@ -986,3 +986,41 @@ async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_pe
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsgate_ussd_through_the_daemon_asks_the_sim_it_names() {
+    let admin = free_port();
+    let rig = Rig::new(
+        2,
+        SimOptions::default(),
+        "",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
+    )
+    .await;
+    rig.sim("sim-b")
+        .set_ussd_answer("*100#", Some("sim-b has 7.00 left"))
+        .await;
+    let config_path = rig.dir.path().join("smsgate.toml").display().to_string();
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let ask = |modem: &'static str| {
+        let config_path = config_path.clone();
+        tokio::task::spawn_blocking(move || {
+            smsgate(&["ussd", "-c", &config_path, "--modem", modem, "*100#"])
+        })
+    };
+    let output = ask("sim-b").await.expect("joined");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "sim-b has 7.00 left"
+    );
+    assert_eq!(rig.sim("sim-b").ussd_requests().await, ["*100#"]);
+    assert!(rig.sim("sim-a").ussd_requests().await.is_empty());
+    // A name outside the pool is refused with the names there are.
+    let output = ask("sim-z").await.expect("joined");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no modem named \"sim-z\""), "{stderr}");
+    gw.stop().await;
+}
