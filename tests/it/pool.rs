@@ -1024,3 +1024,49 @@ async fn smsgate_ussd_through_the_daemon_asks_the_sim_it_names() {
     assert!(stderr.contains("no modem named \"sim-z\""), "{stderr}");
     gw.stop().await;
 }
+
+/// The page itself, in headless Chromium (as `dashboard.rs`; without a browser the test prints
+/// a notice and passes unless `SMSGATE_REQUIRE_BROWSER=1`): one card per SIM, each with what
+/// it sent against its caps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_page_shows_a_card_per_sim_with_sends_against_caps() {
+    use crate::dashboard::{PASSWORD, browser};
+    let Some(browser) = browser((1280, 1400)).await else {
+        return;
+    };
+    let admin = free_port();
+    let mut rig = Rig::new(
+        2,
+        SimOptions::default(),
+        "per_minute = 10\nrecipients_per_day = 250",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
+    )
+    .await;
+    rig.config.admin.password = Some(PASSWORD.to_owned());
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let m_id = rig.send_text(gw.address, &contact(900), "counted").await;
+    wait_for_status(&rig.standin, m_id.as_str(), "sent", LONG).await;
+    let sender = rig.sims_that_sent_to(&contact(900)).await;
+    assert_eq!(sender.len(), 1, "{sender:?}");
+    browser
+        .log_in(&format!("http://127.0.0.1:{admin}"), PASSWORD)
+        .await;
+    for name in ["sim-a", "sim-b"] {
+        let sends = if sender[0] == name { 1 } else { 0 };
+        browser
+            .wait_text(
+                &format!("[data-modem=\"{name}\"] .m-sent"),
+                &format!("{name}'s sends against its caps"),
+                |text| {
+                    text == format!(
+                        "{sends} of 10 in the last minute · {sends} in the hour · {sends} in \
+                         24 h · {sends} of 250 recipients in 24 h"
+                    )
+                },
+            )
+            .await;
+    }
+    browser.close().await;
+    gw.stop().await;
+}

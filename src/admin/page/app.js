@@ -92,6 +92,21 @@ function contactCell(row) {
 
 // ---- modems
 
+// "3 of 10 in the last minute · …": what the SIM sent in each window against its cap (a pool
+// SIM's per_minute / per_hour / per_day, recipients_per_day), just the count where it has none.
+function sentAgainstCaps(sent, caps) {
+  const against = (count, cap) => (cap === null || cap === undefined) ? String(count ?? 0) : `${count ?? 0} of ${cap}`;
+  const parts = [
+    `${against(sent.last_minute, caps.per_minute)} in the last minute`,
+    `${against(sent.last_hour, caps.per_hour)} in the hour`,
+    `${against(sent.last_day, caps.per_day)} in 24 h`,
+  ];
+  if (caps.recipients_per_day !== null && caps.recipients_per_day !== undefined) {
+    parts.push(`${against(caps.recipients_last_day, caps.recipients_per_day)} recipients in 24 h`);
+  }
+  return parts.join(" · ");
+}
+
 function bars(dbm) {
   const level = dbm === null || dbm === undefined ? 0 : dbm >= -73 ? 5 : dbm >= -83 ? 4 : dbm >= -93 ? 3 : dbm >= -103 ? 2 : 1;
   const node = el("span", { class: "bars " + (level <= 2 ? "poor" : level === 3 ? "fair" : ""), "aria-hidden": "true" });
@@ -170,8 +185,7 @@ function renderModems(data) {
         modem.balance_error ? el("dd", { class: "muted small m-balance-error" }, modem.balance_error) : null,
         el("dt", {}, "Calls"), el("dd", { class: "m-calls" },
           String(modem.calls ?? 0) + (modem.calls_withheld ? ` (${modem.calls_withheld} withheld)` : "")),
-        el("dt", {}, "Sent"), el("dd", { class: "m-sent" },
-          `${sent.last_minute ?? 0} in the last minute · ${sent.last_hour ?? 0} in the hour · ${sent.last_day ?? 0} in 24 h`),
+        el("dt", {}, "Sent"), el("dd", { class: "m-sent" }, sentAgainstCaps(sent, modem.caps || {})),
         modem.last_error ? el("dt", {}, "Last error") : null,
         modem.last_error ? el("dd", { class: "bad-text" }, modem.last_error) : null));
   }));
