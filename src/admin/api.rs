@@ -105,10 +105,39 @@ fn signal_word(dbm: i32) -> &'static str {
 /// window (from its send history, as its caps count them) and its caps (`null`: no cap).
 async fn seat_entry(console: &Console, seat: &super::Seat, now: i64) -> Result<Value, StoreError> {
     let health = seat.health.borrow().clone();
+    let usage = seat.lane.usage(now);
+    let limits = seat.lane.limits();
+    let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
+    let sent = json!({
+        "last_minute": usage.last_minute,
+        "last_hour": usage.last_hour,
+        "last_day": usage.last_day,
+    });
+    let caps = json!({
+        "per_minute": cap(limits.per_minute),
+        "per_hour": cap(limits.per_hour),
+        "per_day": cap(limits.per_day),
+        "recipients_per_day": cap(limits.recipients_per_day),
+        "recipients_last_day": usage.recipients_last_day,
+        "next_send_at_ms": seat.lane.ready_at_ms(now),
+    });
+    let samples = seat.history.last_hour(now);
+    modem_entry(console, &seat.name, &health, samples, sent, caps).await
+}
+
+/// What `/api/modems` says of one modem, whichever way its sends and caps were counted.
+async fn modem_entry(
+    console: &Console,
+    name: &str,
+    health: &crate::modem::Health,
+    samples: impl serde::Serialize,
+    sent: Value,
+    caps: Value,
+) -> Result<Value, StoreError> {
     // The live reading; before the first one since start, the one stored before the restart.
     let (balance, balance_text, balance_read_ms) = match &health.balance {
         Some(live) => (live.amount, Some(live.text.clone()), Some(live.read_ms)),
-        None => match console.store.balance(&seat.name).await? {
+        None => match console.store.balance(name).await? {
             Some(stored) => (stored.amount, Some(stored.text), Some(stored.read_ms)),
             None => (None, None, None),
         },
@@ -122,11 +151,8 @@ async fn seat_entry(console: &Console, seat: &super::Seat, now: i64) -> Result<V
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
-    let usage = seat.lane.usage(now);
-    let limits = seat.lane.limits();
-    let cap = |c: Option<std::num::NonZeroU32>| c.map(std::num::NonZeroU32::get);
     Ok(json!({
-        "name": seat.name,
+        "name": name,
         "model": (!model.is_empty()).then_some(model),
         "imei": health.imei,
         "state": health.state,
@@ -142,7 +168,7 @@ async fn seat_entry(console: &Console, seat: &super::Seat, now: i64) -> Result<V
         "storage_total": health.storage_total,
         "signal_history": {
             "interval_s": SAMPLE_INTERVAL.as_secs(),
-            "samples": seat.history.last_hour(now),
+            "samples": samples,
         },
         "balance": balance,
         "balance_text": balance_text,
@@ -151,91 +177,45 @@ async fn seat_entry(console: &Console, seat: &super::Seat, now: i64) -> Result<V
         "balance_error": health.balance_error,
         "calls": health.calls,
         "calls_withheld": health.calls_withheld,
-        "sent": {
-            "last_minute": usage.last_minute,
-            "last_hour": usage.last_hour,
-            "last_day": usage.last_day,
-        },
-        "caps": {
-            "per_minute": cap(limits.per_minute),
-            "per_hour": cap(limits.per_hour),
-            "per_day": cap(limits.per_day),
-            "recipients_per_day": cap(limits.recipients_per_day),
-            "recipients_last_day": usage.recipients_last_day,
-            "next_send_at_ms": seat.lane.ready_at_ms(now),
-        },
+        "sent": sent,
+        "caps": caps,
     }))
 }
 
-/// `GET /api/modems`.
+/// `GET /api/modems`: one entry per SIM of the pool; without a pool (a dashboard built on
+/// its own), the one modem whose health it watches, with its sends from the outbox.
 pub(super) async fn modems(State(console): State<Arc<Console>>) -> Response {
     let now = now_ms();
-    let sent = match console.store.console_sent(now).await {
-        Ok(sent) => sent,
-        Err(error) => return failed(error),
-    };
-    let health = console.health.borrow().clone();
-    let model = [health.manufacturer.as_deref(), health.model.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if !console.seats.is_empty() {
-        let mut modems = Vec::new();
-        for seat in &console.seats {
-            match seat_entry(&console, seat, now).await {
-                Ok(entry) => modems.push(entry),
-                Err(error) => return failed(error),
-            }
-        }
-        return Json(json!({ "modems": modems })).into_response();
-    }
-    let samples = console.history.last_hour(now);
-    // The live reading; before the first one since start, the one stored before the restart.
-    let (balance, balance_text, balance_read_ms) = match &health.balance {
-        Some(live) => (live.amount, Some(live.text.clone()), Some(live.read_ms)),
-        None => match console.store.balance(&console.modem_name).await {
-            Ok(Some(stored)) => (stored.amount, Some(stored.text), Some(stored.read_ms)),
-            Ok(None) => (None, None, None),
+    let mut modems = Vec::new();
+    for seat in &console.seats {
+        match seat_entry(&console, seat, now).await {
+            Ok(entry) => modems.push(entry),
             Err(error) => return failed(error),
-        },
-    };
-    let balance_low = health
-        .balance
-        .as_ref()
-        .is_some_and(crate::modem::Balance::is_low);
-    Json(json!({
-        "modems": [{
-            "name": console.modem_name,
-            "model": (!model.is_empty()).then_some(model),
-            "imei": health.imei,
-            "state": health.state,
-            "healthy": health.healthy,
-            "sim": health.sim,
-            "registered": health.registered,
-            "registration": health.registration,
-            "operator": health.operator,
-            "signal_dbm": health.signal_dbm,
-            "signal": health.signal_dbm.map(signal_word),
-            "last_error": health.last_error,
-            "storage_used": health.storage_used,
-            "storage_total": health.storage_total,
-            "signal_history": {
-                "interval_s": SAMPLE_INTERVAL.as_secs(),
-                "samples": samples,
-            },
-            "balance": balance,
-            "balance_text": balance_text,
-            "balance_read_ms": balance_read_ms,
-            "balance_low": balance_low,
-            "balance_error": health.balance_error,
-            "calls": health.calls,
-            "calls_withheld": health.calls_withheld,
-            "sent": sent,
-            "caps": Value::Null,
-        }]
-    }))
-    .into_response()
+        }
+    }
+    if console.seats.is_empty() {
+        let sent = match console.store.console_sent(now).await {
+            Ok(sent) => sent,
+            Err(error) => return failed(error),
+        };
+        let health = console.health.borrow().clone();
+        let samples = console.history.last_hour(now);
+        let sent = json!(sent);
+        match modem_entry(
+            &console,
+            &console.modem_name,
+            &health,
+            samples,
+            sent,
+            Value::Null,
+        )
+        .await
+        {
+            Ok(entry) => modems.push(entry),
+            Err(error) => return failed(error),
+        }
+    }
+    Json(json!({ "modems": modems })).into_response()
 }
 
 /// The median time between accepted parts (newest first), from the parts of the last hour.
