@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use super::ModemConfig;
 
