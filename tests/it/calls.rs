@@ -45,16 +45,7 @@ async fn marker(harness: &Harness, contact: &str, text: &str) {
 async fn one_call_ringing_many_times_is_one_missed_call_event() {
     let harness = Harness::new(ringing(Quirks::default()), "").await;
     let gateway = harness.start().await;
-    wait_until(DEADLINE, "the modem is ready", || async {
-        gateway
-            .gateway
-            .as_ref()
-            .expect("running")
-            .modem()
-            .health()
-            .registered
-    })
-    .await;
+    gateway.wait_registered().await;
     harness.sim.call(Some(CONTACT), 4).await.expect("rings");
     wait_until(DEADLINE, "the caller gives up", || async {
         harness.sim.calls().await.first().and_then(|call| call.end) == Some(CallEnd::GaveUp)
@@ -96,10 +87,7 @@ async fn a_rejected_call_is_hung_up_with_ath_and_auto_replied_once_an_hour() {
     .await;
     let gateway = harness.start().await;
     let running = gateway.gateway.as_ref().expect("running");
-    wait_until(DEADLINE, "the modem is ready", || async {
-        running.modem().health().registered
-    })
-    .await;
+    gateway.wait_registered().await;
     for round in 1..=2 {
         harness.sim.call(Some(CONTACT), 20).await.expect("rings");
         wait_until(DEADLINE, "the gateway hangs up", || async {
@@ -155,10 +143,7 @@ async fn the_auto_reply_stays_once_an_hour_across_a_restart() {
     for round in 1..=2 {
         let gateway = harness.start().await;
         let running = gateway.gateway.as_ref().expect("running");
-        wait_until(DEADLINE, "the modem is ready", || async {
-            running.modem().health().registered
-        })
-        .await;
+        gateway.wait_registered().await;
         harness.sim.call(Some(CONTACT), 20).await.expect("rings");
         wait_until(DEADLINE, "the call reaches respond.io", || async {
             events_with(&harness, CONTACT, "Missed call") == round
@@ -195,10 +180,7 @@ async fn a_withheld_number_is_counted_and_nothing_is_sent() {
     .await;
     let gateway = harness.start().await;
     let running = gateway.gateway.as_ref().expect("running");
-    wait_until(DEADLINE, "the modem is ready", || async {
-        running.modem().health().registered
-    })
-    .await;
+    gateway.wait_registered().await;
     harness.sim.call(None, 3).await.expect("rings");
     wait_until(DEADLINE, "the withheld call is counted", || async {
         running.modem().health().calls_withheld == 1
@@ -221,16 +203,7 @@ async fn a_withheld_number_is_counted_and_nothing_is_sent() {
 async fn a_modem_with_chup_rejects_the_call_with_it() {
     let harness = Harness::new(ringing(Quirks::default()), "[calls]\nhangup = true\n").await;
     let gateway = harness.start().await;
-    wait_until(DEADLINE, "the modem is ready", || async {
-        gateway
-            .gateway
-            .as_ref()
-            .expect("running")
-            .modem()
-            .health()
-            .registered
-    })
-    .await;
+    gateway.wait_registered().await;
     harness.sim.call(Some(CONTACT), 20).await.expect("rings");
     wait_until(DEADLINE, "the gateway hangs up", || async {
         harness

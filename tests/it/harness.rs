@@ -140,6 +140,17 @@ impl Harness {
 }
 
 impl InProcess {
+    /// Waits until the gateway's modem is registered on the (simulated) network.
+    pub async fn wait_registered(&self) {
+        let gateway = self.gateway.as_ref().expect("running");
+        wait_until(
+            Duration::from_secs(30),
+            "the modem is registered",
+            || async { gateway.modem().health().registered },
+        )
+        .await;
+    }
+
     /// Stops the gateway and waits for it, as SIGTERM would.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -102,11 +102,7 @@ async fn without_a_daemon_the_port_is_opened_directly() {
 async fn a_port_the_daemon_holds_is_refused_at_once_when_its_dashboard_is_off() {
     let harness = Harness::new(sim(), "[admin]\nlisten = \"off\"\n").await;
     let gateway = harness.start().await;
-    let running = gateway.gateway.as_ref().expect("running");
-    crate::harness::wait_until(Duration::from_secs(30), "the modem is ready", || async {
-        running.modem().health().registered
-    })
-    .await;
+    gateway.wait_registered().await;
     let started = std::time::Instant::now();
     let output = ussd(&harness, &["*100#"], None).await;
     assert!(!output.status.success(), "{output:?}");
