@@ -108,6 +108,11 @@ fn refusal(storage: Option<StoreStatus>) -> Option<ApiError> {
             crate::store::space_text(&storage)
         )));
     }
+    // Only while the most recent write failed: after any success a message may try, and its
+    // own commit says whether the disk can keep it.
+    if !storage.last_write_failed {
+        return None;
+    }
     storage.write_error.map(|error| {
         ApiError::Unavailable(format!(
             "smsgate cannot write its database ({error}); retry later"

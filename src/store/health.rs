@@ -33,10 +33,24 @@ pub(crate) struct StoreHealth {
     low_space: Mutex<bool>,
 }
 
+/// How long after its last failed write a failing database counts as writable again, once a
+/// write succeeds.
+///
+/// A full volume fails some writes and not others: an update in place fits in the write-ahead
+/// log's existing pages and commits, a new message does not. Without this window the periodic
+/// write probe's success would declare such a disk healthy between two refused messages, and
+/// `/health` and the systemd watchdog would flicker instead of saying what is true.
+pub(crate) const WRITE_RECOVERY_WINDOW: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Default)]
 struct WriteState {
-    /// Since when every write fails (cleared by the next successful commit).
+    /// Since when writes fail: the first failure of an episode, which ends with a success once
+    /// no write has failed for [`WRITE_RECOVERY_WINDOW`].
     failing_since: Option<Instant>,
+    /// The episode's last failure.
+    last_failure: Option<Instant>,
+    /// Whether the most recent write failed.
+    last_failed: bool,
     last_error: Option<String>,
     failures: u64,
 }
@@ -44,10 +58,13 @@ struct WriteState {
 /// The store's health at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStatus {
-    /// How long writes have been failing, when they are.
+    /// How long writes have been failing, when they are (some of them: see
+    /// [`WRITE_RECOVERY_WINDOW`]).
     pub write_failing_for: Option<Duration>,
     /// The last write error, while writes fail.
     pub write_error: Option<String>,
+    /// The most recent write failed: a new message would most likely fail too.
+    pub last_write_failed: bool,
     /// Write failures since start.
     pub write_failures: u64,
     /// The database file was replaced or deleted under the daemon, in words.
@@ -90,21 +107,34 @@ impl StoreHealth {
     /// Records the outcome of one write group: `Some(error)` when a write or its commit failed
     /// for a reason of the database or the disk (not a caller's mistake).
     pub(crate) fn record(&self, fault: Option<&str>) {
+        self.record_at(fault, Instant::now());
+    }
+
+    fn record_at(&self, fault: Option<&str>, now: Instant) {
         let mut writes = lock(&self.writes);
+        writes.last_failed = fault.is_some();
         match fault {
             None => {
+                let settled = writes
+                    .last_failure
+                    .is_none_or(|last| now.duration_since(last) >= WRITE_RECOVERY_WINDOW);
+                if !settled {
+                    return;
+                }
                 if let Some(since) = writes.failing_since.take() {
                     tracing::info!(
-                        after_s = since.elapsed().as_secs(),
+                        after_s = now.duration_since(since).as_secs(),
                         "database writes succeed again"
                     );
                 }
+                writes.last_failure = None;
                 writes.last_error = None;
             }
             Some(error) => {
                 writes.failures += 1;
+                writes.last_failure = Some(now);
                 if writes.failing_since.is_none() {
-                    writes.failing_since = Some(Instant::now());
+                    writes.failing_since = Some(now);
                     tracing::error!(
                         %error,
                         "a database write failed: nothing new can be kept until writes succeed \
@@ -166,6 +196,7 @@ impl StoreHealth {
         let mut status = StoreStatus {
             write_failing_for: writes.failing_since.map(|since| since.elapsed()),
             write_error: writes.last_error.clone(),
+            last_write_failed: writes.last_failed,
             write_failures: writes.failures,
             file_problem,
             free_bytes: None,
@@ -262,19 +293,41 @@ mod tests {
     }
 
     #[test]
-    fn write_failures_are_remembered_until_a_success() {
+    fn write_failures_are_remembered_until_a_success_after_the_recovery_window() {
         let health = StoreHealth::new(None);
         assert_eq!(health.status().write_failing_for, None);
-        health.record(Some("disk I/O error"));
-        health.record(Some("disk I/O error"));
+        let start = Instant::now();
+        health.record_at(Some("disk I/O error"), start);
+        health.record_at(Some("disk I/O error"), start + Duration::from_secs(1));
         let status = health.status();
         assert!(status.write_failing_for.is_some());
+        assert!(status.last_write_failed);
         assert_eq!(status.write_failures, 2);
         assert_eq!(status.write_error.as_deref(), Some("disk I/O error"));
-        health.record(None);
+        // A success soon after the last failure (an update in place on a full disk) does not
+        // end the episode; it only lets the next message try.
+        health.record_at(None, start + Duration::from_secs(2));
+        let status = health.status();
+        assert!(status.write_failing_for.is_some(), "{status:?}");
+        assert!(!status.last_write_failed);
+        // Another failure inside the window: still the same episode, from its first failure.
+        health.record_at(
+            Some("database or disk is full"),
+            start + Duration::from_secs(5),
+        );
+        let since_start = start.elapsed();
+        let status = health.status();
+        assert!(status.write_failing_for.is_some_and(|d| d >= since_start));
+        assert_eq!(
+            status.write_error.as_deref(),
+            Some("database or disk is full")
+        );
+        // A success once the window has passed since the last failure ends it.
+        health.record_at(None, start + Duration::from_secs(5) + WRITE_RECOVERY_WINDOW);
         let status = health.status();
         assert_eq!((status.write_failing_for, status.write_error), (None, None));
-        assert_eq!(status.write_failures, 2, "a lifetime count");
+        assert!(!status.last_write_failed);
+        assert_eq!(status.write_failures, 3, "a lifetime count");
     }
 
     #[test]
