@@ -71,7 +71,7 @@ pub async fn post_message(
         }
         let m_id = inner.backend.enqueue(message).await.map_err(|error| {
             // A write that failed for the disk's sake (full, read-only, replaced) is said so.
-            refusal(inner.backend.status())
+            commit_refusal(inner.backend.status())
                 .unwrap_or_else(|| ApiError::Internal(format!("cannot queue the message: {error}")))
         })?;
         inner.note_accepted();
@@ -92,9 +92,13 @@ pub async fn post_message(
     result
 }
 
-/// Why the database cannot take a message now: 503 while it cannot keep one (file replaced or
-/// deleted, writes failing), 507 below `store.min_free_space`, so respond.io hears it before a
-/// commit fails rather than after.
+/// Why the database cannot take a message now, asked before the commit: 503 while it cannot
+/// keep one (file replaced or deleted), 507 below `store.min_free_space`, so respond.io hears
+/// it before a commit fails rather than after.
+///
+/// Failing writes are not a reason to refuse up front: the disk may have recovered since the
+/// last one failed, and the message's own commit is the surest probe (see
+/// [`commit_refusal`]).
 fn refusal(storage: Option<StoreStatus>) -> Option<ApiError> {
     let storage = storage?;
     if let Some(problem) = storage.file_problem {
@@ -108,15 +112,22 @@ fn refusal(storage: Option<StoreStatus>) -> Option<ApiError> {
             crate::store::space_text(&storage)
         )));
     }
-    // Only while the most recent write failed: after any success a message may try, and its
-    // own commit says whether the disk can keep it.
-    if !storage.last_write_failed {
-        return None;
-    }
-    storage.write_error.map(|error| {
-        ApiError::Unavailable(format!(
-            "smsgate cannot write its database ({error}); retry later"
-        ))
+    None
+}
+
+/// Why a commit that failed did so, when it was for the disk's sake: the reasons of
+/// [`refusal`], or the write error itself (503, respond.io retries).
+fn commit_refusal(storage: Option<StoreStatus>) -> Option<ApiError> {
+    let write_error = storage
+        .as_ref()
+        .filter(|storage| storage.last_write_failed)
+        .and_then(|storage| storage.write_error.clone());
+    refusal(storage).or_else(|| {
+        write_error.map(|error| {
+            ApiError::Unavailable(format!(
+                "smsgate cannot write its database ({error}); retry later"
+            ))
+        })
     })
 }
 
@@ -206,6 +217,38 @@ async fn check_queue(state: &AppState, now_ms: i64) -> Result<(), ApiError> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn failing_writes_refuse_only_a_commit_that_failed() {
+        let failing = StoreStatus {
+            write_failing_for: Some(std::time::Duration::from_secs(4)),
+            write_error: Some("database or disk is full".into()),
+            last_write_failed: true,
+            ..StoreStatus::default()
+        };
+        // Up front the message may try: the disk may have recovered since.
+        assert!(refusal(Some(failing.clone())).is_none());
+        let refused = commit_refusal(Some(failing.clone())).expect("refused");
+        assert!(
+            matches!(&refused, ApiError::Unavailable(text) if text.contains("disk is full")),
+            "{refused:?}"
+        );
+        // The last write succeeded: a failed commit is not the disk's doing.
+        let recovering = StoreStatus {
+            last_write_failed: false,
+            ..failing
+        };
+        assert!(commit_refusal(Some(recovering)).is_none());
+        // A replaced file refuses up front.
+        let replaced = StoreStatus {
+            file_problem: Some("replaced".into()),
+            ..StoreStatus::default()
+        };
+        assert!(matches!(
+            refusal(Some(replaced)),
+            Some(ApiError::Unavailable(_))
+        ));
+    }
 
     #[test]
     fn content_types() {
