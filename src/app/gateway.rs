@@ -25,6 +25,7 @@ use crate::modem::{self, ModemHandle, ModemOptions};
 use crate::outbox::{Lane, Outbox, OutboxOptions};
 use crate::pacing::{Pacer, SendLog};
 use crate::pool::{Member, Pool, PoolView};
+use crate::respond::RateLimiter;
 use crate::respond::worker::Worker;
 use crate::store::{Store, upkeep};
 
@@ -40,6 +41,8 @@ pub struct Gateway {
     store: Store,
     modem: ModemHandle,
     pool: Pool,
+    /// The webhook worker's pace, for [`Gateway::webhook_limiter`].
+    webhook_limiter: Arc<RateLimiter>,
     shutdown: CancellationToken,
     tasks: JoinSet<TaskResult>,
 }
@@ -70,6 +73,7 @@ impl Gateway {
             .context("cannot build the webhook client")?
             .with_notify(store.event_signal());
         let webhook_metrics = worker.metrics();
+        let webhook_limiter = worker.limiter();
         let token = shutdown.clone();
         tasks.spawn(async move {
             worker.run(token).await;
@@ -163,6 +167,7 @@ impl Gateway {
             store,
             modem,
             pool,
+            webhook_limiter,
             shutdown,
             tasks,
         })
@@ -181,6 +186,12 @@ impl Gateway {
     /// The first modem of the pool (the only one with `[modem]`).
     pub fn modem(&self) -> &ModemHandle {
         &self.modem
+    }
+
+    /// The rate limiter the webhook worker takes a token from before each request (tests
+    /// record its grants to check the pace where it is decided).
+    pub fn webhook_limiter(&self) -> &Arc<RateLimiter> {
+        &self.webhook_limiter
     }
 
     /// Every SIM the gateway drives.

@@ -34,6 +34,8 @@ struct Bucket {
     held_until: Option<Instant>,
     /// When the last `per_second` requests were let through, oldest first.
     recent: VecDeque<Instant>,
+    /// Every grant since [`RateLimiter::record_grants`], if it was called.
+    log: Option<Vec<Instant>>,
 }
 
 impl RateLimiter {
@@ -52,6 +54,7 @@ impl RateLimiter {
                 refilled_at: Instant::now(),
                 held_until: None,
                 recent: VecDeque::with_capacity(per_second),
+                log: None,
             }),
         }
     }
@@ -95,6 +98,9 @@ impl RateLimiter {
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             bucket.recent.push_back(now);
+            if let Some(log) = &mut bucket.log {
+                log.push(now);
+            }
             while bucket.recent.len() > self.per_second {
                 bucket.recent.pop_front();
             }
@@ -131,6 +137,22 @@ impl RateLimiter {
     /// When the current hold ends, if one is in force at `now`.
     pub fn held_until(&self, now: Instant) -> Option<Instant> {
         self.lock().held_until.filter(|until| *until > now)
+    }
+
+    /// From now on, remembers the instant of every grant, for [`RateLimiter::grants`]. The
+    /// pace a test can see at the far end is blurred by the network and the scheduler; the
+    /// grants are what the limiter decided. The log grows without bound: not for production.
+    pub fn record_grants(&self) {
+        let mut bucket = self.lock();
+        if bucket.log.is_none() {
+            bucket.log = Some(Vec::new());
+        }
+    }
+
+    /// The instants of the grants since [`RateLimiter::record_grants`], oldest first (empty if
+    /// it was never called).
+    pub fn grants(&self) -> Vec<Instant> {
+        self.lock().log.clone().unwrap_or_default()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
@@ -272,6 +294,22 @@ mod tests {
         let second = Instant::now() - start;
         assert!(first >= Duration::from_secs(3), "{first:?}");
         assert!(second - first >= Duration::from_millis(50), "{second:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recorded_grants_are_the_instants_it_let_through() {
+        let limiter = RateLimiter::new(10, 1);
+        limiter.acquire().await;
+        assert_eq!(limiter.grants(), [], "nothing before recording starts");
+        limiter.record_grants();
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        let expected: Vec<Instant> = (1..=3)
+            .map(|n| start + Duration::from_millis(100 * n))
+            .collect();
+        assert_eq!(limiter.grants(), expected);
     }
 
     #[test]

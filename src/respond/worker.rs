@@ -253,6 +253,11 @@ impl<Q: EventQueue> Worker<Q> {
         Arc::clone(&self.inner.metrics)
     }
 
+    /// The limiter that paces this worker's requests (tests read its grants).
+    pub fn limiter(&self) -> Arc<RateLimiter> {
+        Arc::clone(&self.inner.limiter)
+    }
+
     /// Idles on `notify` (the store's event signal, raised whenever an event is queued)
     /// instead of only polling.
     pub fn with_notify(mut self, notify: Arc<Notify>) -> Self {
