@@ -135,10 +135,12 @@ struct Row {
     state: RowState,
 }
 
-/// An in-memory webhook queue with the store's ordering rule.
+/// An in-memory webhook queue with the store's ordering rule. It stamps new rows with its
+/// clock: the wall clock, or the one a test moves ([`MemoryQueue::with_clock`]).
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
     rows: Arc<Mutex<Vec<Row>>>,
+    clock: smsgate::clock::Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +148,18 @@ pub struct MemoryQueue {
 pub struct MemoryError(String);
 
 impl MemoryQueue {
+    /// A queue that stamps rows with `clock` (give the worker the same one).
+    fn with_clock(clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Self {
+            rows: Arc::default(),
+            clock: smsgate::clock::Clock::from_fn(clock),
+        }
+    }
+
     pub fn push(&self, contact: &str, event: Value) -> i64 {
         let mut rows = self.rows.lock().expect("rows lock");
         let id = rows.len() as i64 + 1;
-        let now = smsgate::clock::now_ms();
+        let now = self.clock.now_ms();
         rows.push(Row {
             id,
             contact: contact.to_owned(),
@@ -318,35 +328,58 @@ async fn wait_until(deadline: Duration, what: &str, mut done: impl FnMut() -> bo
     }
 }
 
-/// Checks the pace of request arrivals at the stand-in against `rate` per second, two ways
-/// that loopback scheduling jitter (up to one request interval) cannot fake:
-/// - no `rate + 1` arrivals fall within `1 s - 1/rate` of each other, which fails any pace
-///   of `rate + 2` per second or more over a single second;
-/// - over the whole run, the mean pace stays within 2 % of `rate` (the jitter of the first
-///   and last arrival stays well inside that; a limiter set to `rate + 2` fails both).
-fn assert_rate(seen: &[Seen], rate: usize) {
-    let times: Vec<Instant> = seen.iter().map(|s| s.at).collect();
-    let slack = Duration::from_secs(1) / rate as u32;
-    for (i, start) in times.iter().enumerate() {
-        if let Some(later) = times.get(i + rate) {
+/// Checks the pace where the worker decides it, and ties every arrival to it. Arrival times
+/// alone cannot show the pace strictly: each request waits a different while for a connection
+/// and a thread on its way (on a loaded machine, tens of milliseconds), so they blur it by
+/// that much. The limiter's grants do not blur, and a request cannot arrive before its grant:
+/// - no `rate + 1` grants fall within `window` (the limiter's promise, exactly; a limiter at
+///   `rate + 1` per window or more fails it once it is busy for `rate + 1` requests);
+/// - over the whole run, the grants' mean pace is at most `rate` (2 % for rounding);
+/// - by any instant, no more requests have arrived than grants were made: the `k`-th arrival
+///   comes after the `k`-th grant (a request that skips the limiter fails this).
+pub(crate) fn assert_paced(
+    grants: &[tokio::time::Instant],
+    arrivals: &[Instant],
+    rate: usize,
+    window: Duration,
+) {
+    let mut grants: Vec<Instant> = grants.iter().map(|g| g.into_std()).collect();
+    grants.sort();
+    for (i, start) in grants.iter().enumerate() {
+        if let Some(later) = grants.get(i + rate) {
             let span = later.duration_since(*start);
             assert!(
-                span + slack >= Duration::from_secs(1),
-                "{} requests within {span:?} (requests {i}..={})",
+                span >= window,
+                "{} grants within {span:?} (grants {i}..={})",
                 rate + 1,
                 i + rate
             );
         }
     }
-    if let (Some(first), Some(last)) = (times.first(), times.last()) {
+    if let (Some(first), Some(last)) = (grants.first(), grants.last()) {
         let span = last.duration_since(*first).as_secs_f64();
         if span > 0.0 {
-            let mean = (times.len() - 1) as f64 / span;
+            let mean = (grants.len() - 1) as f64 / span;
             assert!(
                 mean <= rate as f64 * 1.02,
-                "{mean:.2} requests per second on average"
+                "{mean:.2} grants per second on average"
             );
         }
+    }
+    let mut arrivals = arrivals.to_vec();
+    arrivals.sort();
+    assert!(
+        arrivals.len() <= grants.len(),
+        "{} requests arrived on {} grants",
+        arrivals.len(),
+        grants.len()
+    );
+    for (k, (arrived, granted)) in arrivals.iter().zip(&grants).enumerate() {
+        assert!(
+            arrived >= granted,
+            "request {k} arrived {:?} before grant {k}",
+            granted.duration_since(*arrived)
+        );
     }
 }
 
@@ -375,17 +408,22 @@ async fn webhook_every_event_arrives_in_order_after_an_outage_and_never_above_th
     stand_in.script([
         Reply::Status(500),
         Reply::Status(502),
-        Reply::Hang(Duration::from_millis(800)),
+        Reply::Hang(Duration::from_secs(4)),
         Reply::Status(503),
-        Reply::Hang(Duration::from_millis(800)),
+        Reply::Hang(Duration::from_secs(4)),
         Reply::TooMany { retry_after_s: 1 },
         Reply::Status(500),
     ]);
     let rate = 20;
     let mut options = fast_retries();
     options.max_events_per_request = 3; // several requests per contact
-    let worker = worker(&queue, url, rate, Duration::from_millis(300), options);
+    // A timeout far beyond any answer the stand-in gives at once, so only the two hangs (which
+    // outlast it: they start after the client's timer) time out, and no accepted request is
+    // posted twice.
+    let worker = worker(&queue, url, rate, Duration::from_secs(2), options);
     let metrics = worker.metrics();
+    let limiter = worker.limiter();
+    limiter.record_grants();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(worker.run(shutdown.clone()));
 
@@ -427,7 +465,13 @@ async fn webhook_every_event_arrives_in_order_after_an_outage_and_never_above_th
         after >= Duration::from_millis(990),
         "next request {after:?} after the 429"
     );
-    assert_rate(&seen, rate as usize);
+    let arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
+    assert_paced(
+        &limiter.grants(),
+        &arrivals,
+        rate as usize,
+        Duration::from_secs(1),
+    );
     assert_eq!(metrics.events_delivered(), 32);
     assert_eq!(metrics.requests() as usize, seen.len());
 }
@@ -442,6 +486,8 @@ async fn webhook_a_burst_is_paced_to_the_rate() {
     }
     let rate = 20;
     let mut worker = worker(&queue, url, rate, Duration::from_secs(5), fast_retries());
+    let limiter = worker.limiter();
+    limiter.record_grants();
     let start = Instant::now();
     for _ in 0..45 {
         assert!(matches!(
@@ -453,7 +499,14 @@ async fn webhook_a_burst_is_paced_to_the_rate() {
     let spent = start.elapsed();
     // 45 requests at 20/s: the first is free, the other 44 wait 50 ms each.
     assert!(spent >= Duration::from_millis(2_190), "{spent:?}");
-    assert_rate(&stand_in.seen(), rate as usize);
+    let arrivals: Vec<Instant> = stand_in.seen().iter().map(|s| s.at).collect();
+    assert_eq!(arrivals.len(), 45);
+    assert_paced(
+        &limiter.grants(),
+        &arrivals,
+        rate as usize,
+        Duration::from_secs(1),
+    );
 }
 
 #[tokio::test]
@@ -499,7 +552,13 @@ async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     queue.push("+60100000001", message_event("a", 0));
     queue.push("+60100000002", message_event("b", 0));
     stand_in.script([Reply::Status(401), Reply::Status(403)]);
-    let mut worker = worker(&queue, url, 20, Duration::from_secs(5), fast_retries());
+    // A pause many times one request interval, so "no pause after a success" stands out from
+    // any stall of the machine.
+    let rate = 20;
+    let fault_pause = Duration::from_secs(2);
+    let mut options = fast_retries();
+    options.retry.fault_pause = fault_pause;
+    let mut worker = worker(&queue, url, rate, Duration::from_secs(5), options);
     let metrics = worker.metrics();
     match worker.try_one().await.expect("step") {
         PostOutcome::Paused {
@@ -541,13 +600,16 @@ async fn webhook_a_refused_token_pauses_everything_and_keeps_the_events() {
     assert_eq!(queue.states(), [RowState::Delivered, RowState::Delivered]);
     let seen = stand_in.seen();
     assert_eq!(seen.len(), 4);
+    // Each refusal held the next request for the whole pause (the hold starts once the
+    // answer is in, after it arrived here).
     for pair in seen[..3].windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at);
-        assert!(gap >= Duration::from_millis(390), "{gap:?}");
+        assert!(gap >= fault_pause - Duration::from_millis(10), "{gap:?}");
     }
+    // After the success only the rate spaces the next one: one interval, far below a pause.
     let gap = seen[3].at.duration_since(seen[2].at);
     assert!(
-        gap < Duration::from_millis(390),
+        gap < fault_pause - Duration::from_secs(1) / rate,
         "no pause after a success: {gap:?}"
     );
 }
@@ -617,17 +679,22 @@ async fn webhook_a_rejected_payload_is_dead_at_once_with_the_reason() {
 async fn webhook_events_past_the_maximum_age_are_dead_not_retried() {
     let stand_in = StandIn::default();
     let url = stand_in.start().await;
-    let queue = MemoryQueue::default();
+    // The age is the queue's: a clock the test moves, so building the client, connecting and
+    // a slow machine add nothing to it.
+    let clock = crate::store_fixtures::Clock::new();
+    let queue = MemoryQueue::with_clock(clock.func());
     queue.push("+60100000001", message_event("a", 0));
     stand_in.script([Reply::Status(503), Reply::Status(503)]);
     let mut options = fast_retries();
     options.retry.max_age = Duration::from_millis(100);
-    let mut worker = worker(&queue, url, 20, Duration::from_secs(5), options);
+    let mut worker =
+        worker(&queue, url, 20, Duration::from_secs(5), options).with_clock(clock.func());
+    // Age 0 plus the first backoff (at most 40 ms) is within 100 ms: tried again.
     assert!(matches!(
         worker.try_one().await.expect("step"),
         PostOutcome::Retrying { .. }
     ));
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    clock.advance(Duration::from_millis(120));
     match worker.try_one().await.expect("step") {
         PostOutcome::Dead { error, .. } => {
             assert!(error.starts_with("gave up after 2 attempts"), "{error}")
@@ -663,6 +730,12 @@ async fn webhook_connection_refused_is_retried() {
     assert!(error.starts_with("cannot reach respond.io"), "{error}");
 }
 
+/// The limiter's window as `Worker::from_config` sets it: one request interval of margin on
+/// the one-second window.
+pub(crate) fn window(rate: u32) -> Duration {
+    Duration::from_secs(1) + Duration::from_secs(1) / rate
+}
+
 /// A worker on the real store, posting to the shared stand-in (`smsgate::app::standin`), which
 /// can delay its answers and counts overlapping requests per contact.
 async fn store_worker(
@@ -687,28 +760,14 @@ async fn store_worker(
         request_timeout: Duration::from_secs(5),
     })
     .expect("client");
-    // As `Worker::from_config` builds it: one interval of margin on the one-second window.
-    let window = Duration::from_secs(1) + Duration::from_secs(1) / rate;
     let worker = Worker::new(
         store.clone(),
         client,
-        Arc::new(RateLimiter::new(rate, 1).with_window(window)),
+        Arc::new(RateLimiter::new(rate, 1).with_window(window(rate))),
         options,
     )
     .with_notify(store.event_signal());
     (store, standin, worker)
-}
-
-/// No `rate + 1` arrivals within one second.
-fn assert_arrival_rate(requests: &[smsgate::app::standin::Recorded], rate: usize) {
-    let times: Vec<Instant> = requests.iter().map(|r| r.at).collect();
-    for (i, start) in times.iter().enumerate() {
-        let within = times[i..]
-            .iter()
-            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
-            .count();
-        assert!(within <= rate, "{within} requests within one second");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -718,6 +777,8 @@ async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays
     options.max_in_flight = 8;
     let rate = 40;
     let (store, standin, worker) = store_worker(rate, options).await;
+    let limiter = worker.limiter();
+    limiter.record_grants();
     standin.set_answer_delay_range(Duration::ZERO, Duration::from_millis(150));
     // 24 contacts, 12 events each, of all three lanes, interleaved across contacts.
     let kinds = ["message", "message_echo", "message_status"];
@@ -775,7 +836,8 @@ async fn webhook_concurrency_never_reorders_a_contact_under_random_answer_delays
             .collect();
         assert_eq!(&delivered, ids, "events of {contact}");
     }
-    assert_arrival_rate(&standin.requests(), rate as usize);
+    let arrivals: Vec<Instant> = standin.requests().iter().map(|r| r.at).collect();
+    assert_paced(&limiter.grants(), &arrivals, rate as usize, window(rate));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
