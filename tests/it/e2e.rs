@@ -267,7 +267,9 @@ async fn failed_reports_carry_a_reason_and_statuses_never_go_backwards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn respond_io_down_then_back_every_event_arrives_in_order_within_the_rate() {
-    let h = Harness::new(fast_sim(), "").await;
+    let mut h = Harness::new(fast_sim(), "").await;
+    // A hang below must end in the client's timeout.
+    h.config.respond.request_timeout = Duration::from_secs(2);
     let gw = h.start().await;
     h.standin.set_behaviour(Behaviour::Status(500));
     let contacts = ["+60111111111", "+60122222222", "+60133333333"];

@@ -163,6 +163,10 @@ impl InProcess {
     }
 }
 
+/// The configuration of a test gateway. `request_timeout` is long: the stand-in records a
+/// request as accepted when it arrives, so a client that gave up on a slow answer would post it
+/// again and a test would see a duplicate. A test that needs the timeout to fire sets a short
+/// one in `Harness::config`.
 fn config_text(dir: &Path, sim: &SimHandle, standin: &StandIn, port: u16, extra: &str) -> String {
     format!(
         r#"
@@ -170,7 +174,7 @@ fn config_text(dir: &Path, sim: &SimHandle, standin: &StandIn, port: u16, extra:
 channel_id = "{CHANNEL}"
 api_token = "{TOKEN}"
 webhook_url = "{webhook}"
-request_timeout = "2s"
+request_timeout = "30s"
 {respond_extra}
 [http]
 listen = "127.0.0.1:{port}"
