@@ -156,8 +156,9 @@ async fn webhook_e2e_concurrency_keeps_each_contacts_order_with_random_answer_de
         assert_eq!(sent_order, *ids, "sent receipts of {contact}");
     }
     let arrivals: Vec<Instant> = h.standin.requests().iter().map(|r| r.at).collect();
-    // The gateway's limit (`rate_limit` 20 by default), over the gateway's window.
-    assert_paced(&limiter.grants(), &arrivals, 20, window(20));
+    // The gateway's limit (`rate_limit`, 20 by default), over the gateway's window.
+    let rate = h.config.respond.rate_limit;
+    assert_paced(&limiter.grants(), &arrivals, rate as usize, window(rate));
     let stats = webhook_stats(&gw).await;
     assert_eq!((stats.pending, stats.dead), (0, 0));
     gw.stop().await;
