@@ -4,7 +4,8 @@
 //!
 //! It uses `tokio::time::Instant`, so tests run it under paused time. It paces its callers; it
 //! does not queue them fairly (the webhook worker takes every token from one dispatching
-//! loop, which hands requests to its concurrent tasks).
+//! loop, which hands requests to its concurrent tasks). Tests can have it log the instant of
+//! every grant ([`RateLimiter::record_grants`]) to check the pace where it is decided.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
