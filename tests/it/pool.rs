@@ -966,11 +966,11 @@ async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_pe
             .any(|(ok, d)| !ok && d.starts_with("sim-b: 2 is below low_balance 5")),
         "{health:#}"
     );
-    // sim-a's own balance is fine and says so (the first SIM's checks carry no prefix).
+    // sim-a's own balance is fine and says so.
     assert!(
         checks
             .iter()
-            .any(|(ok, d)| *ok && d.starts_with("12.5 (low_balance 5")),
+            .any(|(ok, d)| *ok && d.starts_with("sim-a: 12.5 (low_balance 5")),
         "{health:#}"
     );
     let metrics = rig
