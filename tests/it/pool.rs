@@ -914,6 +914,67 @@ async fn a_multipart_message_goes_back_to_back_on_one_sim_and_counts_every_part(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_per_day_holds_a_new_contact_while_known_ones_are_still_served() {
+    // Two SIMs that may each reach 2 distinct recipients a day: four new contacts fill both.
+    let rig = Rig::new(2, SimOptions::default(), "recipients_per_day = 2", "").await;
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let known: Vec<String> = (0..4).map(|i| contact(700 + i)).collect();
+    for who in &known {
+        let m_id = rig.send_text(gw.address, who, "first of the day").await;
+        wait_for_status(&rig.standin, &m_id, "sent", LONG).await;
+    }
+    // A fifth new contact must wait for tomorrow; the four known ones are still written to,
+    // by both SIMs, after it was queued (so neither SIM was merely slow to reach it).
+    let fifth = contact(704);
+    let waiting = rig.send_text(gw.address, &fifth, "over the cap").await;
+    for who in &known {
+        let m_id = rig.send_text(gw.address, who, "second of the day").await;
+        wait_for_status(&rig.standin, &m_id, "sent", LONG).await;
+    }
+    let submitted = rig.submitted().await;
+    for (name, parts) in &submitted {
+        let recipients: HashSet<&str> = parts
+            .iter()
+            .map(|p| p.submit.recipient.value.as_str())
+            .collect();
+        assert_eq!(recipients.len(), 2, "{name} reached {recipients:?}");
+        assert_eq!(
+            parts.len(),
+            4,
+            "{name}: two messages to each of its two contacts"
+        );
+    }
+    assert!(rig.sims_that_sent_to(&fifth).await.is_empty());
+    assert!(
+        !statuses_of(&rig.standin, &waiting).contains(&"sent".to_owned()),
+        "{:?}",
+        statuses_of(&rig.standin, &waiting)
+    );
+    let running = gw.gateway.as_ref().expect("running");
+    let views = running
+        .pool()
+        .views(running.store(), smsgate::clock::now_ms())
+        .await;
+    for view in &views {
+        assert_eq!(
+            (view.recipients_last_day, view.recipients_per_day),
+            (2, Some(2)),
+            "{}",
+            view.name
+        );
+    }
+    // The SIM the fifth contact waits on says it cannot send for most of a day.
+    let soonest = views
+        .iter()
+        .map(|v| v.next_send_at_ms - smsgate::clock::now_ms())
+        .max()
+        .expect("two SIMs");
+    assert!(soonest > 23 * 3600 * 1000, "next send in {soonest} ms");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_per_sim() {
     let rig = Rig::new(
         2,
@@ -966,11 +1027,11 @@ async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_pe
             .any(|(ok, d)| !ok && d.starts_with("sim-b: 2 is below low_balance 5")),
         "{health:#}"
     );
-    // sim-a's own balance is fine and says so (the first SIM's checks carry no prefix).
+    // sim-a's own balance is fine and says so.
     assert!(
         checks
             .iter()
-            .any(|(ok, d)| *ok && d.starts_with("12.5 (low_balance 5")),
+            .any(|(ok, d)| *ok && d.starts_with("sim-a: 12.5 (low_balance 5")),
         "{health:#}"
     );
     let metrics = rig
