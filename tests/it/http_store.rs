@@ -110,7 +110,7 @@ async fn http_store_the_worker_drains_the_stores_queue_in_order_through_an_outag
         webhook_url: url,
         channel_id: "chan-1".into(),
         api_token: "webhook-token".into(),
-        request_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(30),
     })
     .expect("client");
     let options = WorkerOptions {

@@ -184,7 +184,7 @@ fn config_text(
 channel_id = "{CHANNEL}"
 api_token = "{TOKEN}"
 webhook_url = "{webhook}"
-request_timeout = "2s"
+request_timeout = "30s"
 [http]
 listen = "127.0.0.1:{port}"
 [store]
