@@ -192,6 +192,9 @@ async fn a_commit_that_fails_after_the_send_is_retried_until_it_succeeds() {
     // the one database thread, and a `/health` read waits its turn behind them.
     h.config.http.request_timeout = Duration::from_secs(120);
     let gw = h.start().await;
+    // The network holds the first part's answer until the lock is taken: the acceptance can
+    // only come when its commit must fail.
+    h.sim.hold_submits(true).await;
     let first = h
         .send_text(gw.address, CONTACT, "first, recorded late")
         .await;
@@ -206,6 +209,7 @@ async fn a_commit_that_fails_after_the_send_is_retried_until_it_succeeds() {
     let lock = rusqlite::Connection::open(database(&h)).expect("a second connection");
     lock.execute_batch("BEGIN IMMEDIATE")
         .expect("the write lock");
+    h.sim.hold_submits(false).await;
     wait_until(LONG, "the network accepted the first part", || async {
         h.sim.submitted().await.len() == 1
     })
@@ -263,12 +267,15 @@ async fn a_hang_during_a_send_costs_one_send_timeout_then_sending_resumes() {
     };
     let h = Harness::new(sim, "").await;
     let gw = h.start().await;
+    // The part's answer is held until the modem hangs, so the hang always swallows it.
+    h.sim.hold_submits(true).await;
     let hung = h.send_text(gw.address, CONTACT, "into the hang").await;
     wait_until(LONG, "the part is with the network", || async {
         h.sim.submitting().await
     })
     .await;
     h.sim.set_hang(true).await;
+    h.sim.hold_submits(false).await;
     // The next message is queued during the hang, and the hang ends when the network has
     // accepted the part, however long the commit of that message takes: a commit slowed by a
     // busy disk must not stretch the hang past the ladder's rungs (three timeouts reopen).
@@ -345,6 +352,8 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     let part = pdu::encode_submit(&recipient, "swallowed", &SubmitOptions::default())
         .expect("encode")
         .remove(0);
+    // The answer is held until the modem hangs, so the hang always swallows it.
+    sim.hold_submits(true).await;
     let sending = {
         let modem = modem.clone();
         tokio::spawn(async move { modem.send_part(&part, false).await })
@@ -354,6 +363,7 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     })
     .await;
     sim.set_hang(true).await;
+    sim.hold_submits(false).await;
     wait_until(LONG, "the network accepted it", || async {
         sim.submitted().await.len() == 1
     })
