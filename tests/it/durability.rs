@@ -381,11 +381,16 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     shutdown.cancel();
 }
 
-/// The built binary with its log on a pipe: (process, log lines so far).
+/// The built binary with its log on a pipe: (process, log lines so far, the task reading
+/// them, which ends once the process has exited and the pipe is drained).
 async fn spawn_logging(
     h: &Harness,
     config: &Path,
-) -> (tokio::process::Child, Arc<Mutex<Vec<String>>>) {
+) -> (
+    tokio::process::Child,
+    Arc<Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
         .args(["run", "-c"])
         .arg(config)
@@ -400,7 +405,7 @@ async fn spawn_logging(
     let lines = Arc::new(Mutex::new(Vec::new()));
     let stderr = process.stderr.take().expect("stderr piped");
     let sink = lines.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut reader = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(line)) = reader.next_line().await {
             sink.lock().expect("log lines").push(line);
@@ -411,7 +416,7 @@ async fn spawn_logging(
         tokio::net::TcpStream::connect(address).await.is_ok()
     })
     .await;
-    (process, lines)
+    (process, lines, reader)
 }
 
 /// A configured modem port that does not exist is said at `warn` with its path once per
@@ -428,7 +433,7 @@ async fn a_missing_modem_port_is_named_once_at_warn_and_in_health() {
         text.replace(&sim_path, &format!("{:?}", missing.display().to_string())),
     )
     .expect("config");
-    let (mut process, lines) = spawn_logging(&h, &config).await;
+    let (mut process, lines, reader) = spawn_logging(&h, &config).await;
     let address = h.config.http.listen;
     let shown = missing.display().to_string();
     wait_until(LONG, "/health names the missing port", || async {
@@ -453,6 +458,23 @@ async fn a_missing_modem_port_is_named_once_at_warn_and_in_health() {
     })
     .await;
     modem.unplug(Duration::from_secs(2)).await;
+    // `unplug` returns once the pty is closed, which the daemon may not have noticed yet: a
+    // `ready` read now could be the old connection's. The daemon warns of the absence only
+    // after it has marked the modem not ready, so a `ready` after the second warning is the
+    // modem that came back.
+    let is_warning = |line: &String| line.contains("WARN") && line.contains("does not exist");
+    let warned = || {
+        lines
+            .lock()
+            .expect("log lines")
+            .iter()
+            .filter(|l| is_warning(l))
+            .count()
+    };
+    wait_until(LONG, "the second absence is warned of", || async {
+        warned() >= 2
+    })
+    .await;
     wait_until(LONG, "the modem is back", || async {
         let (status, body) = health(&h, address).await;
         status == 200 && check(&body, "modem")["detail"] == "ready"
@@ -460,11 +482,10 @@ async fn a_missing_modem_port_is_named_once_at_warn_and_in_health() {
     .await;
     process.start_kill().expect("kill");
     process.wait().await.expect("reaped");
+    // Every line the daemon wrote is read once the pipe is drained.
+    reader.await.expect("the log reader");
     let lines = lines.lock().expect("log lines").clone();
-    let warnings: Vec<&String> = lines
-        .iter()
-        .filter(|line| line.contains("WARN") && line.contains("does not exist"))
-        .collect();
+    let warnings: Vec<&String> = lines.iter().filter(|line| is_warning(line)).collect();
     assert_eq!(warnings.len(), 2, "once per absence: {lines:#?}");
     assert!(
         warnings.iter().all(|line| line.contains(&shown)),
