@@ -214,8 +214,11 @@ async fn a_commit_that_fails_after_the_send_is_retried_until_it_succeeds() {
         h.sim.submitted().await.len() == 1
     })
     .await;
+    // Each `/health` read queues on the database thread behind writes that each wait out the
+    // 5 s busy timeout: one read takes 35-45 s on an idle box, and the first may come before
+    // the commit has failed. The deadline is for a loaded one.
     wait_until(
-        LONG,
+        Duration::from_secs(300),
         "/health says the sent part is not recorded",
         || async {
             let (status, body) = health(&h, gw.address).await;
