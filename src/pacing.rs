@@ -359,7 +359,7 @@ impl Pacer {
 
     /// `true` when sending to `recipient` at `at` keeps the distinct recipients of the 24 h
     /// window within the cap.
-    fn recipient_fits(&self, at: i64, recipient: &str) -> bool {
+    pub fn recipient_fits(&self, at: i64, recipient: &str) -> bool {
         let Some(cap) = self.limits.recipients_per_day else {
             return true;
         };

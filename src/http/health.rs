@@ -311,7 +311,11 @@ pub(crate) async fn get_health(State(state): State<AppState>, headers: HeaderMap
     };
     if modems.len() > 1 {
         checks.push(pool_check(&modems));
-        // The balance check above reads the first SIM; every other one may run out too.
+        // The balance check above reads the first SIM; it says which, and every other one,
+        // which may run out too, gets its own.
+        for check in checks.iter_mut().filter(|check| check.name == "balance") {
+            check.detail = format!("{}: {}", modems[0].name, check.detail);
+        }
         checks.extend(modems.iter().skip(1).filter_map(|m| {
             balance_check(&m.health, now_ms).map(|check| Check {
                 detail: format!("{}: {}", m.name, check.detail),

@@ -107,6 +107,12 @@ impl Lane {
             .at_ms
     }
 
+    /// Whether `recipients_per_day` keeps a message to `recipient` from starting now (a new
+    /// recipient while the day's are used up).
+    pub(super) fn holds_new_recipient(&self, now_ms: i64, recipient: &str) -> bool {
+        !self.pacer().recipient_fits(now_ms, recipient)
+    }
+
     /// `None`: a part of `left` to `recipient` may go now; `Some(at)`: not before `at`.
     pub(super) fn part_wait(&self, now_ms: i64, left: u32, recipient: &str) -> Option<i64> {
         let pacer = self.pacer();

@@ -244,6 +244,19 @@ impl<S: PartSender> Outbox<S> {
                         }
                     };
                 };
+                let mut next = next;
+                if lane.holds_new_recipient(now, &next.contact_id) {
+                    // The first message waits for a new recipient's room (up to a day): the
+                    // contacts this SIM already writes to today go on meanwhile.
+                    let since = now - crate::pacing::DAY_MS;
+                    if let Some(known) = self
+                        .store
+                        .next_known_on_modem(lane.modem(), now, since)
+                        .await?
+                    {
+                        next = known;
+                    }
+                }
                 let at = lane.message_slot(now, next.id, next.parts, &next.contact_id);
                 if at > now {
                     return Ok(SendOutcome::Paced { until_ms: at });
@@ -253,7 +266,7 @@ impl<S: PartSender> Outbox<S> {
                     .claim_outbound_on(now, self.options.policy, lane.modem(), Some(next.id))
                     .await?;
                 if claimed.is_none() {
-                    // Expired meanwhile, or another message became due first: look again.
+                    // Expired or moved meanwhile: look again.
                     return Ok(SendOutcome::Paced { until_ms: now });
                 }
                 claimed

@@ -91,6 +91,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0007_balance.sql"),
     ),
     ("0008_pool", include_str!("../../migrations/0008_pool.sql")),
+    (
+        "0009_modem_send_recipient",
+        include_str!("../../migrations/0009_modem_send_recipient.sql"),
+    ),
 ];
 
 /// How long a statement waits on a lock held by another connection (e.g. `sqlite3` opened by an

@@ -374,12 +374,13 @@ fn housekeeping(tx: &Connection, now_ms: i64, policy: &OutboxPolicy) -> Result<(
 /// The next due message, FIFO per contact (nothing older of theirs still in flight, on any
 /// SIM): the `FROM … LIMIT 1` of a claim, `?1` = now, `?2` = the SIM whose messages are
 /// claimed (`NULL`: any).
-pub(super) const DUE: &str = "FROM outbound o
+/// The messages that may be claimed now (`?1` = now, `?2` = a modem or NULL): due, and the
+/// first unfinished one of their contact. Callers add conditions and the order.
+pub(super) const DUE_WHERE: &str = "FROM outbound o
      WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1 AND (?2 IS NULL OR o.modem = ?2)
        AND NOT EXISTS (SELECT 1 FROM outbound p
            WHERE p.contact_id = o.contact_id AND p.id < o.id
-             AND p.state IN ('queued', 'sending', 'unknown'))
-     ORDER BY o.id LIMIT 1";
+             AND p.state IN ('queued', 'sending', 'unknown'))";
 
 impl Store {
     /// Commits one outbound message and, atomically, its webhook side effects (`message_echo`
@@ -554,12 +555,13 @@ impl Store {
             housekeeping(tx, now_ms, &policy)?;
             let next: Option<(i64, String, String, String, Encoding, i64, i64)> = tx
                 .query_row(
+                    // `only` (?3): the message the lane planned, when it is still due.
                     &format!(
                         "SELECT o.id, o.m_id, o.contact_id, o.text, o.encoding, o.attempts,
-                                o.created_ms {}",
-                        DUE
+                                o.created_ms {DUE_WHERE} AND (?3 IS NULL OR o.id = ?3)
+                         ORDER BY o.id LIMIT 1"
                     ),
-                    params![now_ms, modem],
+                    params![now_ms, modem, only],
                     |r| {
                         Ok((
                             r.get(0)?,
@@ -576,9 +578,6 @@ impl Store {
             let Some((id, m_id, contact_id, text, encoding, attempts, created_ms)) = next else {
                 return Ok(None);
             };
-            if only.is_some_and(|only| only != id) {
-                return Ok(None);
-            }
             // A fresh reference per attempt, so the recipient's phone never merges parts of
             // two attempts (3GPP TS 23.040 §9.2.3.24.1).
             let concat_reference = (next_counter(tx, "concat_reference")? & 0xFFFF) as u16;

@@ -426,15 +426,41 @@ impl Store {
         modem: &str,
         now_ms: i64,
     ) -> Result<Option<NextOnModem>, StoreError> {
+        self.next_due_on(modem, now_ms, None).await
+    }
+
+    /// The first message `modem` may send now to a recipient it has sent to since `since_ms`:
+    /// what may go while `recipients_per_day` holds the queue's first message (to a new
+    /// recipient) back, so a SIM that reached its new contacts for the day still answers the
+    /// ones it already has.
+    pub async fn next_known_on_modem(
+        &self,
+        modem: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<Option<NextOnModem>, StoreError> {
+        self.next_due_on(modem, now_ms, Some(since_ms)).await
+    }
+
+    async fn next_due_on(
+        &self,
+        modem: &str,
+        now_ms: i64,
+        known_since_ms: Option<i64>,
+    ) -> Result<Option<NextOnModem>, StoreError> {
         let modem = modem.to_owned();
         self.call(move |conn| {
             Ok(conn
                 .query_row(
                     &format!(
-                        "SELECT o.id, o.contact_id, o.parts {}",
-                        super::outbound::DUE
+                        "SELECT o.id, o.contact_id, o.parts {}
+                           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM modem_send s
+                               WHERE s.modem = ?2 AND s.recipient = o.contact_id
+                                 AND s.at_ms > ?3))
+                         ORDER BY o.id LIMIT 1",
+                        super::outbound::DUE_WHERE
                     ),
-                    params![now_ms, modem],
+                    params![now_ms, modem, known_since_ms],
                     |r| {
                         Ok(NextOnModem {
                             id: r.get(0)?,

@@ -353,10 +353,11 @@ async fn an_unanswered_request_is_cancelled_and_never_holds_sending_up() {
         ussd_delay: Duration::from_secs(3600),
         ..sim_answering("Your balance is 12.50 USD.")
     };
+    // A USSD timeout far longer than the send may take, so "not held up" is not a race.
     let rig = rig(
         sim_options,
         Duration::from_secs(3600),
-        Duration::from_secs(4),
+        Duration::from_secs(10),
     )
     .await;
     wait_until(DEADLINE, "the balance request is out", || async {
@@ -369,7 +370,7 @@ async fn an_unanswered_request_is_cancelled_and_never_holds_sending_up() {
         smsgate::pdu::encode_submit(&recipient, "hi", &smsgate::pdu::SubmitOptions::default())
             .expect("encodes")
             .remove(0);
-    let sent = tokio::time::timeout(Duration::from_secs(3), rig.modem.send_part(&part, false))
+    let sent = tokio::time::timeout(Duration::from_secs(5), rig.modem.send_part(&part, false))
         .await
         .expect("sending is not held up behind the USSD request");
     assert!(sent.is_ok(), "{sent:?}");
@@ -378,7 +379,7 @@ async fn an_unanswered_request_is_cancelled_and_never_holds_sending_up() {
         health
             .balance_error
             .as_deref()
-            .is_some_and(|error| error.contains("did not answer within 4s"))
+            .is_some_and(|error| error.contains("did not answer within 10s"))
     })
     .await;
     // Asked again after the retry pause.

@@ -23,8 +23,8 @@ pub const CONTACT: &str = "+60177872890";
 #[derive(Default)]
 pub struct MemoryOutbox {
     pub messages: Mutex<Vec<NewOutbound>>,
-    /// Pretend the oldest queued message is this old (ms at `now`).
-    pub stalled_since_ms: Mutex<Option<i64>>,
+    /// Pretend the oldest queued message has waited this long at the `now` it is asked at.
+    pub stalled_for: Mutex<Option<Duration>>,
     pub backlog: Mutex<WebhookStats>,
 }
 
@@ -43,10 +43,14 @@ impl Backend for MemoryOutbox {
         })
     }
 
-    fn outbox_stats(&self, _now_ms: i64) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
+    fn outbox_stats(&self, now_ms: i64) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
         Box::pin(async move {
             let messages = self.messages.lock().expect("lock");
-            let stalled = *self.stalled_since_ms.lock().expect("lock");
+            let stalled = self
+                .stalled_for
+                .lock()
+                .expect("lock")
+                .map(|waited| now_ms - waited.as_millis() as i64);
             Ok(OutboxStats {
                 queued: messages.len() as u64,
                 oldest_queued_ms: stalled.or_else(|| messages.first().map(|m| m.now_ms)),
@@ -561,8 +565,7 @@ async fn http_a_full_or_stalled_outbox_is_429_saying_why() {
 
     let outbox = Arc::new(MemoryOutbox::default());
     let api = Api::start(settings(), outbox.clone()).await;
-    let two_hours_ago = chrono::Utc::now().timestamp_millis() - 2 * 3600 * 1000;
-    *outbox.stalled_since_ms.lock().expect("lock") = Some(two_hours_ago);
+    *outbox.stalled_for.lock().expect("lock") = Some(Duration::from_secs(2 * 3600));
     let (status, answer) = api.send(&body).await;
     assert_eq!(status, 429);
     assert!(

@@ -12,7 +12,7 @@ use smsgate::sim::SimOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::daemon::{Daemon, configure, raw_exchange};
+use crate::daemon::{Daemon, configure, health, raw_exchange};
 use crate::harness::{CHANNEL, CONTACT, Harness, TOKEN, wait_until};
 
 fn work_dir(harness: &Harness) -> std::path::PathBuf {
@@ -30,6 +30,11 @@ async fn http_slow_clients_do_not_lock_out_a_real_post_and_hold_few_descriptors(
         "",
     );
     let daemon = Daemon::start(&h, &dir.join("daemon.log"), &[]).await;
+    // The baseline once the modem is open and the daemon settled, not while it starts.
+    wait_until(Duration::from_secs(60), "the daemon is healthy", || async {
+        health(&h.client, daemon.address).await.0 == 200
+    })
+    .await;
     let (fds_before, rss_before) = (daemon.open_fds(), daemon.rss_kib());
 
     // 500 clients that start a request and never finish its headers.

@@ -16,7 +16,7 @@ use smsgate::sim::{self, NotifyMode, Quirk, Quirks, ReportMode, SimHandle, SimOp
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const DEADLINE: Duration = Duration::from_secs(20);
+const DEADLINE: Duration = Duration::from_secs(60);
 const RECIPIENT: &str = "+60123456789";
 
 struct Rig {

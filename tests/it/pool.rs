@@ -914,6 +914,67 @@ async fn a_multipart_message_goes_back_to_back_on_one_sim_and_counts_every_part(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_per_day_holds_a_new_contact_while_known_ones_are_still_served() {
+    // Two SIMs that may each reach 2 distinct recipients a day: four new contacts fill both.
+    let rig = Rig::new(2, SimOptions::default(), "recipients_per_day = 2", "").await;
+    let gw = rig.start().await;
+    rig.wait_all_ready(&gw).await;
+    let known: Vec<String> = (0..4).map(|i| contact(700 + i)).collect();
+    for who in &known {
+        let m_id = rig.send_text(gw.address, who, "first of the day").await;
+        wait_for_status(&rig.standin, &m_id, "sent", LONG).await;
+    }
+    // A fifth new contact must wait for tomorrow; the four known ones are still written to,
+    // by both SIMs, after it was queued (so neither SIM was merely slow to reach it).
+    let fifth = contact(704);
+    let waiting = rig.send_text(gw.address, &fifth, "over the cap").await;
+    for who in &known {
+        let m_id = rig.send_text(gw.address, who, "second of the day").await;
+        wait_for_status(&rig.standin, &m_id, "sent", LONG).await;
+    }
+    let submitted = rig.submitted().await;
+    for (name, parts) in &submitted {
+        let recipients: HashSet<&str> = parts
+            .iter()
+            .map(|p| p.submit.recipient.value.as_str())
+            .collect();
+        assert_eq!(recipients.len(), 2, "{name} reached {recipients:?}");
+        assert_eq!(
+            parts.len(),
+            4,
+            "{name}: two messages to each of its two contacts"
+        );
+    }
+    assert!(rig.sims_that_sent_to(&fifth).await.is_empty());
+    assert!(
+        !statuses_of(&rig.standin, &waiting).contains(&"sent".to_owned()),
+        "{:?}",
+        statuses_of(&rig.standin, &waiting)
+    );
+    let running = gw.gateway.as_ref().expect("running");
+    let views = running
+        .pool()
+        .views(running.store(), smsgate::clock::now_ms())
+        .await;
+    for view in &views {
+        assert_eq!(
+            (view.recipients_last_day, view.recipients_per_day),
+            (2, Some(2)),
+            "{}",
+            view.name
+        );
+    }
+    // The SIM the fifth contact waits on says it cannot send for most of a day.
+    let soonest = views
+        .iter()
+        .map(|v| v.next_send_at_ms - smsgate::clock::now_ms())
+        .max()
+        .expect("two SIMs");
+    assert!(soonest > 23 * 3600 * 1000, "next send in {soonest} ms");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_per_sim() {
     let rig = Rig::new(
         2,
@@ -938,30 +999,41 @@ async fn a_low_balance_on_any_sim_of_the_pool_degrades_health_and_is_exported_pe
             .await
             .expect("json")
     };
-    wait_until(LONG, "sim-b's low balance shows in /health", || async {
-        let health = health().await;
-        health["status"] == "degraded"
-            && health["checks"].as_array().is_some_and(|checks| {
-                checks.iter().any(|c| {
-                    c["name"] == "balance"
-                        && c["ok"] == false
-                        && c["detail"]
-                            .as_str()
-                            .is_some_and(|d| d.starts_with("sim-b: 2 is below low_balance 5"))
-                })
+    // Both SIMs are asked at connection time and answer in either order: wait for both.
+    let balance_checks = |health: &serde_json::Value| -> Vec<(bool, String)> {
+        health["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["name"] == "balance")
+            .map(|c| {
+                (
+                    c["ok"] == true,
+                    c["detail"].as_str().unwrap_or_default().to_owned(),
+                )
             })
+            .collect()
+    };
+    wait_until(LONG, "both SIMs' balances show in /health", || async {
+        balance_checks(&health().await).len() == 2
     })
     .await;
-    // sim-a's own balance is fine and says so.
     let health = health().await;
-    let first = health["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == "balance")
-        .expect("sim-a's balance check")
-        .clone();
-    assert_eq!(first["ok"], true, "{health:#}");
+    assert_eq!(health["status"], "degraded", "{health:#}");
+    let checks = balance_checks(&health);
+    assert!(
+        checks
+            .iter()
+            .any(|(ok, d)| !ok && d.starts_with("sim-b: 2 is below low_balance 5")),
+        "{health:#}"
+    );
+    // sim-a's own balance is fine and says so.
+    assert!(
+        checks
+            .iter()
+            .any(|(ok, d)| *ok && d.starts_with("sim-a: 12.5 (low_balance 5")),
+        "{health:#}"
+    );
     let metrics = rig
         .client
         .get(format!("http://{}/metrics", gw.address))
@@ -1045,13 +1117,24 @@ async fn the_dashboard_page_shows_a_card_per_sim_with_sends_against_caps() {
     rig.config.admin.password = Some(PASSWORD.to_owned());
     let gw = rig.start().await;
     rig.wait_all_ready(&gw).await;
+    // Logged in and showing both cards before the send: the count is of the last minute, so
+    // a slow browser start after the send could otherwise outlast it.
+    browser
+        .log_in(&format!("http://127.0.0.1:{admin}"), PASSWORD)
+        .await;
+    for name in ["sim-a", "sim-b"] {
+        browser
+            .wait_text(
+                &format!("[data-modem=\"{name}\"] .m-sent"),
+                &format!("{name}'s card before the send"),
+                |text| text.starts_with("0 of 10 in the last minute"),
+            )
+            .await;
+    }
     let m_id = rig.send_text(gw.address, &contact(900), "counted").await;
     wait_for_status(&rig.standin, m_id.as_str(), "sent", LONG).await;
     let sender = rig.sims_that_sent_to(&contact(900)).await;
     assert_eq!(sender.len(), 1, "{sender:?}");
-    browser
-        .log_in(&format!("http://127.0.0.1:{admin}"), PASSWORD)
-        .await;
     for name in ["sim-a", "sim-b"] {
         let sends = if sender[0] == name { 1 } else { 0 };
         browser

@@ -13,7 +13,7 @@ use tokio::time::{Instant, timeout};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
 /// Generous: the machine running the tests may be busy.
-const DEADLINE: Duration = Duration::from_secs(10);
+const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A serial client that collects everything the modem says.
 struct Client {

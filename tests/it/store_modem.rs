@@ -15,7 +15,7 @@ use tokio::sync::mpsc::Receiver;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
-const DEADLINE: Duration = Duration::from_secs(20);
+const DEADLINE: Duration = Duration::from_secs(60);
 const CONTACT: &str = "+60177872890";
 
 async fn ready(modem: &ModemHandle) {

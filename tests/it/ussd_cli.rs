@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use smsgate::sim::{SimOptions, UssdEncoding};
 
-use crate::harness::{Harness, free_port};
+use crate::harness::{Harness, free_port, wait_until};
 
 const ANSWER: &str = "Your balance is 12.50 USD. Valid until 31-12-2026.";
 
@@ -27,6 +27,17 @@ async fn ussd(harness: &Harness, args: &[&str], password: Option<&str>) -> Outpu
         .await
         .expect("smsgate ussd finishes")
         .expect("smsgate ussd runs")
+}
+
+/// The dashboard binds after the gateway started: until then `smsgate ussd` would find no
+/// daemon and open the port itself (which the daemon holds).
+async fn dashboard_listens(port: u16) {
+    wait_until(Duration::from_secs(30), "the dashboard listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
 }
 
 fn stdout(output: &Output) -> String {
@@ -50,6 +61,7 @@ async fn through_the_running_daemon_open_and_with_a_password() {
     let mut harness =
         Harness::new(sim(), &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n")).await;
     let gateway = harness.start().await;
+    dashboard_listens(admin).await;
     let output = ussd(&harness, &["*100#"], None).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(stdout(&output), ANSWER);
@@ -69,6 +81,7 @@ async fn through_the_running_daemon_open_and_with_a_password() {
     harness.config.admin.password = Some(password.to_owned());
     harness.sim.set_ussd_encoding(UssdEncoding::Gsm7Hex).await;
     let gateway = harness.start().await;
+    dashboard_listens(admin).await;
     let output = ussd(&harness, &["--modem", "modem", "*100#"], Some(password)).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(stdout(&output), ANSWER);
