@@ -117,7 +117,7 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 struct Request {
     command: Command,
-    reply: oneshot::Sender<Result<Response, AtError>>,
+    reply: oneshot::Sender<(Result<Response, AtError>, u64)>,
 }
 
 /// A cheap, cloneable handle on the engine task.
@@ -133,12 +133,24 @@ impl AtHandle {
     /// `Ok` only for `OK`; a modem that said no is [`AtError::Rejected`], a port that broke is
     /// [`AtError::Io`] or [`AtError::Closed`], silence is [`AtError::Timeout`].
     pub async fn run(&self, command: Command) -> Result<Response, AtError> {
+        self.run_marked(command).await.0
+    }
+
+    /// [`Self::run`], and where in the port's stream the exchange ended: how many lines the
+    /// engine had read when it took the final result (or gave up waiting). Every URC whose
+    /// [`Urc::seq`] is at or below the mark was read before that, every later one after it,
+    /// whenever the caller gets to read them. `0` when the command never ran.
+    pub async fn run_marked(&self, command: Command) -> (Result<Response, AtError>, u64) {
         let (reply, answer) = oneshot::channel();
-        self.requests
+        if self
+            .requests
             .send(Request { command, reply })
             .await
-            .map_err(|_| AtError::Closed)?;
-        answer.await.map_err(|_| AtError::Closed)?
+            .is_err()
+        {
+            return (Err(AtError::Closed), 0);
+        }
+        answer.await.unwrap_or((Err(AtError::Closed), 0))
     }
 
     /// Runs `text` (e.g. `"AT+CSQ"`) with `timeout`.
@@ -176,6 +188,7 @@ where
         urc_tx,
         pending_urc: None,
         pending_cusd: None,
+        lines_read: 0,
         counters: Arc::clone(&counters),
         history: VecDeque::with_capacity(config.history),
         ready_at: Instant::now(),
@@ -244,6 +257,8 @@ struct Engine<T> {
     /// A `+CUSD:` answer whose quoted text goes on over more lines (an operator menu), and
     /// how many lines it has so far.
     pending_cusd: Option<(String, usize)>,
+    /// Frames (lines and prompts) read so far: the position URCs and answers are marked with.
+    lines_read: u64,
     counters: Arc<Counters>,
     history: VecDeque<Exchange>,
     /// No command is written before this instant (the cooldown).
@@ -293,7 +308,7 @@ where
                 _ => None,
             };
             // The caller may have stopped waiting; the command ran all the same.
-            let _ = request.reply.send(result);
+            let _ = request.reply.send((result, self.lines_read));
             if let Some(error) = fatal {
                 return error;
             }
@@ -575,6 +590,7 @@ where
 
     /// URCs and echo are taken here; everything else is an event for the caller.
     fn route(&mut self, frame: Frame, context: &Context<'_>) -> Option<Event> {
+        self.lines_read += 1;
         let line = match frame {
             Frame::Prompt => {
                 self.record(Direction::Received, "> ");
@@ -591,17 +607,11 @@ where
         if let Some(header) = self.pending_urc.take() {
             // The PDU line, junk after the digits included (the modem layer cleans it).
             if classify::is_pdu_line(&line) {
-                self.deliver(Urc {
-                    line: header,
-                    data: Some(line),
-                });
+                self.deliver(header, Some(line));
                 return None;
             }
             // The data line never came: hand over the header alone and read this line anew.
-            self.deliver(Urc {
-                line: header,
-                data: None,
-            });
+            self.deliver(header, None);
         }
         if context.is_echo(&line) {
             return None;
@@ -616,24 +626,18 @@ where
                 {
                     self.pending_cusd = Some((joined, lines + 1));
                 } else {
-                    self.deliver(Urc {
-                        line: joined,
-                        data: None,
-                    });
+                    self.deliver(joined, None);
                 }
                 return None;
             }
             // A URC or a final result inside the text: the answer was cut short. What came is
             // handed over, and this line read as what it is.
-            self.deliver(Urc {
-                line: open,
-                data: None,
-            });
+            self.deliver(open, None);
         }
         match classify::urc(&line, context.prefix.as_deref()) {
             // A header that carries its PDU on the same line is complete as it is.
             Some(UrcShape::TwoLine) if classify::inline_pdu(&line).is_some() => {
-                self.deliver(Urc { line, data: None });
+                self.deliver(line, None);
                 return None;
             }
             Some(UrcShape::TwoLine) => {
@@ -650,7 +654,7 @@ where
                 return None;
             }
             Some(UrcShape::OneLine) => {
-                self.deliver(Urc { line, data: None });
+                self.deliver(line, None);
                 return None;
             }
             None => {}
@@ -661,7 +665,12 @@ where
         }
     }
 
-    fn deliver(&mut self, urc: Urc) {
+    fn deliver(&mut self, line: String, data: Option<String>) {
+        let urc = Urc {
+            line,
+            data,
+            seq: self.lines_read,
+        };
         bump(&self.counters.urcs, 1);
         match self.urc_tx.try_send(urc) {
             Ok(()) => {}

@@ -116,6 +116,11 @@ impl Response {
 pub struct Urc {
     pub line: String,
     pub data: Option<String>,
+    /// Where in the port's stream it was read: how many lines the engine had read when it
+    /// handed the URC over. It orders URCs against command answers (see
+    /// [`AtHandle::run_marked`]); it counts from the engine's start, so it means nothing
+    /// across two engines.
+    pub seq: u64,
 }
 
 /// Why a command did not end with `OK`: the port broke, or the modem said no.

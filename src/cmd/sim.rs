@@ -220,6 +220,7 @@ enum Action {
     Cms(Option<u16>),
     CmsAlways(u16),
     Hang(bool),
+    Hold(bool),
     Quirk(Quirk, bool),
     Unplug(Duration),
     Register(bool),
@@ -252,6 +253,7 @@ commands:
   cms <code>|off           answer the next AT+CMGS with +CMS ERROR <code>; off clears
   cms <code> always        answer every AT+CMGS with +CMS ERROR <code>
   hang on|off              stop answering / answer again
+  hold on|off              the network holds each AT+CMGS answer until `hold off`
   quirk <name> on|off      trailing-quote, space-separator, ff-padding,
                            no-ok-after-cpin, non-bcd-timestamps, no-chup,
                            ussd-cme-error
@@ -317,6 +319,7 @@ fn parse_action(line: &str) -> Result<Option<Action>, String> {
             _ => return Err("usage: cms <code> [always] | cms off".into()),
         },
         "hang" => Action::Hang(on_off(words.next())?),
+        "hold" => Action::Hold(on_off(words.next())?),
         "quirk" => {
             let quirk = words
                 .next()
@@ -416,6 +419,14 @@ async fn perform(sim: &SimHandle, action: Action) -> Result<String, String> {
         Action::Hang(on) => {
             sim.set_hang(on).await;
             done(if on { "hung" } else { "answering" })
+        }
+        Action::Hold(on) => {
+            sim.hold_submits(on).await;
+            done(if on {
+                "AT+CMGS answers held"
+            } else {
+                "AT+CMGS answers released"
+            })
         }
         Action::Quirk(quirk, on) => {
             sim.set_quirk(quirk, on).await;
@@ -601,6 +612,7 @@ mod tests {
         assert_eq!(ok("cms off"), Action::Cms(None));
         assert_eq!(ok("cms 42 always"), Action::CmsAlways(42));
         assert_eq!(ok("hang on"), Action::Hang(true));
+        assert_eq!(ok("hold off"), Action::Hold(false));
         assert_eq!(
             ok("empty +60123456789"),
             Action::Empty {

@@ -8,10 +8,19 @@
 //! shows no `+CLIP` (a number not shown). With [`ModemOptions::hangup_calls`] the call is
 //! rejected at once (`AT+CHUP`, TS 27.007 §6.5; `ATH` where the modem refuses it).
 //!
+//! A rejected call ends when the hang-up is answered `OK`, not when the work is queued: the
+//! modem goes on ringing until then (every few seconds), and those `RING`/`+CLIP` may be read
+//! while `AT+CHUP` runs or wait behind it. Each URC carries where in the port's stream it was
+//! read ([`crate::at::Urc::seq`]), and so does the hang-up's answer: whatever was read up to
+//! that answer is the rejected call, whatever comes after it a new one. A hang-up the modem
+//! refuses or does not answer leaves the call as it was: it rings out, still one call.
+//!
 //! It sends no event to respond.io and no reply: the caller does (`crate::calls`).
 //!
 //! [`Tuning::call_ring_gap`]: super::Tuning::call_ring_gap
 //! [`ModemOptions::hangup_calls`]: super::ModemOptions::hangup_calls
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -32,6 +41,67 @@ struct Call {
 #[derive(Debug, Default)]
 pub(super) struct CallBook {
     current: Option<Call>,
+    /// Where in this connection's stream the last successful hang-up was answered: URCs read
+    /// up to there belong to the call it rejected.
+    rejected_through: Option<u64>,
+}
+
+impl CallBook {
+    /// A new connection numbers its stream afresh.
+    pub(super) fn new_connection(&mut self) {
+        self.rejected_through = None;
+    }
+
+    /// `true` for a URC read before the last hang-up was answered: the rejected call ringing
+    /// on while the modem took the hang-up.
+    fn of_rejected_call(&self, seq: u64) -> bool {
+        self.rejected_through.is_some_and(|mark| seq <= mark)
+    }
+
+    /// A `RING` read at `seq`, `now`; `true` when the call is to be announced now (its second
+    /// ring and no `+CLIP`: the modem does not show numbers).
+    fn ring(&mut self, seq: u64, now: Instant, gap: Duration) -> bool {
+        if self.of_rejected_call(seq) {
+            return false;
+        }
+        let call = match &mut self.current {
+            Some(call) if now.duration_since(call.last_ring) < gap => call,
+            current => current.insert(Call {
+                last_ring: now,
+                rings: 0,
+                announced: false,
+            }),
+        };
+        call.last_ring = now;
+        call.rings += 1;
+        let announce = call.rings >= 2 && !call.announced;
+        call.announced |= announce;
+        announce
+    }
+
+    /// A `+CLIP` read at `seq`, `now`; `true` when the call is to be announced now (with the
+    /// number it shows).
+    fn caller_id(&mut self, seq: u64, now: Instant) -> bool {
+        if self.of_rejected_call(seq) {
+            return false;
+        }
+        let call = self.current.get_or_insert(Call {
+            last_ring: now,
+            rings: 1,
+            announced: false,
+        });
+        call.last_ring = now;
+        let announce = !call.announced;
+        call.announced = true;
+        announce
+    }
+
+    /// The hang-up was answered `OK` at `mark`: the call is over, whatever was read up to
+    /// `mark` was its last ringing, and the next ring after it is a new call.
+    fn hung_up(&mut self, mark: u64) {
+        self.current = None;
+        self.rejected_through = Some(mark);
+    }
 }
 
 /// The caller in a `+CLIP` line: `Some(number)`, or `None` when withheld or not available
@@ -59,29 +129,23 @@ fn clip_number(line: &str) -> Result<Option<String>, ()> {
 }
 
 impl Driver {
-    /// Takes `RING`, `+CRING:` and `+CLIP:`; `false` for any other line.
-    pub(super) fn call_urc(&mut self, line: &str, work: &mut WorkQueue) -> bool {
+    /// Takes `RING`, `+CRING:` and `+CLIP:` (read at `seq` in the stream); `false` for any
+    /// other line.
+    pub(super) fn call_urc(&mut self, line: &str, seq: u64, work: &mut WorkQueue) -> bool {
         let now = Instant::now();
-        if line == "RING" || line.starts_with("+CRING:") {
-            let gap = self.tuning.call_ring_gap;
-            let call = match &mut self.calls.current {
-                Some(call) if now.duration_since(call.last_ring) < gap => call,
-                current => current.insert(Call {
-                    last_ring: now,
-                    rings: 0,
-                    announced: false,
-                }),
-            };
-            call.last_ring = now;
-            call.rings += 1;
-            if call.rings >= 2 && !call.announced {
-                // Two rings and no `+CLIP`: the modem does not show numbers.
+        let ring = line == "RING" || line.starts_with("+CRING:");
+        if !ring && !line.starts_with("+CLIP:") {
+            return false;
+        }
+        if self.calls.of_rejected_call(seq) {
+            debug!(line, "the rejected call still ringing");
+            return true;
+        }
+        if ring {
+            if self.calls.ring(seq, now, self.tuning.call_ring_gap) {
                 self.announce(None, work);
             }
             return true;
-        }
-        if !line.starts_with("+CLIP:") {
-            return false;
         }
         let number = match clip_number(line) {
             Ok(number) => number,
@@ -90,13 +154,7 @@ impl Driver {
                 None
             }
         };
-        let call = self.calls.current.get_or_insert(Call {
-            last_ring: now,
-            rings: 1,
-            announced: false,
-        });
-        call.last_ring = now;
-        if !call.announced {
+        if self.calls.caller_id(seq, now) {
             self.announce(number, work);
         }
         true
@@ -104,9 +162,6 @@ impl Driver {
 
     /// The call's one event, and its hang-up when configured.
     fn announce(&mut self, number: Option<String>, work: &mut WorkQueue) {
-        if let Some(call) = &mut self.calls.current {
-            call.announced = true;
-        }
         self.health.health.calls += 1;
         match &number {
             Some(number) => info!(caller = %crate::phone::mask(number), "incoming call"),
@@ -126,25 +181,121 @@ impl Driver {
     /// Rejects the ringing call: `AT+CHUP`, then `ATH` where the modem refuses `AT+CHUP`.
     pub(super) async fn hang_up(&mut self, conn: &mut Served) {
         let command = conn.line.plain("AT+CHUP");
-        match conn.line.call(command).await {
-            Ok(_) => debug!("call rejected (AT+CHUP)"),
-            Err(AtError::Rejected { .. }) => {
+        let mark = match conn.line.call_marked(command).await {
+            (Ok(_), mark) => {
+                debug!("call rejected (AT+CHUP)");
+                Some(mark)
+            }
+            (Err(AtError::Rejected { .. }), _) => {
                 let command = conn.line.plain("ATH");
-                match conn.line.call(command).await {
-                    Ok(_) => debug!("call rejected (ATH)"),
-                    Err(error) => warn!(%error, "cannot hang up the call"),
+                match conn.line.call_marked(command).await {
+                    (Ok(_), mark) => {
+                        debug!("call rejected (ATH)");
+                        Some(mark)
+                    }
+                    (Err(error), _) => {
+                        warn!(%error, "cannot hang up the call");
+                        None
+                    }
                 }
             }
-            Err(error) => warn!(%error, "cannot hang up the call"),
+            (Err(error), _) => {
+                warn!(%error, "cannot hang up the call");
+                None
+            }
+        };
+        // Hung up: the rings read until the answer were this call's, the next is a new call.
+        // Not hung up: the call rings on as the same call until its caller gives up.
+        if let Some(mark) = mark {
+            self.calls.hung_up(mark);
         }
-        // The call is over: the next ring is a new call.
-        self.calls.current = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::clip_number;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{CallBook, clip_number};
+
+    const GAP: Duration = Duration::from_secs(12);
+    const RING_INTERVAL: Duration = Duration::from_secs(3);
+
+    #[test]
+    fn rings_read_before_the_hang_up_was_answered_are_the_rejected_call() {
+        let start = Instant::now();
+        let at = |n: u32| start + RING_INTERVAL * n;
+        let mut book = CallBook::default();
+        assert!(!book.ring(1, at(0), GAP), "one ring: wait for +CLIP");
+        assert!(book.caller_id(2, at(0)), "announced at its +CLIP");
+        // Rang again while `AT+CHUP` ran, or before the hang-up work was taken up: read at 3
+        // and 4, handled after the answer read at 5.
+        book.hung_up(5);
+        assert!(
+            !book.ring(3, at(1), GAP),
+            "the rejected call, not a new one"
+        );
+        assert!(
+            !book.caller_id(4, at(1)),
+            "the rejected call, not a new one"
+        );
+        assert!(book.current.is_none());
+    }
+
+    #[test]
+    fn a_call_after_the_hang_up_was_answered_is_a_new_call() {
+        let start = Instant::now();
+        let mut book = CallBook::default();
+        assert!(!book.ring(1, start, GAP));
+        assert!(book.caller_id(2, start));
+        book.hung_up(3);
+        // Within the ring gap of the last call, but read after the hang-up's `OK`.
+        let later = start + Duration::from_secs(1);
+        assert!(!book.ring(4, later, GAP), "its first ring");
+        assert!(book.caller_id(5, later), "the new call is announced");
+        assert!(!book.ring(6, later + RING_INTERVAL, GAP), "announced once");
+        // A withheld number: announced at its second ring.
+        book.hung_up(7);
+        assert!(!book.ring(8, later + RING_INTERVAL * 2, GAP));
+        assert!(book.ring(9, later + RING_INTERVAL * 3, GAP));
+    }
+
+    #[test]
+    fn a_new_connection_forgets_where_the_last_hang_up_was_answered() {
+        let start = Instant::now();
+        let mut book = CallBook::default();
+        assert!(book.caller_id(1, start));
+        book.hung_up(500);
+        book.new_connection();
+        // The new engine counts from the start again.
+        assert!(!book.ring(1, start + RING_INTERVAL, GAP));
+        assert!(book.caller_id(2, start + RING_INTERVAL));
+    }
+
+    #[test]
+    fn without_a_hang_up_one_call_lasts_until_its_rings_stop() {
+        let start = Instant::now();
+        let mut book = CallBook::default();
+        assert!(!book.ring(1, start, GAP));
+        assert!(
+            book.ring(2, start + RING_INTERVAL, GAP),
+            "two rings, no +CLIP"
+        );
+        assert!(
+            !book.ring(3, start + RING_INTERVAL * 2, GAP),
+            "the same call"
+        );
+        assert!(
+            !book.caller_id(4, start + RING_INTERVAL * 2),
+            "the same call"
+        );
+        // A ring after the gap is the next call.
+        let next = start + RING_INTERVAL * 2 + GAP;
+        assert!(!book.ring(5, next, GAP));
+        assert!(book.caller_id(6, next));
+    }
 
     #[test]
     fn caller_ids_are_read() {

@@ -135,7 +135,16 @@ impl Connection {
     /// without waiting when the modem stays silent, and the next part goes as soon as it
     /// answers again.
     pub(super) async fn call(&mut self, command: Command) -> Result<Response, AtError> {
-        let result = self.at.run(command).await;
+        self.call_marked(command).await.0
+    }
+
+    /// [`Self::call`], and where in the port's stream its exchange ended
+    /// ([`AtHandle::run_marked`]).
+    pub(super) async fn call_marked(
+        &mut self,
+        command: Command,
+    ) -> (Result<Response, AtError>, u64) {
+        let (result, mark) = self.at.run_marked(command).await;
         match &result {
             Ok(_) | Err(AtError::Rejected { .. }) => self.consecutive_timeouts = 0,
             Err(error) => {
@@ -145,7 +154,7 @@ impl Connection {
                 }
             }
         }
-        result
+        (result, mark)
     }
 
     /// [`Self::call`], asking again while the modem answers "busy".

@@ -149,6 +149,7 @@ impl Driver {
         requests: &mut mpsc::Receiver<Request>,
     ) -> Exit {
         self.handover.new_connection();
+        self.calls.new_connection();
         self.update(&conn);
         let mut work = WorkQueue::default();
         work.add(Work::Sweep);

@@ -108,7 +108,7 @@ impl Driver {
     /// URCs only queue work or events; they never run a command here.
     pub(super) fn on_urc(&mut self, conn: &mut Served, urc: Urc, work: &mut WorkQueue) {
         let line = urc.line.as_str();
-        if self.ussd_urc(line, work) || self.call_urc(line, work) {
+        if self.ussd_urc(line, work) || self.call_urc(line, urc.seq, work) {
             return;
         }
         if line.starts_with("+CMTI:") || line.starts_with("+CDSI:") {

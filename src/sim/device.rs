@@ -91,6 +91,10 @@ struct Device {
     /// The signal now (it drifts around `options.rssi` with `signal_drift`).
     rssi: u8,
     submitting: Option<Submission>,
+    /// Answers to submits are held (see [`SimHandle::hold_submits`]).
+    hold_submits: bool,
+    /// The network is done with the part in `submitting`, but its answer is held.
+    submit_due: bool,
     submitted: Vec<SubmittedPdu>,
     concat_reference: u16,
     events: mpsc::UnboundedSender<Event>,
@@ -153,6 +157,8 @@ pub(crate) async fn spawn(options: SimOptions) -> std::io::Result<SimHandle> {
         noise_chain: 0,
         rssi: 0,
         submitting: None,
+        hold_submits: false,
+        submit_due: false,
         submitted: Vec::new(),
         concat_reference: 0,
         events: events_tx,
@@ -231,6 +237,7 @@ impl Device {
         }
         self.generation += 1;
         self.submitting = None;
+        self.submit_due = false;
         let effects = self.interpreter.power_off();
         self.apply(effects);
     }
@@ -275,6 +282,13 @@ impl Device {
             Control::Hang(on) => {
                 self.hung = on;
                 tracing::info!(on, "simulated modem hang");
+            }
+            Control::HoldSubmits(on) => {
+                self.hold_submits = on;
+                tracing::info!(on, "simulated submit answers held");
+                if !on && std::mem::take(&mut self.submit_due) {
+                    self.finish_submit();
+                }
             }
             Control::Quirk(quirk, on) => {
                 let mut quirks = self.interpreter.quirks();
@@ -391,7 +405,11 @@ impl Device {
                 self.apply(effects);
             }
             Event::SubmitDone { generation } if generation == self.generation => {
-                self.finish_submit();
+                if self.hold_submits {
+                    self.submit_due = self.submitting.is_some();
+                } else {
+                    self.finish_submit();
+                }
             }
             Event::Report {
                 mr,
@@ -482,6 +500,7 @@ impl Device {
                 Effect::Submitted(submission) => {
                     tracing::debug!(result = ?submission.result, "part submitted");
                     self.submitting = Some(*submission);
+                    self.submit_due = false;
                     // Real modems emit URCs while the network works on a submit.
                     if self.options.urc_noise && self.rng.random_bool(0.5) {
                         self.noise();

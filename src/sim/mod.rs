@@ -270,6 +270,7 @@ pub(crate) enum Control {
     CmsError(Option<u16>),
     CmsErrorAlways(Option<u16>),
     Hang(bool),
+    HoldSubmits(bool),
     Quirk(Quirk, bool),
     Unplug(Duration, oneshot::Sender<()>),
     Registered(bool),
@@ -394,6 +395,15 @@ impl SimHandle {
     /// A hung modem reads and forgets everything and answers nothing, until cleared.
     pub async fn set_hang(&self, on: bool) {
         let _ = self.send(Control::Hang(on)).await;
+    }
+
+    /// While on, the network takes as long as it takes with each submitted part: its `+CMGS:`
+    /// answer waits (after the network delay) until this is switched off again, as on a real
+    /// modem whose network is slow to accept. Off answers a held part at once (or when its
+    /// network delay is over) and lets later parts go as usual. A test acts on the modem
+    /// during a send with this: nothing can be answered before it has done so.
+    pub async fn hold_submits(&self, on: bool) {
+        let _ = self.send(Control::HoldSubmits(on)).await;
     }
 
     /// Switches one of the framing and coding quirks of real devices on or off (see

@@ -220,29 +220,63 @@ async fn urcs_arrive_between_prompt_and_answer_and_at_rest() {
                 .expect("URC channel open");
             got.push(urc);
         }
+        let got: Vec<(&str, Option<&str>)> = got
+            .iter()
+            .map(|urc| (urc.line.as_str(), urc.data.as_deref()))
+            .collect();
         assert_eq!(
             got,
             vec![
-                Urc {
-                    line: "^RSSI: 17".into(),
-                    data: None
-                },
-                Urc {
-                    line: "+CMTI: \"SM\",3".into(),
-                    data: None
-                },
-                Urc {
-                    line: "+CDS: 25".into(),
-                    data: Some("07911326040000F0060D0B911326880736F4".into())
-                },
-                Urc {
-                    line: "RING".into(),
-                    data: None
-                },
+                ("^RSSI: 17", None),
+                ("+CMTI: \"SM\",3", None),
+                ("+CDS: 25", Some("07911326040000F0060D0B911326880736F4")),
+                ("RING", None),
             ],
             "{chunking:?}"
         );
         drop(seen);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn urcs_are_marked_as_read_before_or_after_a_commands_answer() {
+    // A modem ringing while it takes `AT+CHUP`: the rings up to its `OK` belong before the
+    // answer's mark, a ring behind the `OK` (in the same burst) after it, however late the
+    // caller reads them.
+    for chunking in CHUNKINGS {
+        let (at, mut urcs, _seen) = engine(chunking, |input| match command(input) {
+            "AT+CHUP" => vec![
+                Write("\r\nRING\r\n\r\n+CLIP: \"+60123456789\",145,,,,0\r\n"),
+                Delay(Duration::from_millis(5)),
+                // A two-line header cut short by the answer: handed over with it.
+                Write("\r\n+CMT: ,20\r\n\r\nOK\r\n\r\nRING\r\n"),
+            ],
+            _ => vec![Write("\r\nOK\r\n")],
+        });
+        let (result, mark) = at.run_marked(Command::new("AT+CHUP")).await;
+        result.expect("CHUP answers");
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let urc = tokio::time::timeout(SECOND, urcs.recv())
+                .await
+                .expect("URC in time")
+                .expect("URC channel open");
+            got.push((urc.line, urc.seq <= mark));
+        }
+        assert_eq!(
+            got,
+            vec![
+                ("RING".to_owned(), true),
+                ("+CLIP: \"+60123456789\",145,,,,0".to_owned(), true),
+                ("+CMT: ,20".to_owned(), true),
+                ("RING".to_owned(), false),
+            ],
+            "{chunking:?} (mark {mark})"
+        );
+        // The next exchange ends later in the stream.
+        let (result, next) = at.run_marked(Command::new("AT")).await;
+        result.expect("AT answers");
+        assert!(next > mark, "{chunking:?}");
     }
 }
 

@@ -227,3 +227,43 @@ async fn a_modem_with_chup_rejects_the_call_with_it() {
     .await;
     gateway.stop().await;
 }
+
+/// A modem that rings faster than it takes the hang-up: several `RING`/`+CLIP` are read while
+/// `AT+CHUP` is on its way or waiting behind it. They are the call being rejected, not new
+/// calls: one event, one hang-up. (Real modems ring every few seconds; a hang-up that waits
+/// behind a sweep or a stalled runtime meets the same rings.)
+#[tokio::test]
+async fn rings_while_the_hang_up_is_on_its_way_are_the_same_call() {
+    let harness = Harness::new(
+        SimOptions {
+            ring_interval: Duration::from_millis(5),
+            ..SimOptions::default()
+        },
+        "[calls]\nhangup = true\n",
+    )
+    .await;
+    let gateway = harness.start().await;
+    let running = gateway.gateway.as_ref().expect("running");
+    gateway.wait_registered().await;
+    harness.sim.call(Some(CONTACT), 400).await.expect("rings");
+    wait_until(DEADLINE, "the gateway hangs up", || async {
+        harness
+            .sim
+            .calls()
+            .await
+            .first()
+            .and_then(|call| call.end)
+            .is_some()
+    })
+    .await;
+    let calls = harness.sim.calls().await;
+    assert_eq!(calls[0].end, Some(CallEnd::HungUp("AT+CHUP")), "{calls:?}");
+    marker(&harness, CONTACT, "after the call").await;
+    assert_eq!(
+        events_with(&harness, CONTACT, "Missed call"),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(running.modem().health().calls, 1, "{calls:?}");
+    gateway.stop().await;
+}

@@ -192,6 +192,9 @@ async fn a_commit_that_fails_after_the_send_is_retried_until_it_succeeds() {
     // the one database thread, and a `/health` read waits its turn behind them.
     h.config.http.request_timeout = Duration::from_secs(120);
     let gw = h.start().await;
+    // The network holds the first part's answer until the lock is taken: the acceptance can
+    // only come when its commit must fail.
+    h.sim.hold_submits(true).await;
     let first = h
         .send_text(gw.address, CONTACT, "first, recorded late")
         .await;
@@ -206,12 +209,16 @@ async fn a_commit_that_fails_after_the_send_is_retried_until_it_succeeds() {
     let lock = rusqlite::Connection::open(database(&h)).expect("a second connection");
     lock.execute_batch("BEGIN IMMEDIATE")
         .expect("the write lock");
+    h.sim.hold_submits(false).await;
     wait_until(LONG, "the network accepted the first part", || async {
         h.sim.submitted().await.len() == 1
     })
     .await;
+    // Each `/health` read queues on the database thread behind writes that each wait out the
+    // 5 s busy timeout: one read takes 35-45 s on an idle box, and the first may come before
+    // the commit has failed. The deadline is for a loaded one.
     wait_until(
-        LONG,
+        Duration::from_secs(300),
         "/health says the sent part is not recorded",
         || async {
             let (status, body) = health(&h, gw.address).await;
@@ -263,12 +270,15 @@ async fn a_hang_during_a_send_costs_one_send_timeout_then_sending_resumes() {
     };
     let h = Harness::new(sim, "").await;
     let gw = h.start().await;
+    // The part's answer is held until the modem hangs, so the hang always swallows it.
+    h.sim.hold_submits(true).await;
     let hung = h.send_text(gw.address, CONTACT, "into the hang").await;
     wait_until(LONG, "the part is with the network", || async {
         h.sim.submitting().await
     })
     .await;
     h.sim.set_hang(true).await;
+    h.sim.hold_submits(false).await;
     // The next message is queued during the hang, and the hang ends when the network has
     // accepted the part, however long the commit of that message takes: a commit slowed by a
     // busy disk must not stretch the hang past the ladder's rungs (three timeouts reopen).
@@ -345,6 +355,8 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     let part = pdu::encode_submit(&recipient, "swallowed", &SubmitOptions::default())
         .expect("encode")
         .remove(0);
+    // The answer is held until the modem hangs, so the hang always swallows it.
+    sim.hold_submits(true).await;
     let sending = {
         let modem = modem.clone();
         tokio::spawn(async move { modem.send_part(&part, false).await })
@@ -354,6 +366,7 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     })
     .await;
     sim.set_hang(true).await;
+    sim.hold_submits(false).await;
     wait_until(LONG, "the network accepted it", || async {
         sim.submitted().await.len() == 1
     })
@@ -371,11 +384,16 @@ async fn the_driver_resyncs_at_once_after_a_timeout() {
     shutdown.cancel();
 }
 
-/// The built binary with its log on a pipe: (process, log lines so far).
+/// The built binary with its log on a pipe: (process, log lines so far, the task reading
+/// them, which ends once the process has exited and the pipe is drained).
 async fn spawn_logging(
     h: &Harness,
     config: &Path,
-) -> (tokio::process::Child, Arc<Mutex<Vec<String>>>) {
+) -> (
+    tokio::process::Child,
+    Arc<Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
         .args(["run", "-c"])
         .arg(config)
@@ -390,7 +408,7 @@ async fn spawn_logging(
     let lines = Arc::new(Mutex::new(Vec::new()));
     let stderr = process.stderr.take().expect("stderr piped");
     let sink = lines.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut reader = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(line)) = reader.next_line().await {
             sink.lock().expect("log lines").push(line);
@@ -401,7 +419,7 @@ async fn spawn_logging(
         tokio::net::TcpStream::connect(address).await.is_ok()
     })
     .await;
-    (process, lines)
+    (process, lines, reader)
 }
 
 /// A configured modem port that does not exist is said at `warn` with its path once per
@@ -418,7 +436,7 @@ async fn a_missing_modem_port_is_named_once_at_warn_and_in_health() {
         text.replace(&sim_path, &format!("{:?}", missing.display().to_string())),
     )
     .expect("config");
-    let (mut process, lines) = spawn_logging(&h, &config).await;
+    let (mut process, lines, reader) = spawn_logging(&h, &config).await;
     let address = h.config.http.listen;
     let shown = missing.display().to_string();
     wait_until(LONG, "/health names the missing port", || async {
@@ -443,6 +461,23 @@ async fn a_missing_modem_port_is_named_once_at_warn_and_in_health() {
     })
     .await;
     modem.unplug(Duration::from_secs(2)).await;
+    // `unplug` returns once the pty is closed, which the daemon may not have noticed yet: a
+    // `ready` read now could be the old connection's. The daemon warns of the absence only
+    // after it has marked the modem not ready, so a `ready` after the second warning is the
+    // modem that came back.
+    let is_warning = |line: &String| line.contains("WARN") && line.contains("does not exist");
+    let warned = || {
+        lines
+            .lock()
+            .expect("log lines")
+            .iter()
+            .filter(|l| is_warning(l))
+            .count()
+    };
+    wait_until(LONG, "the second absence is warned of", || async {
+        warned() >= 2
+    })
+    .await;
     wait_until(LONG, "the modem is back", || async {
         let (status, body) = health(&h, address).await;
         status == 200 && check(&body, "modem")["detail"] == "ready"
@@ -450,11 +485,10 @@ async fn a_missing_modem_port_is_named_once_at_warn_and_in_health() {
     .await;
     process.start_kill().expect("kill");
     process.wait().await.expect("reaped");
+    // Every line the daemon wrote is read once the pipe is drained.
+    reader.await.expect("the log reader");
     let lines = lines.lock().expect("log lines").clone();
-    let warnings: Vec<&String> = lines
-        .iter()
-        .filter(|line| line.contains("WARN") && line.contains("does not exist"))
-        .collect();
+    let warnings: Vec<&String> = lines.iter().filter(|line| is_warning(line)).collect();
     assert_eq!(warnings.len(), 2, "once per absence: {lines:#?}");
     assert!(
         warnings.iter().all(|line| line.contains(&shown)),

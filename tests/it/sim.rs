@@ -426,6 +426,39 @@ async fn hang_stops_answers_until_cleared() {
 }
 
 #[tokio::test]
+async fn held_submits_are_answered_only_when_released() {
+    let (_dir, sim) = start(SimOptions {
+        network_delay: Duration::from_millis(20),
+        ..SimOptions::default()
+    })
+    .await;
+    let mut client = Client::open(&sim.path());
+    init(&mut client).await;
+    let part = encode("+60123456789", "held by the network", false);
+    sim.hold_submits(true).await;
+    client
+        .send(&format!("AT+CMGS={}\r", part.tpdu_length))
+        .await;
+    client.expect("\r\n> ").await;
+    client.send(&format!("{}\x1a", part.hex())).await;
+    wait_for("the part is with the network", || sim.submitting()).await;
+    // Well past the network delay nothing may come back (a bounded wait is the point here).
+    let mut buf = [0u8; 64];
+    let silent = timeout(Duration::from_millis(300), client.port.read(&mut buf)).await;
+    assert!(silent.is_err(), "a held submit was answered: {silent:?}");
+    assert!(sim.submitted().await.is_empty(), "accepted while held");
+    assert!(sim.submitting().await, "still with the network");
+
+    sim.hold_submits(false).await;
+    let answer = client.expect("\r\nOK\r\n").await;
+    assert_eq!(Client::line_after(&answer, "+CMGS: "), "0");
+    assert_eq!(sim.submitted().await.len(), 1);
+    // Released: the next part goes as usual.
+    assert_eq!(send_part(&mut client, &part).await, 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn unplug_closes_the_port_and_a_new_pty_appears_at_the_link() {
     let (_dir, sim) = start(SimOptions::default()).await;
     let link = sim.path();
