@@ -13,7 +13,8 @@
 //! while `AT+CHUP` runs or wait behind it. Each URC carries where in the port's stream it was
 //! read ([`crate::at::Urc::seq`]), and so does the hang-up's answer: whatever was read up to
 //! that answer is the rejected call, whatever comes after it a new one. A hang-up the modem
-//! refuses or does not answer leaves the call as it was: it rings out, still one call.
+//! refuses or does not answer leaves the call as it was, still one call, and is tried again
+//! at its next ring, up to [`HANG_UP_ATTEMPTS`] times in all; then it rings out.
 //!
 //! It sends no event to respond.io and no reply: the caller does (`crate::calls`).
 //!
@@ -29,12 +30,20 @@ use super::driver::{Driver, Served, Work, WorkQueue};
 use super::{ModemEvent, StorageSlot};
 use crate::at::AtError;
 
+/// How many times one call's hang-up is tried (at its announcement, then at each later ring
+/// while the modem refuses or does not answer it).
+pub(super) const HANG_UP_ATTEMPTS: u32 = 3;
+
 /// The call ringing now.
 #[derive(Debug)]
 struct Call {
     last_ring: Instant,
     rings: u32,
     announced: bool,
+    /// Hang-ups tried and failed.
+    failed_hang_ups: u32,
+    /// The last hang-up failed: try again at the next ring.
+    retry_hang_up: bool,
 }
 
 /// The driver's view of incoming calls.
@@ -66,11 +75,7 @@ impl CallBook {
         }
         let call = match &mut self.current {
             Some(call) if now.duration_since(call.last_ring) < gap => call,
-            current => current.insert(Call {
-                last_ring: now,
-                rings: 0,
-                announced: false,
-            }),
+            current => current.insert(Call::new(now, 0)),
         };
         call.last_ring = now;
         call.rings += 1;
@@ -85,11 +90,7 @@ impl CallBook {
         if self.of_rejected_call(seq) {
             return false;
         }
-        let call = self.current.get_or_insert(Call {
-            last_ring: now,
-            rings: 1,
-            announced: false,
-        });
+        let call = self.current.get_or_insert(Call::new(now, 1));
         call.last_ring = now;
         let announce = !call.announced;
         call.announced = true;
@@ -101,6 +102,34 @@ impl CallBook {
     fn hung_up(&mut self, mark: u64) {
         self.current = None;
         self.rejected_through = Some(mark);
+    }
+
+    /// The hang-up failed: the call goes on, and its next ring tries again while attempts
+    /// remain.
+    fn hang_up_failed(&mut self) {
+        if let Some(call) = &mut self.current {
+            call.failed_hang_ups += 1;
+            call.retry_hang_up = call.failed_hang_ups < HANG_UP_ATTEMPTS;
+        }
+    }
+
+    /// `true` once after a failed hang-up that is to be tried again (called at a ring).
+    fn take_hang_up_retry(&mut self) -> bool {
+        self.current
+            .as_mut()
+            .is_some_and(|call| std::mem::take(&mut call.retry_hang_up))
+    }
+}
+
+impl Call {
+    fn new(now: Instant, rings: u32) -> Self {
+        Self {
+            last_ring: now,
+            rings,
+            announced: false,
+            failed_hang_ups: 0,
+            retry_hang_up: false,
+        }
     }
 }
 
@@ -144,6 +173,8 @@ impl Driver {
         if ring {
             if self.calls.ring(seq, now, self.tuning.call_ring_gap) {
                 self.announce(None, work);
+            } else if self.options.hangup_calls && self.calls.take_hang_up_retry() {
+                work.add(Work::HangUp);
             }
             return true;
         }
@@ -205,9 +236,10 @@ impl Driver {
             }
         };
         // Hung up: the rings read until the answer were this call's, the next is a new call.
-        // Not hung up: the call rings on as the same call until its caller gives up.
-        if let Some(mark) = mark {
-            self.calls.hung_up(mark);
+        // Not hung up: the call rings on as the same call, and its next ring tries again.
+        match mark {
+            Some(mark) => self.calls.hung_up(mark),
+            None => self.calls.hang_up_failed(),
         }
     }
 }
@@ -218,7 +250,7 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::{CallBook, clip_number};
+    use super::{CallBook, HANG_UP_ATTEMPTS, clip_number};
 
     const GAP: Duration = Duration::from_secs(12);
     const RING_INTERVAL: Duration = Duration::from_secs(3);
@@ -272,6 +304,45 @@ mod tests {
         // The new engine counts from the start again.
         assert!(!book.ring(1, start + RING_INTERVAL, GAP));
         assert!(book.caller_id(2, start + RING_INTERVAL));
+    }
+
+    #[test]
+    fn a_failed_hang_up_is_tried_again_at_the_next_rings_a_few_times() {
+        let mut book = CallBook::default();
+        let gap = Duration::from_secs(8);
+        let start = Instant::now();
+        assert!(book.caller_id(1, start));
+        // The hang-up at the announcement fails; each retry at a later ring fails too.
+        book.hang_up_failed();
+        let mut retries = 0;
+        for ring in 0..10u32 {
+            let at = start + Duration::from_secs(u64::from(ring + 1) * 3);
+            assert!(
+                !book.ring(10 + u64::from(ring), at, gap),
+                "still the same call"
+            );
+            if book.take_hang_up_retry() {
+                assert!(!book.take_hang_up_retry(), "one retry per failure");
+                retries += 1;
+                book.hang_up_failed();
+            }
+        }
+        assert_eq!(
+            retries,
+            HANG_UP_ATTEMPTS - 1,
+            "one try at the announcement, then retries"
+        );
+        // A retry that works ends the call.
+        let mut book = CallBook::default();
+        assert!(book.caller_id(1, start));
+        book.hang_up_failed();
+        assert!(!book.ring(2, start + Duration::from_secs(3), gap));
+        assert!(book.take_hang_up_retry());
+        book.hung_up(3);
+        assert!(
+            book.caller_id(4, start + Duration::from_secs(4)),
+            "a new call"
+        );
     }
 
     #[test]
