@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use smsgate::sim::{CallEnd, Quirk, Quirks, SimOptions};
+use smsgate::sim::{CallEnd, CallRecord, Quirk, Quirks, SimOptions};
 
 use crate::harness::{CONTACT, Harness, TOKEN, wait_until};
 
@@ -33,6 +33,21 @@ fn events_with(harness: &Harness, contact: &str, text: &str) -> usize {
 
 /// An SMS from `contact` that the gateway has forwarded: everything the intake took before it
 /// (the calls) is committed by then.
+/// Waits until the simulator's call number `index` (from 0) has ended; returns every call.
+async fn wait_ended(harness: &Harness, index: usize) -> Vec<CallRecord> {
+    wait_until(DEADLINE, "the gateway hangs up", || async {
+        harness
+            .sim
+            .calls()
+            .await
+            .get(index)
+            .and_then(|call| call.end)
+            .is_some()
+    })
+    .await;
+    harness.sim.calls().await
+}
+
 async fn marker(harness: &Harness, contact: &str, text: &str) {
     harness.sim.inject_sms(contact, text).await.expect("inject");
     wait_until(DEADLINE, "the marker SMS is forwarded", || async {
@@ -90,17 +105,7 @@ async fn a_rejected_call_is_hung_up_with_ath_and_auto_replied_once_an_hour() {
     gateway.wait_registered().await;
     for round in 1..=2 {
         harness.sim.call(Some(CONTACT), 20).await.expect("rings");
-        wait_until(DEADLINE, "the gateway hangs up", || async {
-            harness
-                .sim
-                .calls()
-                .await
-                .get(round - 1)
-                .and_then(|call| call.end)
-                .is_some()
-        })
-        .await;
-        let calls = harness.sim.calls().await;
+        let calls = wait_ended(&harness, round - 1).await;
         assert_eq!(
             calls[round - 1].end,
             Some(CallEnd::HungUp("ATH")),
@@ -205,17 +210,7 @@ async fn a_modem_with_chup_rejects_the_call_with_it() {
     let gateway = harness.start().await;
     gateway.wait_registered().await;
     harness.sim.call(Some(CONTACT), 20).await.expect("rings");
-    wait_until(DEADLINE, "the gateway hangs up", || async {
-        harness
-            .sim
-            .calls()
-            .await
-            .first()
-            .and_then(|call| call.end)
-            .is_some()
-    })
-    .await;
-    let calls = harness.sim.calls().await;
+    let calls = wait_ended(&harness, 0).await;
     assert_eq!(calls[0].end, Some(CallEnd::HungUp("AT+CHUP")), "{calls:?}");
     assert!(
         calls[0].rings < 20,
@@ -246,17 +241,7 @@ async fn rings_while_the_hang_up_is_on_its_way_are_the_same_call() {
     let running = gateway.gateway.as_ref().expect("running");
     gateway.wait_registered().await;
     harness.sim.call(Some(CONTACT), 400).await.expect("rings");
-    wait_until(DEADLINE, "the gateway hangs up", || async {
-        harness
-            .sim
-            .calls()
-            .await
-            .first()
-            .and_then(|call| call.end)
-            .is_some()
-    })
-    .await;
-    let calls = harness.sim.calls().await;
+    let calls = wait_ended(&harness, 0).await;
     assert_eq!(calls[0].end, Some(CallEnd::HungUp("AT+CHUP")), "{calls:?}");
     marker(&harness, CONTACT, "after the call").await;
     assert_eq!(
